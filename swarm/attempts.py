@@ -1,0 +1,100 @@
+"""Bookkeeping of attempts: the in-flight set, each attempt's record, failure after the budget, and the reaper."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from swarm import keys
+from swarm.leases import Lease
+from swarm.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HISTORY_KEEP = 50
+
+# KEYS: active hash. ARGV: task, lease value. Deletes the entry only if it is this attempt's.
+_END = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and cjson.decode(v)['lease'] == ARGV[2] then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+# KEYS: active hash, lease key. ARGV: task. An attempt whose lease is gone (or replaced) is lost: take it out.
+_REAP = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if not v then return false end
+if redis.call('GET', KEYS[2]) == cjson.decode(v)['lease'] then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return v
+"""
+
+
+def begin(rt: Runtime, task_id: str, vendor: str, worker: str, lease: Lease, log_dir: str) -> int:
+    """Count the attempt and mark it in flight; returns its number (1 for the first)."""
+    number = int(rt.redis.incr(keys.attempts(task_id)))
+    entry = {
+        "lease": lease.value,
+        "vendor": vendor,
+        "worker": worker,
+        "attempt": number,
+        "fence": lease.fence,
+        "started": time.time(),
+        "log_dir": log_dir,
+    }
+    rt.redis.hset(keys.ACTIVE, task_id, json.dumps(entry))
+    return number
+
+
+def end(rt: Runtime, task_id: str, lease: Lease, record: dict[str, Any], counts: bool = True) -> bool:
+    """Take the attempt out of flight and keep its record; True when this was the last allowed attempt."""
+    rt.redis.eval(_END, 1, keys.ACTIVE, task_id, lease.value)
+    return _record(rt, task_id, record, counts)
+
+
+def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool) -> bool:
+    record = {**record, "ended": time.time()}
+    pipe = rt.redis.pipeline()
+    pipe.rpush(keys.history(task_id), json.dumps(record, default=str))
+    pipe.ltrim(keys.history(task_id), -HISTORY_KEEP, -1)
+    if record.get("outcome") != "landed":
+        pipe.hincrby(keys.METRICS, f"rejected:{record.get('reason', 'unknown')}", 1)
+    pipe.execute()
+    if record.get("outcome") == "landed":
+        return False
+    if not counts:
+        rt.redis.decr(keys.attempts(task_id))
+        return False
+    used = int(rt.redis.get(keys.attempts(task_id)) or 0)
+    if used < rt.settings.max_attempts:
+        return False
+    failure = {k: record.get(k) for k in ("reason", "detail", "log_dir", "vendor", "worker")}
+    failure["attempts"] = used
+    rt.redis.set(keys.failed(task_id), json.dumps(failure, default=str))
+    return True
+
+
+def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in rt.redis.lrange(keys.history(task_id), 0, -1)]
+
+
+def reap(rt: Runtime) -> list[str]:
+    """Finish the attempts whose lease is gone (worker killed, stalled or cut off); their tasks are free again."""
+    lost = []
+    for raw_task in rt.redis.hkeys(keys.ACTIVE):
+        task_id = raw_task.decode()
+        value = rt.redis.eval(_REAP, 2, keys.ACTIVE, keys.lease(task_id), task_id)
+        if not value:
+            continue
+        entry = json.loads(value)
+        reason = "lease expired: the worker died, stalled or lost Redis before finishing"
+        record = {**entry, "outcome": "lost", "reason": "lost", "detail": reason}
+        record.pop("lease", None)
+        failed = _record(rt, task_id, record, counts=True)
+        rt.events.emit(task_id, "failed" if failed else "lost", reason=reason, worker=entry.get("worker"))
+        lost.append(task_id)
+    return lost

@@ -1,0 +1,266 @@
+"""The `swarm` command: init, dispatch, status, doctor, retry, reap."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import redis
+from rich.console import Console
+from rich.table import Table
+
+from swarm import attempts, keys, repo, state
+from swarm import dispatch as dispatch_mod
+from swarm.errors import SwarmError
+from swarm.runtime import Runtime, connect
+from swarm.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+console = Console()
+F = TypeVar("F", bound=Callable[..., Any])
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+DEFAULT_TEMPLATE = PACKAGE_ROOT.parent / "engine_repo_template"
+
+
+def _settings(ctx: click.Context) -> Settings:
+    config: Path | None = ctx.obj.get("config")
+    return load_settings(config)
+
+
+def _runtime(ctx: click.Context) -> Runtime:
+    return connect(_settings(ctx))
+
+
+@click.group()
+@click.option("--config", type=click.Path(path_type=Path), help="Deployment config file (default: ./swarm.toml).")
+@click.option("-v", "--verbose", is_flag=True, help="Log what the swarm does.")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
+    """Run a swarm of coding agents on one git repository, landing only green commits on main."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = config
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--template", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="Folder to start the project from (default: engine_repo_template).")  # fmt: skip
+def init(directory: Path, template: Path | None) -> None:
+    """Make a new project in DIRECTORY: a bare origin, a working clone, and a swarm.toml pointing at them."""
+    template = template or DEFAULT_TEMPLATE
+    directory = directory.resolve()
+    origin, clone = directory / "origin.git", directory / "work"
+    head = repo.init_project(template, origin, clone)
+    config = directory / "swarm.toml"
+    if not config.exists():
+        config.write_text(_starter_config(origin, directory / ".swarm"))
+    console.print(f"[green]created[/] {origin} (main at {head[:12]}) and its clone {clone}")
+    console.print(f"settings: {config}  (set redis_url and vendors there, then `swarm --config {config} doctor`)")
+
+
+def _starter_config(origin: Path, workdir: Path) -> str:
+    return f"""# Deployment settings of this swarm (see README: Configuration). SWARM_* variables override them.
+origin = "{origin}"
+workdir = "{workdir}"
+# redis_url = "redis://127.0.0.1:6379/0"   # required by workers; `swarm demo` starts its own
+lease_ttl = 30
+agent_timeout = 3600
+max_attempts = 3
+
+# One table per vendor; its name is the Celery queue: `celery -A swarm worker -Q <name>`.
+# [vendors.claude]
+# adapter = "command"
+# concurrency = 2
+# command = ["claude", "-p", "--output-format", "json", "--permission-mode", "acceptEdits", "{{prompt_file}}"]
+"""
+
+
+@cli.command("dispatch")
+@click.pass_context
+def dispatch_cmd(ctx: click.Context) -> None:
+    """Queue every ready task once (deps landed, not landed, leased, queued or failed)."""
+    from swarm.tasks import enqueue  # Celery's config is read only by commands that send tasks
+
+    rt = _runtime(ctx)
+    report = dispatch_mod.dispatch(rt, enqueue)
+    if report.skipped_busy:
+        console.print("another dispatch is running; nothing done")
+        return
+    for line in report.invalid:
+        console.print(f"[red]invalid[/] {line}")
+    for task_id, vendor in report.enqueued:
+        console.print(f"queued {task_id} -> {vendor}")
+    if report.waiting:
+        console.print(f"{len(report.waiting)} ready task(s) wait for a free vendor slot: {', '.join(report.waiting)}")
+    if not report.enqueued and not report.waiting:
+        console.print("nothing ready to queue")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Every task with its state, leases with time left, last landings, and main's oracle counts."""
+    rt = _runtime(ctx)
+    report = status_report(rt)
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    _print_status(report)
+
+
+def status_report(rt: Runtime) -> dict[str, Any]:
+    snap = state.take(rt)
+    rows = snap.rows()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    for row in rows:
+        if row["state"] in ("failed", "landed") or row.get("attempts"):
+            history = attempts.history(rt, row["id"])
+            if history:
+                row["last_attempt"] = {k: history[-1].get(k) for k in ("outcome", "reason", "detail", "log_dir")}
+    landings = [json.loads(x) for x in rt.redis.lrange(keys.LANDINGS, 0, 9)]
+    return {
+        "main": snap.main,
+        "oracle": snap.oracle,
+        "counts": counts,
+        "tasks": rows,
+        "leases": snap.leases,
+        "landings": landings,
+        "repo_error": snap.repo_error or None,
+    }
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    oracle = report["oracle"] or {}
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))
+    console.print(f"main {report['main'][:12]}  oracle: passed {oracle.get('passed', '?')} failed "
+                  f"{oracle.get('failed', '?')}  tasks: {counts}")  # fmt: skip
+    if report["repo_error"]:
+        console.print(f"[red]{report['repo_error']}[/]")
+    table = Table("task", "state", "pri", "vendor", "attempts", "detail")
+    colors = {
+        "landed": "green",
+        "failed": "red",
+        "invalid": "red",
+        "leased": "cyan",
+        "queued": "blue",
+        "blocked": "dim",
+    }
+    for row in report["tasks"]:
+        detail = row.get("reason") or ""
+        if "lease" in row:
+            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
+        elif "failure" in row:
+            detail = f"{row['failure'].get('reason')}: {row['failure'].get('detail')}"
+        elif row["state"] == "blocked":
+            detail = "waits for " + ", ".join(row["depends_on"])
+        color = colors.get(row["state"], "white")
+        table.add_row(row["id"], f"[{color}]{row['state']}[/]", str(row.get("priority", "")),
+                      row.get("lease", {}).get("vendor") or row.get("queued_on") or row.get("vendor") or "",
+                      str(row.get("attempts", "")), detail[:100])  # fmt: skip
+    console.print(table)
+    for landing in report["landings"][:5]:
+        when = time.strftime("%H:%M:%S", time.localtime(landing["at"]))
+        console.print(f"landed {landing['task']} as {landing['commit'][:12]} by {landing['vendor']} at {when} "
+                      f"(passed {landing.get('passed')})")  # fmt: skip
+
+
+@cli.command()
+@click.argument("task_id")
+@click.pass_context
+def retry(ctx: click.Context, task_id: str) -> None:
+    """Give a failed task a fresh attempt budget and queue it again."""
+    from swarm.tasks import enqueue
+
+    rt = _runtime(ctx)
+    had_failed = dispatch_mod.retry(rt, task_id)
+    console.print(f"{task_id}: " + ("failure cleared" if had_failed else "was not marked failed; attempts reset"))
+    queued = dict(dispatch_mod.dispatch(rt, enqueue).enqueued)
+    if task_id in queued:
+        console.print(f"queued {task_id} -> {queued[task_id]}")
+
+
+@cli.command()
+@click.pass_context
+def reap(ctx: click.Context) -> None:
+    """Finish attempts whose lease expired (what beat runs every lease_ttl/3)."""
+    lost = attempts.reap(_runtime(ctx))
+    console.print(f"lost attempts finished: {', '.join(lost)}" if lost else "no lost attempts")
+
+
+@cli.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check Redis, origin (reachable and pushable), each vendor's command, and the oracle command."""
+    problems = 0
+
+    def check(name: str, ok: bool, detail: str) -> None:
+        nonlocal problems
+        problems += 0 if ok else 1
+        console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {name}: {detail}")
+
+    settings = _settings(ctx)
+    check("settings", True, f"{len(settings.vendors)} vendor(s): {', '.join(settings.vendors) or 'none'}")
+    if not settings.vendors:
+        check("vendors", False, "no [vendors.<name>] table in the settings; workers would have nothing to run")
+    for problem in _doctor_checks(settings):
+        check(*problem)
+    sys.exit(1 if problems else 0)
+
+
+def _doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    from swarm.agents import registry
+
+    out: list[tuple[str, bool, str]] = []
+    try:
+        settings.require("redis_url", "origin")
+    except SwarmError as exc:
+        return [("settings", False, str(exc))]
+    client = redis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+        out.append(("redis", policy == "noeviction", f"{settings.redis_url} answers; maxmemory-policy {policy}"
+                    + ("" if policy == "noeviction" else " (must be noeviction, or leases may vanish)")))  # fmt: skip
+    except redis.RedisError as exc:
+        out.append(("redis", False, f"{settings.redis_url}: {exc}"))
+    try:
+        rt = connect(settings)
+        main = rt.mirror.fetch()
+        out.append(("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}"))
+        out.append(("origin push", *rt.mirror.probe_push(main)))
+        repo_settings = state.read_repo_settings(rt, main)
+        for tier in ("fast", "full"):
+            command = getattr(repo_settings.oracle, tier)
+            program = command.split()[0]
+            found = rt.mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
+            out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
+    except (SwarmError, redis.RedisError) as exc:
+        out.append(("origin", False, str(exc)))
+    for name, vendor in settings.vendors.items():
+        agent = registry.make(name, vendor.adapter, vendor.options())
+        exe = agent.executable()
+        path = shutil.which(exe)
+        out.append((f"vendor {name}", path is not None, f"{exe} -> {path}" if path else f"{exe!r} not found on PATH"))
+    return out
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except SwarmError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)

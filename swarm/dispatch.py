@@ -1,0 +1,101 @@
+"""Dispatch: every ready task goes to one vendor queue, once, while that vendor has a free slot."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from swarm import keys, state
+from swarm.runtime import Runtime
+from swarm.state import Snapshot
+
+log = logging.getLogger(__name__)
+
+Enqueue = Callable[[str, str], None]
+DISPATCH_LOCK_TTL_MS = 30_000
+
+
+@dataclass
+class DispatchReport:
+    main: str = ""
+    enqueued: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    invalid: list[str] = field(default_factory=list)
+    skipped_busy: bool = False
+
+
+def free_slots(rt: Runtime, snap: Snapshot) -> dict[str, int]:
+    """Configured concurrency of each vendor minus its leases and queued tasks."""
+    free = {name: v.concurrency for name, v in rt.settings.vendors.items()}
+    for info in snap.leases.values():
+        if info.get("vendor") in free:
+            free[info["vendor"]] -= 1
+    for vendor in snap.queued.values():
+        if vendor in free:
+            free[vendor] -= 1
+    return free
+
+
+def choose_vendor(task_vendor: str | None, free: dict[str, int]) -> str | None:
+    """The task's own vendor if it names one, else the one with the most free slots (ties: by name)."""
+    if task_vendor is not None:
+        return task_vendor if free.get(task_vendor, 0) > 0 else None
+    best = max(sorted(free), key=lambda v: free[v], default=None)
+    return best if best is not None and free[best] > 0 else None
+
+
+def dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
+    """Enqueue ready tasks; one dispatcher at a time, so two never over-fill a vendor."""
+    token = secrets.token_hex(8)
+    if not rt.redis.set(keys.DISPATCH_LOCK, token, nx=True, px=DISPATCH_LOCK_TTL_MS):
+        return DispatchReport(skipped_busy=True)
+    try:
+        return _dispatch(rt, enqueue)
+    finally:
+        rt.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            1,
+            keys.DISPATCH_LOCK,
+            token,
+        )
+
+
+def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
+    snap = state.take(rt)
+    report = DispatchReport(main=snap.main, invalid=[str(e) for e in snap.backlog.invalid])
+    if snap.repo_error:
+        report.invalid.append(snap.repo_error)
+        return report
+    free = free_slots(rt, snap)
+    marker_ttl = int(rt.settings.attempt_time_limit * 2)
+    for task in snap.backlog.ready(snap.landed):
+        if snap.state(task.id) != "ready":
+            continue
+        vendor = choose_vendor(task.vendor, free)
+        if vendor is None:
+            report.waiting.append(task.id)
+            continue
+        if not rt.redis.set(keys.queued(task.id), vendor, nx=True, ex=marker_ttl):
+            continue
+        try:
+            enqueue(task.id, vendor)
+        except Exception:
+            rt.redis.delete(keys.queued(task.id))
+            raise
+        free[vendor] -= 1
+        report.enqueued.append((task.id, vendor))
+        rt.events.emit(task.id, "queued", vendor=vendor)
+    return report
+
+
+def retry(rt: Runtime, task_id: str) -> bool:
+    """Forget a task's failure and attempt count so dispatch picks it up again; False if it had not failed."""
+    pipe = rt.redis.pipeline()
+    pipe.get(keys.failed(task_id))
+    pipe.delete(keys.failed(task_id), keys.attempts(task_id))
+    previous, _ = pipe.execute()
+    rt.events.emit(task_id, "retry", previous=json.loads(previous) if previous else None)
+    return previous is not None

@@ -1,0 +1,37 @@
+"""The one exception tree of the swarm: every message says what failed, on what, and what to do."""
+
+
+class SwarmError(Exception):
+    """Base of every error the swarm raises on purpose."""
+
+
+class SettingsError(SwarmError):
+    """A setting is missing or has a bad value; raised at start-up, before any work begins."""
+
+
+class TaskFileError(SwarmError):
+    """A task file in the backlog is malformed; it is reported and skipped, never fatal."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class GitError(SwarmError):
+    """A git operation on the mirror, a worktree or origin failed."""
+
+
+class LeaseLost(SwarmError):
+    """The lease of a task expired or was taken over while the attempt was still running."""
+
+
+class AttemptRejected(SwarmError):
+    """An attempt ended without landing, for a reason worth recording (oracle red, no change, ...)."""
+
+    def __init__(self, reason: str, detail: str = "", *, requeue: bool = False, counts: bool = True) -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.requeue = requeue
+        self.counts = counts

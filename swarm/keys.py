@@ -1,0 +1,50 @@
+"""Every Redis key the swarm uses. Nothing in Redis is the truth about work: git is (see repo.py)."""
+
+PREFIX = "swarm"
+
+LEASE_PATTERN = f"{PREFIX}:lease:*"
+MERGE_LOCK = f"{PREFIX}:lock:merge"
+DISPATCH_LOCK = f"{PREFIX}:lock:dispatch"
+ACTIVE = f"{PREFIX}:active"
+"""Hash task -> attempt JSON of attempts in flight; the reaper finds lost attempts here."""
+EVENTS = f"{PREFIX}:events"
+"""Stream of every task-state change."""
+LANDINGS = f"{PREFIX}:landings"
+"""List of recent landings, newest first."""
+METRICS = f"{PREFIX}:metrics"
+"""Hash of counters (attempts, landed, rejected:<reason>, ...)."""
+
+
+def lease(task_id: str) -> str:
+    return f"{PREFIX}:lease:{task_id}"
+
+
+def task_of_lease(key: str) -> str:
+    return key.removeprefix(f"{PREFIX}:lease:")
+
+
+def fence(task_id: str) -> str:
+    return f"{PREFIX}:fence:{task_id}"
+
+
+def queued(task_id: str) -> str:
+    """Marker that a message for this task is in a queue, so dispatch does not enqueue it twice."""
+    return f"{PREFIX}:queued:{task_id}"
+
+
+def attempts(task_id: str) -> str:
+    return f"{PREFIX}:attempts:{task_id}"
+
+
+def failed(task_id: str) -> str:
+    return f"{PREFIX}:failed:{task_id}"
+
+
+def history(task_id: str) -> str:
+    """List of the task's attempt records (JSON), oldest first."""
+    return f"{PREFIX}:history:{task_id}"
+
+
+def oracle(commit: str) -> str:
+    """Cached full-oracle counts of a commit of main."""
+    return f"{PREFIX}:oracle:{commit}"

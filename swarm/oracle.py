@@ -1,0 +1,112 @@
+"""Run the repository's oracle, read its JSON summary line, and judge it against main's baseline."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from swarm import proc
+from swarm.settings import OracleSettings, child_env
+
+log = logging.getLogger(__name__)
+
+Tier = Literal["fast", "full"]
+
+
+@dataclass
+class OracleResult:
+    """One oracle run: whether it was green, and its counts."""
+
+    tier: str
+    ok: bool
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    reason: str = ""
+    exit_code: int | None = None
+    log_path: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"passed": self.passed, "failed": self.failed, "skipped": self.skipped}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+def parse_summary(output: str) -> dict[str, Any] | None:
+    """The last line of output that is a JSON object with integer passed/failed counts."""
+    for line in reversed(output.strip().splitlines()):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and isinstance(data.get("passed"), int) and isinstance(data.get("failed"), int):
+            return data
+        return None
+    return None
+
+
+def run(
+    settings: OracleSettings,
+    tier: Tier,
+    worktree: Path,
+    log_path: Path,
+    cache_dir: Path,
+    agent_id: str,
+    timeout_cap: float,
+    cancel: threading.Event | None = None,
+) -> OracleResult:
+    """Run one tier in the worktree; green means exit 0 and a summary line."""
+    command = settings.fast if tier == "fast" else settings.full
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    env = child_env()
+    env.update({k: v.replace("{cache}", str(cache_dir)) for k, v in settings.env.items()})
+    env.update(AGENT_ID=agent_id, SWARM_ORACLE_TIER=tier)
+    timeout = min(settings.timeout, timeout_cap)
+    result = proc.run(["bash", "-c", command], cwd=worktree, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
+    summary = parse_summary(proc.tail(log_path, 256 * 1024))
+    base = {"tier": tier, "exit_code": result.returncode, "log_path": str(log_path)}
+    if not result.ok:
+        counts = _counts(summary) if summary else {}
+        return OracleResult(ok=False, reason=f"{tier} oracle `{command}`: {result.describe()}", **base, **counts)
+    if summary is None:
+        reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
+        return OracleResult(ok=False, reason=reason, **base)
+    return OracleResult(ok=True, summary=summary, **base, **_counts(summary))
+
+
+def _counts(summary: dict[str, Any]) -> dict[str, int]:
+    return {k: int(summary.get(k) or 0) for k in ("passed", "failed", "skipped")}
+
+
+def judge(result: OracleResult, baseline: dict[str, Any] | None) -> str:
+    """Why a result may not land ("" when it may): red, fewer passing cases than main, or fewer in any area.
+
+    The per-area check keeps an agent from trading a passing case in one area for a new one in another.
+    """
+    if not result.ok:
+        return result.reason
+    if baseline is None:
+        return ""
+    if result.passed < baseline.get("passed", 0):
+        return f"{result.tier} oracle: passing count dropped from {baseline['passed']} on main to {result.passed}"
+    now = _area_passed(result.summary)
+    dropped = [f"{a} {n}->{now.get(a, 0)}" for a, n in sorted(_area_passed(baseline).items()) if now.get(a, 0) < n]
+    if dropped:
+        return f"{result.tier} oracle: passing count dropped in area(s) {', '.join(dropped)}"
+    return ""
+
+
+def _area_passed(summary: dict[str, Any]) -> dict[str, int]:
+    areas = summary.get("areas")
+    if not isinstance(areas, dict):
+        return {}
+    return {name: int(v.get("passed", 0)) for name, v in areas.items() if isinstance(v, dict)}

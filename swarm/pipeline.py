@@ -1,0 +1,342 @@
+"""One attempt of one task, end to end, given its collaborators (testable without Celery).
+
+lease -> worktree at main -> agent -> one commit with trailers -> protected paths -> fast oracle
+-> under the merge lock: rebase onto main -> full oracle on that exact commit -> lease still ours?
+-> atomic push (main OLD->NEW + landed ref, or nothing) -> release, clean up, record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from swarm import attempts, keys, oracle, prompt, state
+from swarm.agents.base import Agent, AgentRun
+from swarm.backlog import Task
+from swarm.errors import AttemptRejected, SettingsError, SwarmError
+from swarm.leases import Heartbeat, Lease
+from swarm.repo import LandResult, Worktree, matches
+from swarm.runtime import Runtime
+from swarm.settings import RepoSettings
+
+log = logging.getLogger(__name__)
+
+MERGE_LOCK_POLL = 0.2
+
+
+@dataclass
+class Attempt:
+    """What one attempt carries from step to step."""
+
+    task_id: str
+    vendor: str
+    worker: str
+    lease: Lease
+    log_dir: Path
+    worktree_path: Path
+    number: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def trailers(self) -> str:
+        return (
+            f"Swarm-Task: {self.task_id}\nSwarm-Agent: {self.vendor}\n"
+            f"Swarm-Attempt: {self.number}\nSwarm-Fence: {self.lease.fence}\n"
+        )
+
+
+class Pipeline:
+    """Runs attempts for one worker process; `agents` builds the adapter of a vendor."""
+
+    def __init__(self, rt: Runtime, agents: Callable[[str], Agent], worker: str) -> None:
+        self.rt = rt
+        self.agents = agents
+        self.worker = worker
+
+    # --- the attempt, top to bottom ---
+
+    def run(self, task_id: str, vendor: str) -> str:
+        """One attempt; returns what happened: landed, rejected, failed, busy, done."""
+        lease = self.rt.leases.acquire_task(task_id, self.rt.settings.lease_ttl, worker=self.worker, vendor=vendor)
+        if lease is None:
+            log.info("task %s is leased by another worker; dropping this message", task_id)
+            return "busy"
+        self.rt.redis.delete(keys.queued(task_id))
+        att = self._new_attempt(task_id, vendor, lease)
+        try:
+            main = self.rt.mirror.fetch()
+            if task_id in self.rt.mirror.landed() or self.rt.redis.exists(keys.failed(task_id)):
+                return "done"
+            att.number = attempts.begin(self.rt, task_id, vendor, self.worker, lease, str(att.log_dir))
+            self._emit(att, "leased", fence=lease.fence)
+            with Heartbeat(self.rt.leases, lease, on_lost=lambda reason: att.cancel.set()):
+                return self._attempt(att, main)
+        finally:
+            self.rt.leases.release(lease)
+            if not self.rt.settings.keep_worktrees:
+                self._remove_worktree(att)
+
+    def _attempt(self, att: Attempt, main: str) -> str:
+        try:
+            commit = self._work(att, main)
+        except AttemptRejected as rej:
+            return self._rejected(att, rej)
+        except (SwarmError, redis.RedisError, OSError) as exc:
+            return self._rejected(att, AttemptRejected("error", f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a bug or Celery's soft time limit: record it, never leave the task hanging
+            log.exception("attempt of %s failed unexpectedly", att.task_id)
+            return self._rejected(att, AttemptRejected("error", f"{type(exc).__name__}: {exc}"))
+        att.record.update(outcome="landed", commit=commit)
+        attempts.end(self.rt, att.task_id, att.lease, att.record)
+        self._emit(att, "landed", commit=commit)
+        return "landed"
+
+    def _work(self, att: Attempt, main: str) -> str:
+        repo = self._repo_settings(main)
+        snap = state.take(self.rt, fetch=False)
+        task = self._task(snap, att.task_id)
+        worktree = self.rt.mirror.add_worktree(att.worktree_path, main)
+        candidate = self._run_agent(att, repo, task, snap, worktree, main)
+        candidate = self._protect(att, repo, main, candidate)
+        worktree.checkout(candidate)
+        self._emit(att, "fast_oracle", commit=candidate)
+        fast = self._oracle(att, repo, worktree, "fast")
+        att.record["fast"] = fast.counts()
+        reason = oracle.judge(fast, None)
+        if reason:
+            raise AttemptRejected("oracle_red", reason)
+        return self._land(att, worktree, main, candidate)
+
+    def _run_agent(
+        self,
+        att: Attempt,
+        repo: RepoSettings,
+        task: Task,
+        snap: state.Snapshot,
+        worktree: Worktree,
+        main: str,
+    ) -> str:
+        raw_prompt = self.rt.mirror.read(main, repo.prompt)
+        text = prompt.build(
+            repo,
+            raw_prompt.decode(errors="replace") if raw_prompt else None,
+            task,
+            snap,
+            att.number,
+            self.worker,
+        )
+        prompt_file = att.log_dir / "prompt.md"
+        prompt_file.write_text(text)
+        run = AgentRun(
+            task_id=att.task_id,
+            attempt=att.number,
+            vendor=att.vendor,
+            prompt_file=prompt_file,
+            worktree=worktree.path,
+            log_path=att.log_dir / "agent.log",
+            home=self.rt.workdir / "homes" / f"{att.vendor}-{self.worker}",
+            timeout=self._agent_timeout(att.vendor),
+            env={
+                "SWARM_TASK_ID": att.task_id,
+                "SWARM_PROMPT_FILE": str(prompt_file),
+                "SWARM_ATTEMPT": str(att.number),
+            },
+            cancel=att.cancel,
+        )
+        run.home.mkdir(parents=True, exist_ok=True)
+        self._emit(att, "agent_running")
+        result = self.agents(att.vendor).run(run)
+        att.record["agent"] = result.record()
+        self._check_lease(att)
+        if result.outcome != "ok":
+            raise AttemptRejected(f"agent_{result.outcome}", result.message)
+        message = f"{task.title}\n\n{_summary(result.message)}{att.trailers()}"
+        candidate = worktree.snapshot(main, message, author=f"{att.vendor}-agent")
+        if candidate is None:
+            raise AttemptRejected("no_change", "the agent finished without changing any file")
+        return candidate
+
+    def _protect(self, att: Attempt, repo: RepoSettings, main: str, candidate: str) -> str:
+        """Changes to protected paths are put back as on main, or reject the attempt (per `.swarm.toml`)."""
+        touched = [p for p in self.rt.mirror.changed(main, candidate) if matches(p, repo.protected)]
+        if not touched:
+            return candidate
+        att.record["protected_touched"] = touched
+        if repo.on_protected == "reject":
+            raise AttemptRejected("protected", f"the agent changed protected paths: {', '.join(touched)}")
+        self._emit(att, "protected_restored", paths=touched)
+        restored = self.rt.mirror.restore(candidate, main, touched)
+        if not self.rt.mirror.changed(main, restored):
+            raise AttemptRejected("no_change", f"the only changes were to protected paths: {', '.join(touched)}")
+        return restored
+
+    def _land(self, att: Attempt, worktree: Worktree, base: str, candidate: str) -> str:
+        """Rebase, full oracle on the exact commit, lease check, atomic push; retried when main moved."""
+        for round_ in range(self.rt.settings.land_retries + 1):
+            with self._merge_lock(att):
+                onto = self.rt.mirror.fetch()
+                if att.task_id in self.rt.mirror.landed():
+                    raise AttemptRejected("already_landed", "another attempt landed this task first", counts=False)
+                repo = self._repo_settings(onto)
+                baseline = self._baseline(att, repo, worktree, onto)
+                self._emit(att, "rebasing", onto=onto, round=round_)
+                rebased = self.rt.mirror.rebase(candidate, base, onto)
+                if rebased.commit is None:
+                    detail = f"rebase onto {onto[:12]} conflicts in {', '.join(rebased.conflicts) or 'some files'}"
+                    raise AttemptRejected("conflict", detail + "; the task goes back to the queue", requeue=True)
+                worktree.checkout(rebased.commit)
+                self._emit(att, "full_oracle", commit=rebased.commit)
+                full = self._oracle(att, repo, worktree, "full")
+                att.record["full"] = full.counts()
+                reason = oracle.judge(full, baseline)
+                if reason:
+                    raise AttemptRejected("oracle_red" if not full.ok else "oracle_dropped", reason)
+                self._check_lease(att)
+                result = self.rt.mirror.land(onto, rebased.commit, att.task_id)
+                if result is LandResult.LANDED:
+                    self._landed(att, rebased.commit, full)
+                    return rebased.commit
+                if result is LandResult.ALREADY_LANDED:
+                    raise AttemptRejected("already_landed", "the landed ref exists on origin", counts=False)
+                self._emit(att, "cas_lost", onto=onto)
+        raise AttemptRejected("main_moved", f"main moved under {self.rt.settings.land_retries + 1} landing rounds")
+
+    # --- steps ---
+
+    def _new_attempt(self, task_id: str, vendor: str, lease: Lease) -> Attempt:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log_dir = self.rt.workdir / "logs" / task_id / f"{stamp}-fence{lease.fence}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        path = self.rt.workdir / "worktrees" / f"{task_id}-{self.worker}"
+        att = Attempt(task_id, vendor, self.worker, lease, log_dir, path)
+        att.record.update(vendor=vendor, worker=self.worker, fence=lease.fence, log_dir=str(log_dir))
+        return att
+
+    def _repo_settings(self, commit: str) -> RepoSettings:
+        try:
+            return state.read_repo_settings(self.rt, commit)
+        except SettingsError as exc:
+            raise AttemptRejected("repo_settings", str(exc)) from None
+
+    def _task(self, snap: state.Snapshot, task_id: str) -> Task:
+        task = snap.backlog.tasks.get(task_id)
+        if task is None:
+            bad = [str(e) for e in snap.backlog.invalid if e.path.endswith(f"/{task_id}.md")]
+            raise AttemptRejected("invalid_task", bad[0] if bad else f"no task file for {task_id!r} on main")
+        return task
+
+    def _agent_timeout(self, vendor: str) -> float:
+        return self.rt.settings.vendors[vendor].timeout or self.rt.settings.agent_timeout
+
+    def _oracle(self, att: Attempt, repo: RepoSettings, worktree: Worktree, tier: oracle.Tier) -> oracle.OracleResult:
+        result = oracle.run(
+            repo.oracle,
+            tier,
+            worktree.path,
+            log_path=att.log_dir / f"oracle-{tier}.log",
+            cache_dir=self.rt.workdir / "cache" / f"{att.vendor}-{self.worker}",
+            agent_id=f"{att.vendor}-{self.worker}",
+            timeout_cap=self.rt.settings.oracle_timeout,
+            cancel=att.cancel,
+        )
+        self._check_lease(att)
+        return result
+
+    def _baseline(self, att: Attempt, repo: RepoSettings, worktree: Worktree, main: str) -> dict[str, Any] | None:
+        """main's full-oracle counts: cached per commit; measured here once if no landing measured them."""
+        cached = self.rt.redis.get(keys.oracle(main))
+        if cached:
+            return dict(json.loads(cached))
+        self._emit(att, "baseline_oracle", commit=main)
+        worktree.checkout(main)
+        result = self._oracle(att, repo, worktree, "full")
+        counts = {**result.counts(), "areas": result.summary.get("areas"), "ok": result.ok, "commit": main}
+        self.rt.redis.set(keys.oracle(main), json.dumps(counts))
+        return counts if result.ok else None
+
+    @contextmanager
+    def _merge_lock(self, att: Attempt) -> Iterator[None]:
+        """Serialise landings: it saves wasted rebases and test runs; correctness comes from the push's CAS."""
+        self._emit(att, "waiting_merge_lock")
+        ttl = self.rt.settings.lease_ttl
+        while True:
+            lock = self.rt.leases.acquire(
+                keys.MERGE_LOCK, keys.MERGE_LOCK + ":fence", ttl, task=att.task_id, worker=self.worker
+            )
+            if lock is not None:
+                break
+            self._check_lease(att)
+            time.sleep(MERGE_LOCK_POLL)
+        try:
+            with Heartbeat(self.rt.leases, lock, on_lost=lambda reason: log.warning("merge lock lost: %s", reason)):
+                yield
+        finally:
+            self.rt.leases.release(lock)
+
+    def _check_lease(self, att: Attempt) -> None:
+        """The attempt may go on only while its lease is still the one in Redis."""
+        if att.cancel.is_set() or not self.rt.leases.held(att.lease):
+            att.cancel.set()
+            raise AttemptRejected("lease_lost", "the task's lease expired or was taken over; this attempt stops")
+
+    def _landed(self, att: Attempt, commit: str, full: oracle.OracleResult) -> None:
+        counts = {**full.counts(), "areas": full.summary.get("areas"), "ok": True, "commit": commit}
+        landing = {
+            "task": att.task_id,
+            "commit": commit,
+            "vendor": att.vendor,
+            "worker": self.worker,
+            "at": time.time(),
+        }
+        pipe = self.rt.redis.pipeline()
+        pipe.set(keys.oracle(commit), json.dumps(counts))
+        pipe.lpush(keys.LANDINGS, json.dumps({**landing, **full.counts()}))
+        pipe.ltrim(keys.LANDINGS, 0, 99)
+        pipe.hincrby(keys.METRICS, "landed", 1)
+        pipe.execute()
+
+    def _rejected(self, att: Attempt, rej: AttemptRejected) -> str:
+        att.record.update(outcome="rejected", reason=rej.reason, detail=rej.detail)
+        failed = attempts.end(self.rt, att.task_id, att.lease, att.record, counts=rej.counts)
+        self._emit(att, "failed" if failed else "rejected", reason=rej.reason, detail=rej.detail)
+        log.warning("task %s attempt %d rejected: %s", att.task_id, att.number, rej)
+        return "failed" if failed else "rejected"
+
+    def _remove_worktree(self, att: Attempt) -> None:
+        try:
+            self.rt.mirror.remove_worktree(att.worktree_path)
+        except SwarmError as exc:
+            log.warning("could not remove worktree %s: %s", att.worktree_path, exc)
+            shutil.rmtree(att.worktree_path, ignore_errors=True)
+
+    def _emit(self, att: Attempt, state_name: str, **fields: Any) -> None:
+        self.rt.events.emit(
+            att.task_id,
+            state_name,
+            vendor=att.vendor,
+            worker=self.worker,
+            attempt=att.number,
+            log_dir=str(att.log_dir),
+            **fields,
+        )
+
+
+def _summary(message: str, limit: int = 2000) -> str:
+    text = message.strip()
+    if not text:
+        return ""
+    if len(text) > limit:
+        text = text[:limit] + " [...]"
+    # A line in the agent's text that looks like a trailer would be taken for one of ours.
+    lines = [("> " + ln) if ln.startswith("Swarm-") else ln for ln in text.splitlines()]
+    return "\n".join(lines) + "\n\n"

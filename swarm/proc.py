@@ -1,0 +1,135 @@
+"""The one place that starts processes: own session, stdin closed, output to a log, timeout kills the group."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+GRACE_SECONDS = 2.0
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class ProcResult:
+    """How a child process ended."""
+
+    argv: tuple[str, ...]
+    returncode: int | None
+    timed_out: bool
+    cancelled: bool
+    duration: float
+    log_path: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.cancelled
+
+    @property
+    def signalled(self) -> bool:
+        return self.returncode is not None and self.returncode < 0
+
+    def describe(self) -> str:
+        if self.timed_out:
+            return f"timed out after {self.duration:.0f}s (process group killed)"
+        if self.cancelled:
+            return "cancelled (process group killed)"
+        if self.signalled:
+            return f"killed by signal {-(self.returncode or 0)}"
+        return f"exit code {self.returncode}"
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    log_path: Path,
+    stderr_path: Path | None = None,
+    cancel: threading.Event | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> ProcResult:
+    """Run argv in a new session with stdin from /dev/null and output to log_path (stderr too, unless given).
+
+    The whole process group is killed when `timeout` passes or `cancel` is set, and after a normal exit too, so
+    nothing the child left in the background outlives it.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log_path, "ab") as out, open(stderr_path or os.devnull, "ab") as err:
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=cwd,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err if stderr_path else subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            out.write(f"swarm: could not start {argv[0]!r}: {exc}\n".encode())
+            return ProcResult(tuple(argv), 127, False, False, 0.0, log_path)
+        if on_start:
+            on_start(proc.pid)
+        timed_out = cancelled = False
+        deadline = start + timeout
+        while proc.poll() is None:
+            if cancel is not None and cancel.is_set():
+                cancelled = True
+                break
+            if time.monotonic() >= deadline:
+                timed_out = True
+                break
+            try:
+                proc.wait(timeout=POLL_SECONDS)
+            except subprocess.TimeoutExpired:
+                pass
+        if timed_out or cancelled:
+            log.warning("stopping %s (pid %d): %s", argv[0], proc.pid, "timeout" if timed_out else "cancelled")
+            kill_group(proc.pid, proc)
+        else:
+            kill_group(proc.pid, None)
+    return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, time.monotonic() - start, log_path)
+
+
+def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM the group, give it GRACE_SECONDS, then SIGKILL whatever is left."""
+    if proc is None:
+        _signal_group(pgid, signal.SIGKILL)
+        return
+    _signal_group(pgid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        pass
+    _signal_group(pgid, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def tail(path: Path, max_bytes: int = 64 * 1024) -> str:
+    """The last max_bytes of a log, decoded leniently (agents may print anything)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - max_bytes))
+            return f.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""

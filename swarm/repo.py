@@ -1,0 +1,338 @@
+"""All git: the per-host mirror of origin, worktrees, the squashed commit with trailers, rebase, and landing.
+
+A task is done exactly when `refs/swarm/landed/<task>` exists on origin. Landing is one atomic push that moves
+`main` from OLD to NEW only if it is still OLD and creates the landed ref only if it does not exist yet.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import fnmatch
+import logging
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import git
+
+from swarm.errors import GitError
+
+log = logging.getLogger(__name__)
+
+LANDED_PREFIX = "refs/swarm/landed/"
+NO_PUSH_URL = "/dev/null/agents-cannot-push-only-the-swarm-lands"
+SWARM_IDENTITY = {"GIT_COMMITTER_NAME": "swarm", "GIT_COMMITTER_EMAIL": "swarm@swarm.invalid"}
+
+
+class LandResult(Enum):
+    LANDED = "landed"
+    MAIN_MOVED = "main moved"
+    ALREADY_LANDED = "already landed"
+
+
+@dataclass(frozen=True)
+class Rebased:
+    commit: str | None
+    conflicts: tuple[str, ...] = ()
+
+
+def _git(cwd: Path) -> git.Git:
+    g = git.Git(str(cwd))
+    g.update_environment(GIT_TERMINAL_PROMPT="0", **SWARM_IDENTITY)
+    return g
+
+
+def _run(g: git.Git, *args: str, **kwargs: object) -> str:
+    try:
+        return str(g.execute(["git", *args], **kwargs))  # type: ignore[call-overload]
+    except git.GitCommandError as exc:
+        stderr = (exc.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
+        raise GitError(f"git {' '.join(args[:3])} in {g.working_dir} failed: {stderr or exc}") from None
+
+
+def absolute_origin(origin: str) -> str:
+    """A local origin path becomes absolute, so worktrees and child processes agree on it."""
+    if "://" in origin or re.match(r"^[\w.-]+@[\w.-]+:", origin):
+        return origin
+    return str(Path(origin).expanduser().resolve())
+
+
+class Mirror:
+    """A bare per-host copy of origin that every worker process on the host shares, under a file lock."""
+
+    def __init__(self, origin: str, path: Path, branch: str = "main") -> None:
+        self.origin = absolute_origin(origin)
+        self.path = path
+        self.branch = branch
+        self.g = _git(path) if path.exists() else None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Serialise mirror-changing git commands between the worker processes of this host."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.parent / f"{self.path.name}.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def ensure(self) -> Mirror:
+        with self.locked():
+            if not (self.path / "HEAD").exists():
+                self.path.mkdir(parents=True, exist_ok=True)
+                g = _git(self.path)
+                _run(g, "init", "--bare", "--quiet")
+                _run(g, "remote", "add", "origin", self.origin)
+                _run(g, "config", "--replace-all", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
+                _run(g, "config", "--add", "remote.origin.fetch", "+refs/swarm/*:refs/swarm/*")
+                # Agents work in worktrees of this mirror: they must not be able to push through its remote.
+                _run(g, "config", "remote.origin.pushurl", NO_PUSH_URL)
+                _run(g, "config", "gc.auto", "0")
+            self.g = _git(self.path)
+            if _run(self.g, "config", "remote.origin.url") != self.origin:
+                _run(self.g, "config", "remote.origin.url", self.origin)
+        return self
+
+    @property
+    def _g(self) -> git.Git:
+        if self.g is None:
+            raise GitError(f"mirror {self.path} is not set up; call ensure() first")
+        return self.g
+
+    def fetch(self) -> str:
+        """Bring the mirror up to date with origin; returns main's commit."""
+        with self.locked():
+            _run(self._g, "fetch", "--quiet", "--prune", "origin")
+        return self.main()
+
+    def main(self) -> str:
+        return self.rev(f"refs/remotes/origin/{self.branch}")
+
+    def rev(self, ref: str) -> str:
+        return _run(self._g, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+    def landed(self) -> dict[str, str]:
+        """Landed task ids and the commit each landed as, from the last fetch."""
+        out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", LANDED_PREFIX)
+        pairs = (line.split() for line in out.splitlines() if line.strip())
+        return {ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs}
+
+    def read(self, commit: str, path: str) -> bytes | None:
+        """A file's content at a commit, or None when it is not there."""
+        try:
+            data: bytes = self._g.execute(["git", "cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False)
+            return data
+        except git.GitCommandError:
+            return None
+
+    def read_folder(self, commit: str, folder: str) -> dict[str, bytes]:
+        """Every file directly in a folder at a commit, by path."""
+        out = _run(self._g, "ls-tree", "-z", "--name-only", f"{commit}", f"{folder.rstrip('/')}/")
+        files = {}
+        for path in filter(None, out.split("\0")):
+            data = self.read(commit, path)
+            if data is not None:
+                files[path] = data
+        return files
+
+    def log(self, rev_range: str, fmt: str = "%H") -> list[str]:
+        return _run(self._g, "log", f"--format={fmt}", rev_range).splitlines()
+
+    def message(self, commit: str) -> str:
+        return _run(self._g, "log", "-1", "--format=%B", commit)
+
+    def add_worktree(self, path: Path, commit: str) -> Worktree:
+        """A fresh detached worktree at commit (any leftover at the path is removed first)."""
+        with self.locked():
+            if path.exists():
+                self._remove_locked(path)
+            _run(self._g, "worktree", "prune")
+            _run(self._g, "worktree", "add", "--detach", "--force", "--quiet", str(path), commit)
+        return Worktree(path, self)
+
+    def remove_worktree(self, path: Path) -> None:
+        with self.locked():
+            self._remove_locked(path)
+
+    def _remove_locked(self, path: Path) -> None:
+        try:
+            _run(self._g, "worktree", "remove", "--force", "--force", str(path))
+        except GitError:
+            shutil.rmtree(path, ignore_errors=True)
+            _run(self._g, "worktree", "prune")
+
+    def rebase(self, commit: str, base: str, onto: str) -> Rebased:
+        """Replay commit (whose parent is base) onto `onto` without a worktree, keeping message and author."""
+        if base == onto:
+            return Rebased(commit)
+        status, out, _ = self._g.execute(
+            # The candidate's only parent is `base`, an ancestor of `onto`: git finds that merge base itself
+            # (and git 2.39 has no --merge-base).
+            ["git", "merge-tree", "--write-tree", "--name-only", onto, commit],
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+        lines = out.splitlines()
+        if status == 1:
+            files = tuple(sorted({ln for ln in lines[1:] if ln and not ln.startswith(("Auto-merging", "CONFLICT"))}))
+            return Rebased(None, files)
+        if status != 0:
+            raise GitError(f"git merge-tree of {commit[:12]} onto {onto[:12]} failed: {out.strip()}")
+        return Rebased(self.commit_tree(lines[0], onto, self.message(commit), author_of=commit))
+
+    def commit_tree(self, tree: str, parent: str, message: str, author_of: str | None = None, author: str = "") -> str:
+        env = dict(SWARM_IDENTITY)
+        if author_of:
+            name, email, date = _run(self._g, "log", "-1", "--format=%an%x00%ae%x00%ad", author_of).split("\0")
+            env.update(GIT_AUTHOR_NAME=name, GIT_AUTHOR_EMAIL=email, GIT_AUTHOR_DATE=date)
+        elif author:
+            env.update(GIT_AUTHOR_NAME=author, GIT_AUTHOR_EMAIL=f"{author.replace('/', '.')}@swarm.invalid")
+        return _run(self._g, "commit-tree", tree, "-p", parent, "-m", message, env=env).strip()
+
+    def changed(self, old: str, new: str) -> list[str]:
+        return _run(self._g, "diff", "--name-only", "--no-renames", old, new).splitlines()
+
+    def restore(self, commit: str, base: str, paths: list[str]) -> str:
+        """A commit like `commit` but with `paths` as they are in `base` (deleted where base lacks them)."""
+        index = self.path / f"swarm-restore-{os.getpid()}.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            _run(self._g, "read-tree", commit, env=env)
+            for path in paths:
+                entry = _run(self._g, "ls-tree", base, "--", path).strip()
+                if entry:
+                    mode_type_sha, _, _ = entry.partition("\t")
+                    mode, _, sha = mode_type_sha.split()
+                    _run(self._g, "update-index", "--add", "--cacheinfo", f"{mode},{sha},{path}", env=env)
+                else:
+                    _run(self._g, "update-index", "--force-remove", "--", path, env=env)
+            tree = _run(self._g, "write-tree", env=env).strip()
+        finally:
+            index.unlink(missing_ok=True)
+        parent = _run(self._g, "rev-parse", f"{commit}^").strip()
+        return self.commit_tree(tree, parent, self.message(commit), author_of=commit)
+
+    def land(self, old: str, new: str, task_id: str) -> LandResult:
+        """The atomic compare-and-swap: main OLD->NEW and the landed ref created, both or neither."""
+        landed_ref = f"{LANDED_PREFIX}{task_id}"
+        main_ref = f"refs/heads/{self.branch}"
+        status, out, err = self._g.execute(
+            [
+                "git", "push", "--atomic", "--porcelain", "--no-verify", self.origin,
+                f"--force-with-lease={main_ref}:{old}",
+                f"--force-with-lease={landed_ref}:",
+                f"{new}:{main_ref}",
+                f"{new}:{landed_ref}",
+            ],
+            with_extended_output=True,
+            with_exceptions=False,
+        )  # fmt: skip
+        if status == 0:
+            log.info("landed %s as %s on %s", task_id, new[:12], self.branch)
+            return LandResult.LANDED
+        report = f"{out}\n{err}"
+        for line in report.splitlines():
+            if line.startswith("!") and landed_ref in line and "atomic push failed" not in line:
+                return LandResult.ALREADY_LANDED
+        if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
+            return LandResult.MAIN_MOVED
+        raise GitError(f"landing push of {task_id} to {self.origin} failed: {err.strip() or out.strip()}")
+
+    def probe_push(self, commit: str) -> tuple[bool, str]:
+        """Push a throw-away ref to origin and delete it: proves the swarm can land there."""
+        ref = "refs/swarm/doctor/probe"
+        status, _, err = self._g.execute(
+            ["git", "push", "--quiet", self.origin, f"{commit}:{ref}"],
+            with_extended_output=True,
+            with_exceptions=False,
+        )
+        if status != 0:
+            return False, f"cannot push to {self.origin}: {err.strip()}"
+        self._g.execute(["git", "push", "--quiet", self.origin, f":{ref}"], with_exceptions=False)
+        return True, f"the swarm can push to {self.origin}"
+
+
+class Worktree:
+    """One attempt's checkout; the agent changes it, the swarm turns its final state into one commit."""
+
+    def __init__(self, path: Path, mirror: Mirror) -> None:
+        self.path = path
+        self.mirror = mirror
+        self.g = _git(path)
+
+    def snapshot(self, base: str, message: str, author: str) -> str | None:
+        """One commit on `base` holding the worktree's files as they are (agent commits squashed); None if no change."""
+        index = self.path / ".." / f".{self.path.name}.swarm-index"
+        env = {"GIT_INDEX_FILE": str(index.resolve())}
+        try:
+            _run(self.g, "read-tree", base, env=env)
+            _run(self.g, "add", "--all", ".", env=env)
+            tree = _run(self.g, "write-tree", env=env).strip()
+        finally:
+            index.unlink(missing_ok=True)
+        if tree == _run(self.g, "rev-parse", f"{base}^{{tree}}").strip():
+            return None
+        return self.mirror.commit_tree(tree, base, message, author=author)
+
+    def checkout(self, commit: str) -> None:
+        """Make the worktree exactly `commit`: untracked and ignored files too are gone, so nothing the agent
+        left behind can sway the oracle (build caches live outside the worktree)."""
+        _run(self.g, "checkout", "--detach", "--force", "--quiet", commit)
+        _run(self.g, "clean", "-fdxq")
+
+    def conflict_markers(self) -> list[str]:
+        out = _run(self.g, "grep", "-l", "-E", "^(<<<<<<<|>>>>>>>) ", "--", ".", with_exceptions=False)
+        return out.splitlines()
+
+
+def matches(path: str, patterns: list[str]) -> bool:
+    """Whether a repository path matches any glob; `**` crosses folders, `*` does not, `dir/**` is the folder."""
+    return any(_glob(p).match(path) for p in patterns)
+
+
+def _glob(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:.*/)?"
+            i += 3
+        elif pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        else:
+            out += fnmatch.translate(pattern[i]).removeprefix("(?s:").removesuffix(")\\Z")
+            i += 1
+    return re.compile(f"^{out}$")
+
+
+def init_project(template: Path, origin: Path, clone: Path, branch: str = "main") -> str:
+    """A new project: a bare origin holding the template as its first commit, and a working clone of it."""
+    if origin.exists() and any(origin.iterdir()):
+        raise GitError(f"{origin} already exists and is not empty; choose another folder")
+    if clone.exists() and any(clone.iterdir()):
+        raise GitError(f"{clone} already exists and is not empty; choose another folder")
+    if not template.is_dir():
+        raise GitError(f"template folder {template} does not exist")
+    origin.mkdir(parents=True, exist_ok=True)
+    _run(_git(origin), "init", "--bare", "--quiet", f"--initial-branch={branch}")
+    shutil.copytree(template, clone, ignore=shutil.ignore_patterns("target", ".git", "__pycache__"), dirs_exist_ok=True)
+    g = _git(clone)
+    _run(g, "init", "--quiet", f"--initial-branch={branch}")
+    _run(g, "add", "--all")
+    env = {"GIT_AUTHOR_NAME": "swarm init", "GIT_AUTHOR_EMAIL": "init@swarm.invalid", **SWARM_IDENTITY}
+    message = f"Start the project from {template.name}\n\nSwarm-Task: init\nSwarm-Agent: swarm-init\n"
+    _run(g, "commit", "--quiet", "-m", message, env=env)
+    _run(g, "remote", "add", "origin", str(origin.resolve()))
+    _run(g, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
+    _run(g, "branch", "--set-upstream-to", f"origin/{branch}")
+    return _run(g, "rev-parse", "HEAD").strip()

@@ -1,0 +1,47 @@
+"""The collaborators one process works with, built once from the settings and handed to everything else."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from swarm.events import Events, Hook
+from swarm.leases import Leases
+from swarm.repo import Mirror
+from swarm.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis
+    leases: Leases
+    mirror: Mirror
+    events: Events
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.workdir.resolve()
+
+
+def connect(settings: Settings, hook: Hook | None = None) -> Runtime:
+    """Connect to Redis and set up this host's mirror of origin."""
+    settings.require("redis_url", "origin")
+    assert settings.redis_url is not None and settings.origin is not None
+    client = redis.Redis.from_url(
+        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+    )
+    mirror = Mirror(settings.origin, settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
+    return Runtime(settings, client, Leases(client), mirror, Events(client, hook))
+
+
+def worker_id() -> str:
+    """This process's name in leases, logs and the oracle's sample seed."""
+    return f"{socket.gethostname()}-{os.getpid()}"

@@ -1,0 +1,247 @@
+"""The one place that reads configuration: deployment `Settings` and the target repository's `.swarm.toml`.
+
+Deployment settings come from, highest first: keyword arguments, `SWARM_*` environment variables, `.env`,
+and `swarm.toml` in the current directory (or the file named by `SWARM_CONFIG`). Repository settings live in
+the target repository itself and are always read from `main`, so an agent cannot change its own oracle.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from swarm.errors import SettingsError
+
+log = logging.getLogger(__name__)
+
+VENDOR_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_config_file: ContextVar[Path | None] = ContextVar("swarm_config_file", default=None)
+
+
+class VendorSettings(BaseModel):
+    """One `[vendors.<name>]` table: which adapter runs the agent, how many slots, and the adapter's options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    adapter: str
+    """Name of the agent adapter: claude, codex, gemini or command."""
+    concurrency: int = Field(1, ge=1, le=1000)
+    """How many attempts of this vendor may run at once across all machines (used to spread tasks)."""
+    timeout: float | None = Field(None, gt=0)
+    """Wall-clock limit of one agent run in seconds; the deployment's `agent_timeout` when unset."""
+
+    def options(self) -> dict[str, Any]:
+        """The adapter's own options: every key of the table besides the common ones."""
+        return dict(self.model_extra or {})
+
+
+class Settings(BaseSettings):
+    """Deployment settings of a swarm: where Redis and origin are, which vendors run, and the time limits."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SWARM_", env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True
+    )
+
+    redis_url: str | None = None
+    """Redis used as broker, result backend and coordination store; unset means an embedded one (`swarm up`)."""
+    origin: str | None = None
+    """URL or path of the origin repository the swarm lands on."""
+    workdir: Path = Path(".swarm")
+    """Per-host folder for the mirror, worktrees, agent logs and caches."""
+    branch: str = "main"
+    """The branch that is always green."""
+    vendors: dict[str, VendorSettings] = Field(default_factory=dict)
+    """Agent vendors by name; each name is also the Celery queue its workers consume."""
+    lease_ttl: float = Field(30.0, gt=0, le=3600)
+    """Seconds a lease lives without a heartbeat; a crashed worker's task is free again after this."""
+    agent_timeout: float = Field(3600.0, gt=0)
+    """Default wall-clock limit of one agent run, in seconds."""
+    oracle_timeout: float = Field(1800.0, gt=0)
+    """Upper bound on one oracle run, in seconds (the repository may ask for less)."""
+    max_attempts: int = Field(3, ge=1, le=100)
+    """Attempts of a task before it is marked failed."""
+    land_retries: int = Field(3, ge=0, le=20)
+    """Rebase-and-retest rounds after a lost compare-and-swap on origin before the attempt gives up."""
+    dispatch_interval: float = Field(15.0, gt=0)
+    """Seconds between periodic dispatch runs (beat); dispatch also runs after every attempt."""
+    reap_interval: float | None = Field(None, gt=0)
+    """Seconds between reaper runs (beat); a third of `lease_ttl` when unset."""
+    control_queue: str = "merge"
+    """Queue of the control tasks (dispatch, reap); every worker also consumes it."""
+    keep_worktrees: bool = False
+    """Leave worktrees of finished attempts on disk, for debugging."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(redis|rediss|unix)://", value):
+            raise ValueError(f"{value!r} is not a Redis URL (redis://host:port/db, rediss://..., unix://path)")
+        return value
+
+    @field_validator("vendors")
+    @classmethod
+    def _vendor_names(cls, value: dict[str, VendorSettings]) -> dict[str, VendorSettings]:
+        for name in value:
+            if not VENDOR_NAME.match(name):
+                raise ValueError(f"vendor name {name!r}: names match [a-z0-9][a-z0-9_-]* (they are queue names)")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.control_queue in self.vendors:
+            raise ValueError(f"vendor name {self.control_queue!r} is taken by control_queue; rename the vendor")
+        from swarm.agents import registry  # settings validate adapter options; adapters never import settings
+
+        for name, vendor in self.vendors.items():
+            registry.validate_options(name, vendor.adapter, vendor.options())
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=config_file())
+        return (init_settings, env_settings, dotenv_settings, toml)
+
+    @property
+    def reap_every(self) -> float:
+        return self.reap_interval or max(self.lease_ttl / 3, 0.5)
+
+    @property
+    def attempt_time_limit(self) -> float:
+        """Hard limit of one Celery attempt: two agent passes plus an oracle per landing round, with margin."""
+        agent = max([self.agent_timeout, *(v.timeout or 0 for v in self.vendors.values())])
+        return 2 * agent + (3 + self.land_retries) * self.oracle_timeout + 300
+
+    def require(self, *names: str) -> None:
+        """Stop with the setting's name when a setting this command needs is unset."""
+        for name in names:
+            if getattr(self, name) in (None, "", {}):
+                env = f"SWARM_{name.upper()}"
+                raise SettingsError(f"setting {name!r} is not set: put `{name} = ...` in {config_file()} or set {env}")
+
+
+def config_file() -> Path:
+    """The deployment config file: the one given to load_settings, else $SWARM_CONFIG, else ./swarm.toml."""
+    chosen = _config_file.get()
+    if chosen is not None:
+        return chosen
+    return Path(os.environ.get("SWARM_CONFIG") or "swarm.toml")
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate the deployment settings; any problem raises SettingsError naming the setting."""
+    token = _config_file.set(config)
+    try:
+        path = config_file()
+        if os.environ.get("SWARM_CONFIG") and not path.is_file() and config is None:
+            raise SettingsError(f"SWARM_CONFIG names {path}, which is not a file")
+        if config is not None and not path.is_file():
+            raise SettingsError(f"config file {path} does not exist")
+        try:
+            return Settings(**overrides)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{path}: not valid TOML: {exc}") from None
+        except ValidationError as exc:
+            raise SettingsError(explain(exc, source=str(path), env_prefix="SWARM_")) from None
+    finally:
+        _config_file.reset(token)
+
+
+def explain(exc: ValidationError, source: str, env_prefix: str = "") -> str:
+    """Turn a pydantic error into one line per bad setting: its dotted name, where it may come from, what is wrong."""
+    lines = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        given = f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) and "input" in err else ""
+        msg = err["msg"].removeprefix("Value error, ")
+        where = f"{source}" + (f" or {env_prefix}{name.split('.')[0].upper()}" if env_prefix else "")
+        lines.append(f"setting {name!r} in {where}: {msg}{given}")
+    return "bad settings:\n  " + "\n  ".join(lines)
+
+
+# --- repository settings: `.swarm.toml` at the root of the target repository, read from `main` ---
+
+REPO_SETTINGS_FILE = ".swarm.toml"
+
+
+class OracleSettings(BaseModel):
+    """How to run the repository's oracle; its last stdout line is JSON with passed/failed/skipped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fast: str = Field(min_length=1)
+    """Shell command of the fast tier, run on every candidate before landing is tried."""
+    full: str = Field(min_length=1)
+    """Shell command of the full tier, run on the exact commit to land."""
+    timeout: float = Field(900.0, gt=0)
+    """Seconds one oracle run may take before its process group is killed."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment for the oracle; `{cache}` is replaced by a per-worker cache folder."""
+
+
+class RepoSettings(BaseModel):
+    """What the swarm needs to know about the target repository."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backlog: str = "tasks"
+    """Folder of task files."""
+    prompt: str = "AGENT_PROMPT.md"
+    """File whose text opens every agent prompt."""
+    coalesce_prompt: str | None = None
+    """Prompt of the clean-up agent, if the repository has one."""
+    protected: list[str] = Field(default_factory=list)
+    """Globs (`**` crosses folders) of paths agents may not change: the oracle and its expected results."""
+    on_protected: Literal["restore", "reject"] = "restore"
+    """What to do with an attempt that changed a protected path: put main's version back, or reject it."""
+    oracle: OracleSettings
+
+    @field_validator("backlog", "prompt")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        if value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError(f"{value!r} must be a path inside the repository")
+        return value.rstrip("/")
+
+
+def parse_repo_settings(text: str, where: str) -> RepoSettings:
+    """Parse `.swarm.toml`; `where` names its origin (e.g. `origin/main:.swarm.toml`) in any error."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{where}: not valid TOML: {exc}") from None
+    try:
+        return RepoSettings.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError(explain(exc, source=where)) from None
+
+
+# --- the environment handed to child processes: only what a tool needs, never the swarm's own secrets ---
+
+_BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
+
+
+def child_env(pass_env: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """Base environment for agents and oracles: PATH, HOME, locale, plus the names asked for explicitly."""
+    env = {k: v for k, v in os.environ.items() if k in _BASE_ENV or k.startswith("LC_")}
+    env.update({k: os.environ[k] for k in pass_env if k in os.environ})
+    return env

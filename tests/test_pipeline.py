@@ -1,0 +1,225 @@
+"""One attempt end to end with real Redis, real git and the scripted agent; no Celery."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from swarm import attempts, keys
+from swarm.agents import registry
+from swarm.pipeline import Pipeline
+from swarm.runtime import Runtime, connect
+from tests.conftest import Project, make_settings, task_file
+
+
+def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
+    def agent(vendor: str):  # type: ignore[no-untyped-def]
+        table = rt.settings.vendors[vendor]
+        return registry.make(vendor, table.adapter, table.options())
+
+    return Pipeline(rt, agent, worker)
+
+
+def trailers(project: Project, rev: str) -> dict[str, str]:
+    body = project.git("log", "-1", "--format=%B", rev)
+    return dict(line.split(": ", 1) for line in body.splitlines() if line.startswith("Swarm-"))
+
+
+def test_a_task_lands_as_one_commit_with_trailers_tested_by_the_full_oracle(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha\ncommit wip\nwrite src/x.txt x")})
+    before = project.main_log()
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    after = project.main_log()
+    assert len(after) == len(before) + 1, "exactly one commit per landed task (agent commits squashed)"
+    head = after[0]
+    assert project.landed() == {"alpha": head}
+    assert trailers(project, head)["Swarm-Task"] == "alpha"
+    assert trailers(project, head)["Swarm-Agent"] == "claude"
+    assert project.show("src/alpha.txt") == "alpha" and project.show("src/x.txt") == "x"
+    assert ("full", head, "green", 2) in project.oracle_runs(), "the landed commit is the one the full oracle passed"
+    assert json.loads(rt.redis.get(keys.oracle(head)))["passed"] == 2
+    assert not rt.redis.exists(keys.lease("alpha")) and not rt.redis.hexists(keys.ACTIVE, "alpha")
+    assert not list((project.workdir / "worktrees").iterdir()), "the worktree is removed"
+
+
+def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempts(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"broken": task_file("Break it", "write src/alpha.txt BREAK")})
+    before = project.main_log()
+    assert pipeline(rt).run("broken", "claude") == "rejected"
+    assert pipeline(rt).run("broken", "codex") == "failed"
+    assert project.main_log() == before and "broken" not in project.landed()
+    failure = json.loads(rt.redis.get(keys.failed("broken")))
+    assert failure["reason"] == "oracle_red" and failure["attempts"] == 2
+    assert Path(failure["log_dir"], "oracle-fast.log").is_file()
+    assert [h["reason"] for h in attempts.history(rt, "broken")] == ["oracle_red", "oracle_red"]
+    assert pipeline(rt).run("broken", "claude") == "done", "a failed task is not attempted again until retried"
+
+
+def test_a_drop_in_the_passing_count_is_rejected(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"drop": task_file("Drop base", "delete src/base.txt\nwrite src/other.txt x")})
+    assert pipeline(rt).run("drop", "claude") == "rejected"
+    assert attempts.history(rt, "drop")[-1]["reason"] == "oracle_dropped"
+    assert "drop" not in project.landed()
+
+
+@pytest.mark.parametrize("policy", ["restore", "reject"])
+def test_protected_paths_are_restored_or_rejected(project: Project, redis_url: str, policy: str) -> None:
+    if policy == "reject":
+        text = (project.clone / ".swarm.toml").read_text().replace("[oracle]", 'on_protected = "reject"\n\n[oracle]')
+        (project.clone / ".swarm.toml").write_text(text)
+    script = "write checks/base.check path=src/base.txt\\nexpect=anything\nwrite src/base.txt anything"
+    project.add_tasks({"cheat": task_file("Cheat", script)})
+    rt = connect(make_settings(project, redis_url))
+    outcome = pipeline(rt).run("cheat", "claude")
+    if policy == "reject":
+        assert outcome == "rejected"
+        assert attempts.history(rt, "cheat")[-1]["reason"] == "protected"
+        return
+    # The check was put back: changing src/base.txt now drops the passing count, so the cheat cannot land.
+    assert outcome == "rejected"
+    assert attempts.history(rt, "cheat")[-1]["protected_touched"] == ["checks/base.check"]
+    assert attempts.history(rt, "cheat")[-1]["reason"] == "oracle_dropped"
+    assert project.show("checks/base.check").endswith("expect=base")
+
+
+def test_protected_change_is_restored_and_the_honest_rest_lands(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"mixed": task_file("Mixed", "write oracle.py print('fake')\nwrite src/alpha.txt alpha")})
+    assert pipeline(rt).run("mixed", "claude") == "landed"
+    assert "BREAK" in project.show("oracle.py"), "oracle.py is main's, not the agent's"
+    assert project.show("src/alpha.txt") == "alpha"
+
+
+def test_no_change_is_an_attempt_that_fails(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"idle": task_file("Idle", "say nothing to do")})
+    assert pipeline(rt).run("idle", "claude") == "rejected"
+    assert attempts.history(rt, "idle")[-1]["reason"] == "no_change"
+
+
+def test_two_workers_racing_for_one_task_one_lease_wins(project: Project, rt: Runtime, settings) -> None:  # type: ignore[no-untyped-def]
+    gate = project.root / "gate"
+    project.add_tasks({"race": task_file("Race", f"wait-file {gate} 20\nwrite src/alpha.txt alpha")})
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(pipeline(rt, "w1").run("race", "claude")))
+    first.start()
+    _wait(lambda: rt.redis.exists(keys.lease("race")))
+    second = pipeline(connect(settings), "w2").run("race", "codex")
+    gate.touch()
+    first.join()
+    assert second == "busy" and results == ["landed"]
+    assert list(project.landed()) == ["race"]
+
+
+def test_a_lease_lost_mid_attempt_cannot_land(project: Project, rt: Runtime) -> None:
+    gate = project.root / "gate"
+    started = project.root / "started"
+    script = f"sh touch {started}\nwait-file {gate} 20\nwrite src/alpha.txt alpha"
+    project.add_tasks({"late": task_file("Late", script)})
+    result: list[str] = []
+    t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
+    t.start()
+    _wait(started.exists)
+    rt.redis.delete(keys.lease("late"))  # as if it expired while the worker was stalled
+    t.join(timeout=30)
+    assert result == ["rejected"]
+    assert attempts.history(rt, "late")[-1]["reason"] in ("lease_lost", "agent_failed")
+    assert "late" not in project.landed()
+
+
+def test_two_attempts_of_one_task_racing_to_land_exactly_one_lands(project: Project, rt: Runtime, settings) -> None:  # type: ignore[no-untyped-def]
+    """Two attempts both pass every check; the landed-ref create and main's CAS let only one in."""
+    gate = project.root / "gate"
+    project.add_tasks({"twice": task_file("Twice", f"write src/alpha.txt alpha\nwait-file {gate} 20")})
+    results: list[str] = []
+    first = threading.Thread(target=lambda: results.append(pipeline(rt, "w1").run("twice", "claude")))
+    first.start()
+    _wait(lambda: rt.redis.exists(keys.lease("twice")))
+    rt.redis.delete(keys.lease("twice"))  # a second attempt gets a lease, as after a wrongly expired one
+    rt2 = connect(settings)
+    second = threading.Thread(target=lambda: results.append(pipeline(rt2, "w2").run("twice", "codex")))
+    second.start()
+    _wait(lambda: rt.redis.hget(keys.ACTIVE, "twice") and b"w2" in rt.redis.hget(keys.ACTIVE, "twice"))
+    gate.touch()
+    first.join()
+    second.join()
+    assert sorted(results) in (["landed", "rejected"], ["failed", "landed"])
+    assert {h["reason"] for h in attempts.history(rt, "twice") if h["outcome"] != "landed"} <= {
+        "lease_lost",
+        "already_landed",
+    }
+    assert list(project.landed()) == ["twice"]
+    assert sum(1 for sha in project.main_log() if trailers(project, sha).get("Swarm-Task") == "twice") == 1
+
+
+def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_tested(project: Project, rt: Runtime) -> None:
+    gate = project.root / "gate"
+    started = project.root / "started"
+    project.add_tasks({"beta": task_file("Beta", f"sh touch {started}\nwait-file {gate} 20\nwrite src/beta.txt beta")})
+    result: list[str] = []
+    t = threading.Thread(target=lambda: result.append(pipeline(rt).run("beta", "claude")))
+    t.start()
+    _wait(started.exists)
+    (project.clone / "src" / "alpha.txt").write_text("alpha\n")
+    project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
+    project.commit_all("Alpha by hand")
+    gate.touch()
+    t.join()
+    assert result == ["landed"]
+    head = project.main_log()[0]
+    assert project.landed()["beta"] == head
+    assert project.git("rev-parse", f"{head}^") == project.main_log()[1], "rebased onto the moved main"
+    assert ("full", head, "green", 3) in project.oracle_runs()
+
+
+def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) -> None:
+    gate = project.root / "gate"
+    started = project.root / "started"
+    project.add_tasks({"clash": task_file("Clash", f"sh touch {started}\nwait-file {gate} 20\nwrite src/base.txt mine")})
+    result: list[str] = []
+    t = threading.Thread(target=lambda: result.append(pipeline(rt).run("clash", "claude")))
+    t.start()
+    _wait(started.exists)
+    project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
+    (project.clone / "src" / "base.txt").write_text("theirs\n")
+    project.commit_all("Conflicting change")
+    gate.touch()
+    t.join()
+    assert result == ["rejected"]
+    assert attempts.history(rt, "clash")[-1]["reason"] == "conflict"
+    assert not rt.redis.exists(keys.failed("clash"))
+
+
+def test_the_prompt_holds_the_task_and_the_swarms_context(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"first": task_file("First", "write src/alpha.txt alpha"), "second": task_file("Second", "say x")})
+    assert pipeline(rt).run("first", "claude") == "landed"
+    rt.leases.acquire_task("other", 30, worker="w9", vendor="codex")
+    pipeline(rt).run("second", "claude")
+    prompt = (Path(attempts.history(rt, "second")[-1]["log_dir"]) / "prompt.md").read_text()
+    assert prompt.startswith("# Toy repository agent prompt")
+    assert "# Your task: `second` (Second)" in prompt and "```agent" in prompt
+    assert "- `first`: First" in prompt, "landed tasks are listed"
+    assert "- `other`" in prompt and "(codex)" in prompt, "tasks other workers hold are listed"
+    assert "passed 2" in prompt, "main's oracle counts are given"
+
+
+def test_an_agent_that_hangs_is_killed_at_the_timeout(project: Project, redis_url: str) -> None:
+    marker = project.root / "child.pid"
+    project.add_tasks({"hang": task_file("Hang", f"sh sleep 300 & echo $! > {marker}; wait")})
+    rt = connect(make_settings(project, redis_url, agent_timeout=1.0))
+    assert pipeline(rt).run("hang", "claude") == "rejected"
+    assert attempts.history(rt, "hang")[-1]["reason"] == "agent_timeout"
+    pid = int(marker.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+def _wait(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
