@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from typing import Any
 
-from swarm import keys
+from swarm import keys, proc
 from swarm.leases import Lease
 from swarm.runtime import Runtime
 
@@ -50,6 +51,26 @@ def begin(rt: Runtime, task_id: str, vendor: str, worker: str, lease: Lease, log
     return number
 
 
+# KEYS: active hash. ARGV: task, lease value, field, value. Sets a field of this attempt's entry only.
+_NOTE = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v then
+  local entry = cjson.decode(v)
+  if entry['lease'] == ARGV[2] then
+    entry[ARGV[3]] = ARGV[4]
+    redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(entry))
+    return 1
+  end
+end
+return 0
+"""
+
+
+def note_agent(rt: Runtime, task_id: str, lease: Lease, pgid: int) -> None:
+    """Remember where the agent runs, so the reaper on this host can kill it if this worker dies."""
+    rt.redis.eval(_NOTE, 1, keys.ACTIVE, task_id, lease.value, "agent", f"{socket.gethostname()}:{pgid}")
+
+
 def end(rt: Runtime, task_id: str, lease: Lease, record: dict[str, Any], counts: bool = True) -> bool:
     """Take the attempt out of flight and keep its record; True when this was the last allowed attempt."""
     rt.redis.eval(_END, 1, keys.ACTIVE, task_id, lease.value)
@@ -84,17 +105,24 @@ def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
 
 def reap(rt: Runtime) -> list[str]:
     """Finish the attempts whose lease is gone (worker killed, stalled or cut off); their tasks are free again."""
-    lost = []
-    for raw_task in rt.redis.hkeys(keys.ACTIVE):
-        task_id = raw_task.decode()
-        value = rt.redis.eval(_REAP, 2, keys.ACTIVE, keys.lease(task_id), task_id)
-        if not value:
-            continue
-        entry = json.loads(value)
-        reason = "lease expired: the worker died, stalled or lost Redis before finishing"
-        record = {**entry, "outcome": "lost", "reason": "lost", "detail": reason}
-        record.pop("lease", None)
-        failed = _record(rt, task_id, record, counts=True)
-        rt.events.emit(task_id, "failed" if failed else "lost", reason=reason, worker=entry.get("worker"))
-        lost.append(task_id)
-    return lost
+    return [task.decode() for task in rt.redis.hkeys(keys.ACTIVE) if reap_task(rt, task.decode())]
+
+
+def reap_task(rt: Runtime, task_id: str) -> bool:
+    """Finish the task's in-flight attempt if its lease is gone or replaced: record it as lost, kill its agent."""
+    value = rt.redis.eval(_REAP, 2, keys.ACTIVE, keys.lease(task_id), task_id)
+    if not value:
+        return False
+    entry = json.loads(value)
+    _kill_agent(task_id, entry.pop("agent", ""))
+    entry.pop("lease", None)
+    reason = "lease expired: the worker died, stalled or lost Redis before finishing"
+    failed = _record(rt, task_id, {**entry, "outcome": "lost", "reason": "lost", "detail": reason}, counts=True)
+    rt.events.emit(task_id, "failed" if failed else "lost", reason=reason, worker=entry.get("worker"))
+    return True
+
+
+def _kill_agent(task_id: str, where: str) -> None:
+    host, _, pgid = where.rpartition(":")
+    if host == socket.gethostname() and pgid.isdigit() and proc.kill_orphan(int(pgid), f"SWARM_TASK_ID={task_id}"):
+        log.warning("killed the orphaned agent of %s (process group %s)", task_id, pgid)

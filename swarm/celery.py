@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup
+from celery.signals import celeryd_after_setup, worker_process_init
+
+from swarm import proc
+
+log = logging.getLogger(__name__)
 
 app = Celery("swarm", include=["swarm.tasks"])
 app.config_from_object("swarm.celeryconfig")
@@ -16,3 +23,21 @@ def _consume_control_queue(sender: str, instance: Any, **kwargs: Any) -> None:
     """Every worker also takes control tasks (dispatch, reap), so a swarm needs no special worker for them."""
     control = instance.app.conf.task_default_queue
     instance.app.amqp.queues.select_add(control)
+
+
+@worker_process_init.connect
+def _die_with_parent(**kwargs: Any) -> None:
+    """A pool child whose worker was killed must not go on alone: kill its agents and exit.
+
+    Its lease then expires and the reaper hands the task to another worker within one lease TTL.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while not threading.Event().wait(0.5):
+            if os.getppid() != parent:
+                log.error("worker process %d lost its parent %d; stopping its agents and exiting", os.getpid(), parent)
+                proc.kill_all()
+                os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

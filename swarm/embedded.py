@@ -39,7 +39,7 @@ class EmbeddedRedis:
     """A private redis-server on loopback with `noeviction` (a lease must never be evicted); data under `folder`."""
 
     def __init__(self, folder: Path, port: int | None = None, persist: bool = False) -> None:
-        self.folder = folder
+        self.folder = folder.resolve()
         self.port = port or free_port()
         self.persist = persist
         self.proc: subprocess.Popen[bytes] | None = None

@@ -74,6 +74,7 @@ class Pipeline:
         self.rt.redis.delete(keys.queued(task_id))
         att = self._new_attempt(task_id, vendor, lease)
         try:
+            attempts.reap_task(self.rt, task_id)  # a dead attempt's entry is finished before a new one starts
             main = self.rt.mirror.fetch()
             if task_id in self.rt.mirror.landed() or self.rt.redis.exists(keys.failed(task_id)):
                 return "done"
@@ -152,6 +153,7 @@ class Pipeline:
                 "SWARM_ATTEMPT": str(att.number),
             },
             cancel=att.cancel,
+            on_start=lambda pgid: attempts.note_agent(self.rt, att.task_id, att.lease, pgid),
         )
         run.home.mkdir(parents=True, exist_ok=True)
         self._emit(att, "agent_running")

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.05
+_live_groups: set[int] = set()
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ def run(
         except OSError as exc:
             out.write(f"swarm: could not start {argv[0]!r}: {exc}\n".encode())
             return ProcResult(tuple(argv), 127, False, False, 0.0, log_path)
+        _live_groups.add(proc.pid)
         if on_start:
             on_start(proc.pid)
         timed_out = cancelled = False
@@ -99,6 +101,7 @@ def run(
             kill_group(proc.pid, proc)
         else:
             kill_group(proc.pid, None)
+        _live_groups.discard(proc.pid)
     return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, time.monotonic() - start, log_path)
 
 
@@ -114,6 +117,25 @@ def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None) -> None:
         pass
     _signal_group(pgid, signal.SIGKILL)
     proc.wait()
+
+
+def kill_all() -> None:
+    """SIGKILL every process group this process started and that is still running (the worker is going away)."""
+    for pgid in list(_live_groups):
+        _signal_group(pgid, signal.SIGKILL)
+        _live_groups.discard(pgid)
+
+
+def kill_orphan(pgid: int, marker: str) -> bool:
+    """Kill a group left by a dead worker on this host, if its leader still carries `marker` in its environment."""
+    try:
+        environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    if marker.encode() not in environ:
+        return False
+    _signal_group(pgid, signal.SIGKILL)
+    return True
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -48,7 +48,9 @@ def r(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
 
 
-def task_file(title: str, script: str = "", priority: int = 0, depends_on: list[str] | None = None, **extra: str) -> str:
+def task_file(
+    title: str, script: str = "", priority: int = 0, depends_on: list[str] | None = None, **extra: str
+) -> str:
     lines = ["---", f"title: {title}", f"priority: {priority}"]
     if depends_on:
         lines.append(f"depends_on: [{', '.join(depends_on)}]")

@@ -45,7 +45,9 @@ def test_a_task_lands_as_one_commit_with_trailers_tested_by_the_full_oracle(proj
     assert not list((project.workdir / "worktrees").iterdir()), "the worktree is removed"
 
 
-def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempts(project: Project, rt: Runtime) -> None:
+def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempts(
+    project: Project, rt: Runtime
+) -> None:
     project.add_tasks({"broken": task_file("Break it", "write src/alpha.txt BREAK")})
     before = project.main_log()
     assert pipeline(rt).run("broken", "claude") == "rejected"
@@ -153,7 +155,9 @@ def test_two_attempts_of_one_task_racing_to_land_exactly_one_lands(project: Proj
     assert sum(1 for sha in project.main_log() if trailers(project, sha).get("Swarm-Task") == "twice") == 1
 
 
-def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_tested(project: Project, rt: Runtime) -> None:
+def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_tested(
+    project: Project, rt: Runtime
+) -> None:
     gate = project.root / "gate"
     started = project.root / "started"
     project.add_tasks({"beta": task_file("Beta", f"sh touch {started}\nwait-file {gate} 20\nwrite src/beta.txt beta")})
@@ -176,7 +180,9 @@ def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_te
 def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) -> None:
     gate = project.root / "gate"
     started = project.root / "started"
-    project.add_tasks({"clash": task_file("Clash", f"sh touch {started}\nwait-file {gate} 20\nwrite src/base.txt mine")})
+    project.add_tasks(
+        {"clash": task_file("Clash", f"sh touch {started}\nwait-file {gate} 20\nwrite src/base.txt mine")}
+    )
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("clash", "claude")))
     t.start()
@@ -192,7 +198,9 @@ def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) ->
 
 
 def test_the_prompt_holds_the_task_and_the_swarms_context(project: Project, rt: Runtime) -> None:
-    project.add_tasks({"first": task_file("First", "write src/alpha.txt alpha"), "second": task_file("Second", "say x")})
+    project.add_tasks(
+        {"first": task_file("First", "write src/alpha.txt alpha"), "second": task_file("Second", "say x")}
+    )
     assert pipeline(rt).run("first", "claude") == "landed"
     rt.leases.acquire_task("other", 30, worker="w9", vendor="codex")
     pipeline(rt).run("second", "claude")

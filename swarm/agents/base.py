@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -29,6 +30,8 @@ class AgentRun:
     """Base environment (PATH, HOME, locale) plus SWARM_TASK_ID, SWARM_PROMPT_FILE, SWARM_ATTEMPT."""
     cancel: threading.Event = field(default_factory=threading.Event)
     """Set by the heartbeat when the lease is lost: the adapter must stop the agent at once."""
+    on_start: Callable[[int], None] | None = None
+    """The adapter calls it with the agent's process group id, so a lost attempt's agent can be found and killed."""
 
 
 @dataclass

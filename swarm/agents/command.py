@@ -74,6 +74,7 @@ class CommandAgent:
             timeout=run.timeout,
             log_path=run.log_path,
             cancel=run.cancel,
+            on_start=run.on_start,
         )
         tail = proc.tail(run.log_path, 2000).strip().splitlines()
         message = tail[-1] if tail else ""

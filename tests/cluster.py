@@ -1,0 +1,134 @@
+"""Real Celery worker and beat processes against a test project, for the end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import SCRIPTED_AGENT, Project
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(project: Project, redis_url: str, vendors: dict[str, int], **extra: object) -> Path:
+    command = json.dumps([sys.executable, str(SCRIPTED_AGENT), "{prompt_file}"])
+    lines = [
+        f'redis_url = "{redis_url}"',
+        f'origin = "{project.origin}"',
+        f'workdir = "{project.workdir}"',
+    ]
+    values = {"lease_ttl": 3, "max_attempts": 2, "dispatch_interval": 1, "agent_timeout": 60, "oracle_timeout": 60}
+    values.update(extra)  # type: ignore[arg-type]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
+    for name, concurrency in vendors.items():
+        lines += [
+            "",
+            f"[vendors.{name}]",
+            'adapter = "command"',
+            f"concurrency = {concurrency}",
+            f"command = {command}",
+        ]
+    path = project.root / "swarm.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+class Cluster:
+    """Starts workers and beat as separate process groups; stops every one of them at the end."""
+
+    def __init__(self, project: Project, config: Path) -> None:
+        self.project = project
+        self.config = config
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.logs = project.root / "logs"
+        self.logs.mkdir(exist_ok=True)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+        env.update(SWARM_CONFIG=str(self.config), PYTHONPATH=str(REPO_ROOT))
+        return env
+
+    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        proc = subprocess.Popen(
+            argv, cwd=self.project.root, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs[name] = proc
+        return proc
+
+    def worker(self, name: str, queue: str) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "celery", "-A", "swarm", "worker", "-Q", queue, "-c", "1", "-n", f"{name}@%h"]
+        return self.start(name, argv + ["--loglevel=INFO", "--without-gossip", "--without-mingle"])
+
+    def beat(self) -> subprocess.Popen[bytes]:
+        schedule = str(self.project.root / "beat-schedule")
+        return self.start(
+            "beat", [sys.executable, "-m", "celery", "-A", "swarm", "beat", "-s", schedule, "--loglevel=INFO"]
+        )
+
+    def swarm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "swarm", *args], cwd=self.project.root, env=self.env(), text=True,
+            capture_output=True, check=check, timeout=120,
+        )  # fmt: skip
+
+    def status(self) -> dict[str, Any]:
+        return dict(json.loads(self.swarm("status", "--json").stdout))
+
+    def wait_for_workers(self, names: list[str], timeout: float = 60) -> None:
+        wait(lambda: all(b"ready." in (self.logs / f"{n}.log").read_bytes() for n in names), timeout, "workers ready")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            _kill_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _kill_group(proc.pid, signal.SIGKILL)
+
+    def dump_logs(self) -> str:
+        return "\n".join(
+            f"===== {p.name}\n{p.read_text(errors='replace')[-6000:]}" for p in sorted(self.logs.glob("*"))
+        )
+
+
+def _kill_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait(cond: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Pids of live processes whose environment holds `marker` (e.g. SWARM_TASK_ID=x)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
+                stat = (entry / "stat").read_text()
+                if stat.rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,104 @@
+"""The whole swarm with real Celery worker and beat processes, real Redis and real git."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from tests.cluster import Cluster, processes_with_env, wait, write_config
+from tests.conftest import Project, task_file
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cluster(project: Project, redis_url: str) -> Iterator[Cluster]:
+    c = Cluster(project, write_config(project, redis_url, {"claude": 2, "codex": 1}))
+    try:
+        yield c
+    finally:
+        c.stop()
+        print(c.dump_logs())
+
+
+def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
+    project: Project, cluster: Cluster
+) -> None:
+    started1, started2 = project.root / "victim1.started", project.root / "victim2.started"
+    project.add_tasks(
+        {
+            "alpha": task_file("Alpha", "write src/alpha.txt alpha", priority=10),
+            "beta": task_file("Beta after alpha", "write src/beta.txt beta", depends_on=["alpha"]),
+            "gamma": task_file("Gamma on codex", "write src/gamma.txt gamma", vendor="codex"),
+            "broken": task_file("Always breaks", "write src/delta.txt BREAK", priority=5),
+            "victim1": task_file(
+                "Pool child killed",
+                f"@1 sh touch {started1}\n@1 sleep 120\nwrite src/v1.txt v1",
+                priority=9,
+                vendor="claude",
+            ),  # fmt: skip
+            "victim2": task_file(
+                "Worker killed",
+                f"@1 sh touch {started2}\n@1 sleep 120\nwrite src/v2.txt v2",
+                depends_on=["victim1"],
+                vendor="claude",
+            ),  # fmt: skip
+        }
+    )
+    setup_commit = project.main_log()[0]
+    for name, queue in (("w1", "claude"), ("w2", "claude"), ("w3", "codex")):
+        cluster.worker(name, queue)
+    cluster.wait_for_workers(["w1", "w2", "w3"])
+    cluster.beat()
+
+    # victim1: SIGKILL the pool process that holds its lease, mid-run.
+    wait(started1.exists, 60, "victim1's first attempt to start")
+    holder = cluster.status()["leases"]["victim1"]["worker"]
+    os.kill(int(holder.rsplit("-", 1)[1]), signal.SIGKILL)
+    # victim2: SIGKILL the main process of the worker whose pool process holds its lease.
+    wait(started2.exists, 90, "victim2's first attempt to start")
+    holder_pid = int(cluster.status()["leases"]["victim2"]["worker"].rsplit("-", 1)[1])
+    parent = int(open(f"/proc/{holder_pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    victim_worker = next(name for name, p in cluster.procs.items() if p.pid == parent)
+    os.kill(parent, signal.SIGKILL)
+
+    def settled() -> bool:
+        states = {t["id"]: t["state"] for t in cluster.status()["tasks"]}
+        return all(s in ("landed", "failed") for s in states.values())
+
+    wait(settled, 150, "every task landed or failed")
+    report = cluster.status()
+    states = {t["id"]: t for t in report["tasks"]}
+    assert {tid for tid, t in states.items() if t["state"] == "landed"} == {
+        "alpha", "beta", "gamma", "victim1", "victim2"
+    }  # fmt: skip
+    assert states["broken"]["state"] == "failed"
+    assert states["broken"]["failure"]["reason"] == "oracle_red"
+    assert "oracle" in states["broken"]["failure"]["detail"]
+
+    # main: exactly one commit per landed task, each with trailers, each passed by the full oracle.
+    swarm_commits = project.git("log", "--format=%H", f"{setup_commit}..main").splitlines()
+    landed = project.landed()
+    assert sorted(landed.values()) == sorted(swarm_commits)
+    runs = project.oracle_runs()
+    for sha in swarm_commits:
+        body = project.git("log", "-1", "--format=%B", sha)
+        task = next(line.split(": ", 1)[1] for line in body.splitlines() if line.startswith("Swarm-Task: "))
+        assert landed[task] == sha
+        assert "Swarm-Agent: " in body
+        assert ("full", sha, "green") in {(t, s, v) for t, s, v, _ in runs}, f"{sha} landed without a green full run"
+    for sha in swarm_commits:
+        files = project.git("show", "--name-only", "--format=", sha).splitlines()
+        assert not [f for f in files if "lock" in f.lower() or "claim" in f.lower()], "no coordination files"
+    assert states["gamma"]["last_attempt"]["outcome"] == "landed"
+    assert "Swarm-Agent: codex" in project.git("log", "-1", "--format=%B", landed["gamma"])
+
+    # the killed attempts: each task landed once, on a later attempt; no agent of theirs is left running.
+    assert states["victim1"]["attempts"] >= 2 and states["victim2"]["attempts"] >= 2
+    leftover = processes_with_env("SWARM_TASK_ID=victim1")
+    assert leftover == [], [open(f"/proc/{p}/cmdline").read().replace("\0", " ") for p in leftover]
+    wait(lambda: processes_with_env("SWARM_TASK_ID=victim2") == [], 10, "victim2's orphaned agent to be gone")
+    assert cluster.procs[victim_worker].poll() is not None
