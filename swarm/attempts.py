@@ -105,7 +105,7 @@ def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
 
 def reap(rt: Runtime) -> list[str]:
     """Finish the attempts whose lease is gone (worker killed, stalled or cut off); their tasks are free again."""
-    return [task.decode() for task in rt.redis.hkeys(keys.ACTIVE) if reap_task(rt, task.decode())]
+    return [keys.text(t) for t in rt.redis.hkeys(keys.ACTIVE) if reap_task(rt, keys.text(t))]
 
 
 def reap_task(rt: Runtime, task_id: str) -> bool:

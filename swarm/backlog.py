@@ -142,8 +142,8 @@ def load(files: Mapping[str, bytes], vendors: Iterable[str] | None = None) -> Ba
             continue
         backlog.tasks[task.id] = task
     _drop_bad_links(backlog, set(vendors) if vendors is not None else None)
-    for err in backlog.invalid:
-        log.warning("skipping task file %s", err)
+    for problem in backlog.invalid:
+        log.warning("skipping task file %s", problem)
     return backlog
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from kombu import Queue
+import sys
 
+from kombu.entity import Queue
+
+from swarm.errors import SettingsError
 from swarm.settings import load_settings
 
-_settings = load_settings()
-_settings.require("redis_url")
+try:
+    _settings = load_settings()
+    _settings.require("redis_url")
+except SettingsError as exc:
+    # Stop start-up with the setting's name and what is wrong, not a traceback through Celery's loader.
+    print(f"swarm: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 _limit = _settings.attempt_time_limit
 _control = _settings.control_queue
 

@@ -44,10 +44,8 @@ class Events:
                 log.warning("could not forward event %s of %s: %s", state, task_id, exc)
 
     def recent(self, count: int = 50) -> list[dict[str, str]]:
-        return [
-            {k.decode(): v.decode() for k, v in fields.items()}
-            for _, fields in self.r.xrevrange(keys.EVENTS, count=count)
-        ]
+        entries = self.r.xrevrange(keys.EVENTS, count=count) or []
+        return [{keys.text(k): keys.text(v) for k, v in (fields or {}).items()} for _, fields in entries]
 
 
 def _flat(value: Any) -> str:

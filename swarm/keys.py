@@ -48,3 +48,8 @@ def history(task_id: str) -> str:
 def oracle(commit: str) -> str:
     """Cached full-oracle counts of a commit of main."""
     return f"{PREFIX}:oracle:{commit}"
+
+
+def text(value: bytes | str) -> str:
+    """Redis answers in bytes; keys and values are UTF-8 text."""
+    return value.decode() if isinstance(value, bytes) else value

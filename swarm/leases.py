@@ -84,7 +84,7 @@ class Leases:
     def held(self, lease: Lease) -> bool:
         """Whether this exact lease is still the one in Redis."""
         current = self.r.get(lease.key)
-        return current is not None and current.decode() == lease.value
+        return current is not None and keys.text(current) == lease.value
 
     def holders(self) -> dict[str, dict[str, Any]]:
         """Every task lease held now: owner info and milliseconds left."""

@@ -73,18 +73,19 @@ def run(
     timeout = min(settings.timeout, timeout_cap)
     result = proc.run(["bash", "-c", command], cwd=worktree, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
     summary = parse_summary(proc.tail(log_path, 256 * 1024))
-    base = {"tier": tier, "exit_code": result.returncode, "log_path": str(log_path)}
+    verdict = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
+    if summary is not None:
+        verdict.summary = summary
+        verdict.passed, verdict.failed, verdict.skipped = (
+            int(summary.get(k) or 0) for k in ("passed", "failed", "skipped")
+        )
     if not result.ok:
-        counts = _counts(summary) if summary else {}
-        return OracleResult(ok=False, reason=f"{tier} oracle `{command}`: {result.describe()}", **base, **counts)
-    if summary is None:
-        reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
-        return OracleResult(ok=False, reason=reason, **base)
-    return OracleResult(ok=True, summary=summary, **base, **_counts(summary))
-
-
-def _counts(summary: dict[str, Any]) -> dict[str, int]:
-    return {k: int(summary.get(k) or 0) for k in ("passed", "failed", "skipped")}
+        verdict.reason = f"{tier} oracle `{command}`: {result.describe()}"
+    elif summary is None:
+        verdict.reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
+    else:
+        verdict.ok = True
+    return verdict
 
 
 def judge(result: OracleResult, baseline: dict[str, Any] | None) -> str:

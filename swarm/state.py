@@ -122,5 +122,5 @@ def _scan_values(rt: Runtime, kind: str) -> dict[str, str]:
     for key in rt.redis.scan_iter(match=prefix + "*", count=500):
         value = rt.redis.get(key)
         if value is not None:
-            found[key.decode().removeprefix(prefix)] = value.decode()
+            found[keys.text(key).removeprefix(prefix)] = keys.text(value)
     return found

@@ -20,6 +20,7 @@ from swarm.runtime import Runtime, connect
 from swarm.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
 TOY_REPO = TESTS / "data" / "toy_repo"
 SCRIPTED_AGENT = TESTS / "agents" / "scripted_agent.py"
 
@@ -69,8 +70,9 @@ class Project:
     workdir: Path
 
     def git(self, *args: str, cwd: Path | None = None) -> str:
+        env = {**os.environ, **GIT_IDENTITY}
         return subprocess.run(
-            ["git", *args], cwd=cwd or self.origin, check=True, capture_output=True, text=True
+            ["git", *args], cwd=cwd or self.origin, check=True, capture_output=True, text=True, env=env
         ).stdout.strip()
 
     def add_tasks(self, tasks: dict[str, str], message: str = "Add tasks") -> None:
@@ -82,8 +84,7 @@ class Project:
 
     def commit_all(self, message: str) -> None:
         self.git("add", "-A", cwd=self.clone)
-        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-               "GIT_COMMITTER_EMAIL": "t@t"}  # fmt: skip
+        env = {**os.environ, **GIT_IDENTITY}
         body = f"{message}\n\nSwarm-Task: setup\nSwarm-Agent: test\n"
         subprocess.run(["git", "commit", "-qm", body], cwd=self.clone, check=True, env=env)
         self.git("push", "-q", "origin", "HEAD:main", cwd=self.clone)
