@@ -72,8 +72,15 @@ def note_agent(rt: Runtime, task_id: str, lease: Lease, pgid: int) -> None:
 
 
 def end(rt: Runtime, task_id: str, lease: Lease, record: dict[str, Any], counts: bool = True) -> bool:
-    """Take the attempt out of flight and keep its record; True when this was the last allowed attempt."""
-    rt.redis.eval(_END, 1, keys.ACTIVE, task_id, lease.value)
+    """Take the attempt out of flight and keep its record; True when this was the last allowed attempt.
+
+    An attempt already finished as lost (its lease expired and a newer attempt or the reaper took over) is
+    not recorded twice.
+    """
+    ours = rt.redis.eval(_END, 1, keys.ACTIVE, task_id, lease.value)
+    if not ours and record.get("outcome") != "landed":
+        log.warning("attempt of %s was already finished as lost; not recording it again", task_id)
+        return rt.redis.exists(keys.failed(task_id)) > 0
     return _record(rt, task_id, record, counts)
 
 

@@ -149,6 +149,7 @@ def test_two_attempts_of_one_task_racing_to_land_exactly_one_lands(project: Proj
     assert sorted(results) in (["landed", "rejected"], ["failed", "landed"])
     assert {h["reason"] for h in attempts.history(rt, "twice") if h["outcome"] != "landed"} <= {
         "lease_lost",
+        "lost",
         "already_landed",
     }
     assert list(project.landed()) == ["twice"]
