@@ -16,11 +16,11 @@ import redis
 from rich.console import Console
 from rich.table import Table
 
-from swarm import attempts, keys, repo, state
+from swarm import attempts, repo, state
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
 from swarm.runtime import Runtime, connect
-from swarm.settings import Settings, load_settings
+from swarm.settings import Settings, config_file, load_settings
 
 log = logging.getLogger(__name__)
 console = Console()
@@ -113,34 +113,11 @@ def dispatch_cmd(ctx: click.Context) -> None:
 def status(ctx: click.Context, as_json: bool) -> None:
     """Every task with its state, leases with time left, last landings, and main's oracle counts."""
     rt = _runtime(ctx)
-    report = status_report(rt)
+    report = state.report(rt)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
     _print_status(report)
-
-
-def status_report(rt: Runtime) -> dict[str, Any]:
-    snap = state.take(rt)
-    rows = snap.rows()
-    counts: dict[str, int] = {}
-    for row in rows:
-        counts[row["state"]] = counts.get(row["state"], 0) + 1
-    for row in rows:
-        if row["state"] in ("failed", "landed") or row.get("attempts"):
-            history = attempts.history(rt, row["id"])
-            if history:
-                row["last_attempt"] = {k: history[-1].get(k) for k in ("outcome", "reason", "detail", "log_dir")}
-    landings = [json.loads(x) for x in rt.redis.lrange(keys.LANDINGS, 0, 9)]
-    return {
-        "main": snap.main,
-        "oracle": snap.oracle,
-        "counts": counts,
-        "tasks": rows,
-        "leases": snap.leases,
-        "landings": landings,
-        "repo_error": snap.repo_error or None,
-    }
 
 
 def _print_status(report: dict[str, Any]) -> None:
@@ -258,9 +235,96 @@ def _doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     return out
 
 
+@cli.command()
+@click.option(
+    "--workers", default="", help="Slots per vendor, e.g. claude=2,codex=1 (default: each vendor's concurrency)."
+)
+@click.option("--no-flower", is_flag=True, help="Do not start Flower.")
+@click.pass_context
+def up(ctx: click.Context, workers: str, no_flower: bool) -> None:
+    """Run the swarm of swarm.toml on this machine: Redis (embedded unless redis_url is set), workers, beat, Flower."""
+    from swarm import session
+
+    config = ctx.obj.get("config") or config_file()
+    settings = _settings(ctx)
+    slots = _parse_workers(workers, settings)
+    _refuse_missing_vendors(settings, slots)
+    with session.started(config, slots, flower=not no_flower) as s:
+        if s.flower_url and s.flower_auth:
+            console.print(f"Flower: {s.flower_url}  user {s.flower_auth[0]}  password {s.flower_auth[1]}")
+        console.print(f"process logs: {s.supervisor.logs}; Ctrl-C stops everything")
+        session.watch(s, lambda report: False, timeout=float("inf"))
+
+
+def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
+    if not settings.vendors:
+        raise SwarmError(
+            f"no vendors in {config_file()}: add a [vendors.<name>] table (see README), or try `swarm demo`"
+        )
+    if not spec:
+        return {name: v.concurrency for name, v in settings.vendors.items()}
+    slots = {}
+    for part in spec.split(","):
+        name, _, count = part.partition("=")
+        if name not in settings.vendors or not count.isdigit() or int(count) < 1:
+            raise SwarmError(f"--workers {part!r}: expected <vendor>=<slots> with a configured vendor "
+                             f"({', '.join(settings.vendors)}) and slots >= 1")  # fmt: skip
+        slots[name] = int(count)
+    return slots
+
+
+def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
+    from swarm.agents import registry
+
+    for name in slots:
+        vendor = settings.vendors[name]
+        agent = registry.make(name, vendor.adapter, vendor.options())
+        if shutil.which(agent.executable()) is None:
+            raise SwarmError(
+                f"vendor {name}: {agent.executable()!r} is not on PATH. Run `swarm doctor` for what to fix, "
+                "or `swarm demo` to see the swarm work with no agent CLI or API key."
+            )
+
+
+@cli.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("swarm-demo"),
+    show_default=True,
+    help="Folder of the demo project (a previous demo there is replaced).",
+)
+@click.option(
+    "--template",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Template of the project (default: engine_repo_template).",
+)
+@click.option("--keep", is_flag=True, help="Leave the swarm running after the summary, for browsing Flower.")
+@click.option("--timeout", type=float, default=1200, show_default=True, help="Give up after this many seconds.")
+@click.option(
+    "--solutions",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Folder of recorded solutions (<task>.patch, <task>.<attempt>.patch); default: shipped ones.",
+)
+def demo(directory: Path, template: Path | None, keep: bool, timeout: float, solutions: Path | None) -> None:
+    """One command, no API key: replay agents on three vendor queues build a fresh engine project."""
+    from swarm import demo as demo_mod
+
+    summary = demo_mod.run(directory, template or DEFAULT_TEMPLATE, keep, timeout, solutions or demo_mod.SHIPPED)
+    sys.exit(0 if summary.landed and not summary.failed else 1)  # fmt: skip
+
+
 def main() -> None:
     try:
-        cli(standalone_mode=True)
+        cli(standalone_mode=False)
     except SwarmError as exc:
-        console.print(f"[red]error:[/] {exc}")
+        console.print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(2)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import secrets
@@ -71,8 +72,9 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
         return report
     free = free_slots(rt, snap)
     marker_ttl = int(rt.settings.attempt_time_limit * 2)
+    only = rt.settings.only_tasks
     for task in snap.backlog.ready(snap.landed):
-        if snap.state(task.id) != "ready":
+        if snap.state(task.id) != "ready" or (only and not any(fnmatch.fnmatchcase(task.id, p) for p in only)):
             continue
         vendor = choose_vendor(task.vendor, free)
         if vendor is None:

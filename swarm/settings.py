@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     """Seconds between reaper runs (beat); a third of `lease_ttl` when unset."""
     control_queue: str = "merge"
     """Queue of the control tasks (dispatch, reap); every worker also consumes it."""
+    only_tasks: list[str] = Field(default_factory=list)
+    """Globs of the task ids this swarm dispatches (all tasks when empty): run a slice of a big backlog."""
     keep_worktrees: bool = False
     """Leave worktrees of finished attempts on disk, for debugging."""
 

@@ -7,8 +7,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from swarm import attempts, keys
 from swarm import backlog as backlog_mod
-from swarm import keys
 from swarm.backlog import Backlog
 from swarm.errors import SettingsError
 from swarm.runtime import Runtime
@@ -124,3 +124,27 @@ def _scan_values(rt: Runtime, kind: str) -> dict[str, str]:
         if value is not None:
             found[keys.text(key).removeprefix(prefix)] = keys.text(value)
     return found
+
+
+def report(rt: Runtime) -> dict[str, Any]:
+    """Everything `swarm status` shows: tasks with states, leases, recent landings, main's oracle counts."""
+    snap = take(rt)
+    rows = snap.rows()
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    for row in rows:
+        if row["state"] in ("failed", "landed") or row.get("attempts"):
+            history = attempts.history(rt, row["id"])
+            if history:
+                row["last_attempt"] = {k: history[-1].get(k) for k in ("outcome", "reason", "detail", "log_dir")}
+    landings = [json.loads(x) for x in rt.redis.lrange(keys.LANDINGS, 0, 9)]
+    return {
+        "main": snap.main,
+        "oracle": snap.oracle,
+        "counts": counts,
+        "tasks": rows,
+        "leases": snap.leases,
+        "landings": landings,
+        "repo_error": snap.repo_error or None,
+    }

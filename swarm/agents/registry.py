@@ -11,6 +11,7 @@ from swarm.agents.base import Agent
 
 ADAPTERS: dict[str, str] = {
     "command": "swarm.agents.command:CommandAgent",
+    "replay": "swarm.agents.replay:ReplayAgent",
 }
 
 

@@ -1,0 +1,66 @@
+"""The `replay` adapter: a demo agent that needs no API key. It "solves" a task by applying a recorded patch.
+
+Patches live in a folder as `<task>.patch` (every attempt) or `<task>.<attempt>.patch` (that attempt only, so a
+recording can hold a wrong first attempt). They are applied with `git apply --3way`, a real 3-way merge onto
+whatever `main` is by then. Not meant for real work: `swarm up` never picks it unless a vendor asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from swarm import proc
+from swarm.agents.base import AgentResult, AgentRun
+from swarm.settings import child_env
+
+log = logging.getLogger(__name__)
+
+SHIPPED = Path(__file__).resolve().parent.parent / "replay"
+
+
+class ReplayOptions(BaseModel):
+    """Options of a vendor table with `adapter = "replay"`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    solutions: Path = SHIPPED
+    """Folder of recorded patches; the ones shipped with swarm for engine_repo_template by default."""
+    think: float = Field(2.0, ge=0)
+    """Seconds the agent 'thinks' before applying its patch, so the demo's progress can be watched."""
+
+
+class ReplayAgent:
+    """Applies the recorded patch of a task with a 3-way merge; no recording means no change."""
+
+    Options = ReplayOptions
+
+    def __init__(self, vendor: str, options: ReplayOptions) -> None:
+        self.vendor = vendor
+        self.options = options
+
+    def executable(self) -> str:
+        return "git"
+
+    def patch_for(self, task_id: str, attempt: int) -> Path | None:
+        for name in (f"{task_id}.{attempt}.patch", f"{task_id}.patch"):
+            path = self.options.solutions / name
+            if path.is_file():
+                return path
+        return None
+
+    def run(self, run: AgentRun) -> AgentResult:
+        patch = self.patch_for(run.task_id, run.attempt)
+        if patch is None:
+            return AgentResult("no_change", f"no recorded solution for {run.task_id}", 0, run.log_path)
+        if run.cancel.wait(self.options.think):
+            return AgentResult("failed", "lease lost while thinking", None, run.log_path)
+        argv = ["git", "apply", "--3way", "--whitespace=nowarn", str(patch)]
+        result = proc.run(argv, cwd=run.worktree, env={**child_env(), **run.env}, timeout=run.timeout,
+                          log_path=run.log_path, cancel=run.cancel, on_start=run.on_start)  # fmt: skip
+        if not result.ok:
+            return AgentResult("failed", f"patch {patch.name} did not apply: {result.describe()}", result.returncode,
+                               run.log_path)  # fmt: skip
+        return AgentResult("ok", f"applied the recorded solution {patch.name}", 0, run.log_path)

@@ -1,0 +1,143 @@
+"""A swarm session on this machine, for `swarm up` and `swarm demo`: start the processes, show progress, stop."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from swarm import keys, launch, state
+from swarm.runtime import Runtime, connect
+from swarm.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+console = Console()
+
+TERMINAL = ("landed", "failed", "invalid")
+
+
+@dataclass
+class Started:
+    settings: Settings
+    rt: Runtime
+    supervisor: launch.Supervisor
+    flower_url: str | None
+    flower_auth: tuple[str, str] | None
+
+
+def child_environment(config: Path, redis_url: str, flower_auth: tuple[str, str] | None) -> dict[str, str]:
+    """The swarm's processes see the deployment through SWARM_CONFIG and SWARM_REDIS_URL, nothing inherited."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "FLOWER_"))}
+    env.update(SWARM_CONFIG=str(config.resolve()), SWARM_REDIS_URL=redis_url)
+    if flower_auth:
+        env["FLOWER_BASIC_AUTH"] = f"{flower_auth[0]}:{flower_auth[1]}"
+    return env
+
+
+@contextmanager
+def started(config: Path, workers: dict[str, int], flower: bool = True) -> Iterator[Started]:
+    """Start Redis (embedded unless redis_url is set), workers, beat and Flower; stop all of them on the way out."""
+    settings = load_settings(config)
+    root = config.resolve().parent
+    supervisor = launch.Supervisor(settings.workdir.resolve() / "logs" / "processes", {}, root)
+    with interrupt_on_signals():
+        try:
+            redis_url = settings.redis_url or supervisor.start_redis(settings.workdir.resolve() / "redis")
+            settings = load_settings(config, redis_url=redis_url)
+            auth = launch.flower_credentials() if flower else None
+            port = launch.free_port() if flower else None
+            supervisor.env = child_environment(config, redis_url, auth)
+            for proc in launch.plan(settings, workers, port):
+                supervisor.start(proc)
+            url = f"http://127.0.0.1:{port}" if port else None
+            yield Started(settings, connect(settings), supervisor, url, auth)
+        finally:
+            supervisor.stop()
+
+
+@contextmanager
+def interrupt_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP stop a session the way Ctrl-C does, so every process it started is stopped."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def watch(s: Started, done: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
+    """Show tasks and workers until `done(report)` or the timeout; returns the last status report."""
+    deadline = time.monotonic() + timeout
+    report = state.report(s.rt)
+    with Live(render(report, s), console=console, refresh_per_second=2) as view:
+        while not done(report):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the swarm did not finish within {timeout:.0f}s")
+            dead = s.supervisor.dead()
+            if dead:
+                raise RuntimeError(f"process(es) {', '.join(dead)} exited; see their logs in {s.supervisor.logs}")
+            time.sleep(1)
+            report = state.report(s.rt)
+            view.update(render(report, s))
+    return report
+
+
+def render(report: dict[str, Any], s: Started) -> Group:
+    oracle = report.get("oracle") or {}
+    head = Text.assemble(
+        ("main ", "bold"), report["main"][:12], "   oracle passing: ",
+        (str(oracle.get("passed", "?")), "bold green"), f" / {oracle.get('passed', 0) + oracle.get('failed', 0)}",
+        "   ", ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())),
+    )  # fmt: skip
+    table = Table("task", "state", "vendor", "attempts", "detail", expand=False)
+    for row in report["tasks"]:
+        if s.settings.only_tasks and row["id"] not in _selected(report, s.settings):
+            continue
+        detail = ""
+        if "lease" in row:
+            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
+        elif row.get("last_attempt") and row["state"] != "landed":
+            detail = f"last: {row['last_attempt'].get('reason')}"
+        vendor = row.get("lease", {}).get("vendor") or row.get("queued_on") or ""
+        table.add_row(row["id"], row["state"], vendor, str(row.get("attempts", 0)), detail[:70])
+    return Group(head, table)
+
+
+def _selected(report: dict[str, Any], settings: Settings) -> set[str]:
+    import fnmatch
+
+    return {r["id"] for r in report["tasks"] if any(fnmatch.fnmatchcase(r["id"], p) for p in settings.only_tasks)}
+
+
+def oracle_of(rt: Runtime, commit: str) -> dict[str, Any] | None:
+    raw = rt.redis.get(keys.oracle(commit))
+    return json.loads(raw) if raw else None
+
+
+def landed_commits(rt: Runtime, first: str) -> list[dict[str, str]]:
+    """Commits on main after `first`, with their trailers: the swarm's work."""
+    rt.mirror.fetch()
+    trailer = "%(trailers:key={},valueonly,separator=)"
+    fmt = "%x00".join(["%H", trailer.format("Swarm-Task"), trailer.format("Swarm-Agent"), "%s"])
+    out = []
+    for line in rt.mirror.log(f"{first}..{rt.mirror.main()}", fmt):
+        sha, task, agent, subject = line.split("\0")
+        out.append({"commit": sha, "task": task.strip(), "agent": agent.strip(), "subject": subject})
+    return out
