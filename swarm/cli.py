@@ -312,8 +312,9 @@ def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
 def demo(directory: Path, template: Path | None, keep: bool, timeout: float, solutions: Path | None) -> None:
     """One command, no API key: replay agents on three vendor queues build a fresh engine project."""
     from swarm import demo as demo_mod
+    from swarm.agents.replay import SHIPPED
 
-    summary = demo_mod.run(directory, template or DEFAULT_TEMPLATE, keep, timeout, solutions or demo_mod.SHIPPED)
+    summary = demo_mod.run(directory, template or DEFAULT_TEMPLATE, keep, timeout, solutions or SHIPPED)
     sys.exit(0 if summary.landed and not summary.failed else 1)  # fmt: skip
 
 
