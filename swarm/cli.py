@@ -318,6 +318,23 @@ def demo(directory: Path, template: Path | None, keep: bool, timeout: float, sol
     sys.exit(0 if summary.landed and not summary.failed else 1)  # fmt: skip
 
 
+@cli.command("redis")
+@click.option("--port", type=int, default=6379, show_default=True)
+@click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path(".swarm/redis"), show_default=True)
+def redis_cmd(port: int, folder: Path) -> None:
+    """Run the embedded Redis (noeviction, append-only file) in the foreground, for a Procfile."""
+    from swarm.embedded import EmbeddedRedis
+    from swarm.session import interrupt_on_signals
+
+    with interrupt_on_signals(), EmbeddedRedis(folder, port=port, persist=True) as server:
+        console.print(f"redis at {server.url} (data in {folder}); Ctrl-C stops it")
+        try:
+            while server.proc is not None and server.proc.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)

@@ -1,0 +1,100 @@
+"""The deployment files agree with the CLI and the settings: docker-compose.yml (parsed) and the Procfile (run)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from swarm.settings import Settings
+from tests.cluster import write_config
+from tests.conftest import Project
+
+ROOT = Path(__file__).resolve().parent.parent
+VENDORS = ("claude", "codex", "gemini")
+
+
+def compose() -> dict:  # type: ignore[type-arg]
+    return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_compose_runs_one_worker_service_per_vendor_queue() -> None:
+    services = compose()["services"]
+    for vendor in VENDORS:
+        command = services[f"worker-{vendor}"]["command"]
+        assert command[:6] == ["celery", "-A", "swarm", "worker", "-Q", vendor]
+        assert "-n" not in command, "a fixed node name would collide when the service is scaled"
+    beats = [name for name, svc in services.items() if "beat" in svc.get("command", [])]
+    assert beats == ["beat"], "exactly one beat"
+
+
+def test_compose_environment_names_real_settings() -> None:
+    services = compose()["services"]
+    fields = {name.upper() for name in Settings.model_fields}
+    for name, svc in services.items():
+        for key in svc.get("environment", {}) or {}:
+            if key.startswith("SWARM_") and key != "SWARM_CONFIG":
+                assert key.removeprefix("SWARM_") in fields, f"{name}: {key} is not a setting"
+    workers = {n: s for n, s in services.items() if n.startswith("worker-")}
+    keys = {"worker-claude": "ANTHROPIC_API_KEY", "worker-codex": "CODEX_API_KEY", "worker-gemini": "GEMINI_API_KEY"}
+    for name, svc in workers.items():
+        assert svc["environment"]["SWARM_REDIS_URL"] == "redis://redis:6379/0"
+        others = set(keys.values()) - {keys[name]}
+        assert not others & set(svc["environment"]), f"{name} must not see other vendors' keys"
+
+
+def test_compose_redis_never_evicts_and_persists_and_flower_has_auth() -> None:
+    services = compose()["services"]
+    redis_cmd = services["redis"]["command"]
+    assert redis_cmd[redis_cmd.index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis_cmd[redis_cmd.index("--appendonly") + 1] == "yes"
+    assert any(v.endswith(":/data") for v in services["redis"]["volumes"])
+    assert "FLOWER_BASIC_AUTH" in services["flower"]["environment"]
+    assert all(p.startswith("127.0.0.1:") for p in services["flower"]["ports"])
+
+
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_procfile_has_the_same_processes_as_compose() -> None:
+    procs = procfile()
+    assert {f"worker_{v}" for v in VENDORS} <= set(procs)
+    for vendor in VENDORS:
+        assert procs[f"worker_{vendor}"].startswith(f"celery -A swarm worker -Q {vendor} ")
+    assert procs["beat"].startswith("celery -A swarm beat")
+    assert "noeviction" not in procs["redis"], "swarm redis sets noeviction itself"
+
+
+def test_honcho_starts_a_worker_of_each_queue(project: Project, redis_url: str, tmp_path: Path) -> None:
+    config = write_config(project, redis_url, {v: 1 for v in VENDORS})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    env.update(SWARM_CONFIG=str(config), PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}")
+    env["PYTHONPATH"] = str(ROOT)
+    names = [f"worker_{v}" for v in VENDORS]
+    log = tmp_path / "honcho.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "-f", str(ROOT / "Procfile"), "-d", str(project.root), "start", *names],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace")
+            if all(f"{v}@" in text and "ready." in text.split(f"{v}@", 1)[1] for v in VENDORS):
+                break
+            assert proc.poll() is None, text
+            time.sleep(0.2)
+        text = log.read_text(errors="replace")
+        for vendor in VENDORS:
+            assert f"{vendor}@" in text and f".> {vendor} " in text, f"no worker consuming {vendor}:\n{text}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
