@@ -318,6 +318,26 @@ def demo(directory: Path, template: Path | None, keep: bool, timeout: float, sol
     sys.exit(0 if summary.landed and not summary.failed else 1)  # fmt: skip
 
 
+@cli.command()
+@click.option("--oracle", "check_oracle", is_flag=True, help="Re-run the full oracle on every commit of main.")
+@click.option("--last", type=int, default=None, help="With --oracle: only the newest N commits.")
+@click.pass_context
+def audit(ctx: click.Context, check_oracle: bool, last: int | None) -> None:
+    """Check main's history against the promises; exit 1 with the commit and reason when one is broken."""
+    from swarm import audit as audit_mod
+
+    settings = _settings(ctx)
+    settings.require("origin")
+    mirror = repo.Mirror(settings.origin or "", settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
+    report = audit_mod.audit(mirror, check_oracle, last, settings.workdir.resolve())
+    for problem in report.problems:
+        console.print(f"[red]BROKEN[/] {problem}", highlight=False)
+    console.print(f"{report.commits} commits on {settings.branch}, {report.landed} tasks landed, "
+                  f"{report.oracle_runs} oracle runs: " + ("all promises kept" if report.ok else
+                  f"{len(report.problems)} problem(s)"))  # fmt: skip
+    sys.exit(0 if report.ok else 1)
+
+
 @cli.command("redis")
 @click.option("--port", type=int, default=6379, show_default=True)
 @click.option("--dir", "folder", type=click.Path(path_type=Path), default=Path(".swarm/redis"), show_default=True)

@@ -195,6 +195,10 @@ class Mirror:
             env.update(GIT_AUTHOR_NAME=author, GIT_AUTHOR_EMAIL=f"{author.replace('/', '.')}@swarm.invalid")
         return _run(self._g, "commit-tree", tree, "-p", parent, "-m", message, env=env).strip()
 
+    def touched_by(self, commit: str) -> list[str]:
+        """Paths a commit changed against its first parent (all of them for a root commit)."""
+        return _run(self._g, "diff-tree", "--root", "--no-commit-id", "--name-only", "-r", commit).splitlines()
+
     def changed(self, old: str, new: str) -> list[str]:
         return _run(self._g, "diff", "--name-only", "--no-renames", old, new).splitlines()
 
