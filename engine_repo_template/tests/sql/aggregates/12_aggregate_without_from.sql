@@ -1,0 +1,2 @@
+SELECT count(*);
+SELECT max(3), min('a'), sum(2);

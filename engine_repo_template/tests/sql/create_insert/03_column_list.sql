@@ -1,0 +1,4 @@
+CREATE TABLE t(a, b);
+INSERT INTO t(b, a) VALUES ('x', 1);
+INSERT INTO t(a) VALUES (2);
+SELECT a, b FROM t ORDER BY a;

@@ -1,0 +1,6 @@
+CREATE TABLE t(id INTEGER PRIMARY KEY, v);
+INSERT INTO t(v) VALUES ('a'), ('b');
+INSERT INTO t VALUES (10, 'c');
+INSERT INTO t(v) VALUES ('d');
+SELECT * FROM t ORDER BY id;
+SELECT rowid = id FROM t ORDER BY id;

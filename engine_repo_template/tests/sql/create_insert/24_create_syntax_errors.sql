@@ -1,0 +1,6 @@
+CREATE TABLE;
+CREATE TABLE t(;
+CREATE TABLE t(a, a);
+CREATE TABLE ok(a);
+SELECT * FROM ok;
+SELECT 'done';

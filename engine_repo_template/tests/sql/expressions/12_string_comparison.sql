@@ -1,0 +1,1 @@
+SELECT 'a' < 'b', 'B' < 'a', 'abc' = 'abc', 'abc' < 'abd', '' < 'a', 'abc' > 'ab';

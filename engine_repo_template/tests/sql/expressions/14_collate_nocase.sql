@@ -1,0 +1,1 @@
+SELECT 'abc' = 'ABC', 'abc' = 'ABC' COLLATE NOCASE, 'a' < 'B' COLLATE NOCASE, 'abc ' = 'abc' COLLATE RTRIM;

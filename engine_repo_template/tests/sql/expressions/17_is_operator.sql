@@ -1,0 +1,1 @@
+SELECT 1 IS 1, 1 IS 2, 1 IS NOT 2, 'a' IS 'a', 1 IS NOT 1;

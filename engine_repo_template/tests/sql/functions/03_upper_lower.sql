@@ -1,0 +1,1 @@
+SELECT upper('abc'), lower('ABC'), upper('MiXeD 1'), lower(NULL);

@@ -1,0 +1,1 @@
+SELECT replace('hello world', 'o', '0'), replace('aaa', 'a', 'bb'), replace('abc', '', 'x'), replace('abc', 'z', 'y');

@@ -1,0 +1,1 @@
+SELECT UPPER('a'), Length('abc'), ABS(-1), TypeOf(1);

@@ -1,0 +1,1 @@
+SELECT NULL + 1, NULL * 0, -NULL, NULL / 0, NULL - NULL;

@@ -1,0 +1,1 @@
+SELECT NULL = NULL, NULL <> 1, NULL < 1, 1 = NULL, NULL != NULL;

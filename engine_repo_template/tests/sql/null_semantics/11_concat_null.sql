@@ -1,0 +1,1 @@
+SELECT 'a' || NULL, NULL || NULL, length(NULL), upper(NULL);

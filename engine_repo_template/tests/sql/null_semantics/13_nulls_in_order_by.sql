@@ -1,0 +1,4 @@
+CREATE TABLE t(id INTEGER PRIMARY KEY, v);
+INSERT INTO t VALUES (1, 3), (2, NULL), (3, 1), (4, NULL), (5, 2);
+SELECT id, v FROM t ORDER BY v, id;
+SELECT id, v FROM t ORDER BY v DESC, id;

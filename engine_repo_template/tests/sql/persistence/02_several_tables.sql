@@ -1,0 +1,7 @@
+CREATE TABLE a(x);
+CREATE TABLE b(y);
+INSERT INTO a VALUES (1);
+INSERT INTO b VALUES ('b');
+-- @reopen
+SELECT x FROM a;
+SELECT y FROM b;

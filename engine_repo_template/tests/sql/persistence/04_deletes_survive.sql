@@ -1,0 +1,5 @@
+CREATE TABLE t(a);
+INSERT INTO t VALUES (1), (2), (3);
+DELETE FROM t WHERE a = 2;
+-- @reopen
+SELECT a FROM t ORDER BY a;

@@ -1,0 +1,7 @@
+CREATE TABLE t(a);
+CREATE UNIQUE INDEX t_a ON t(a);
+INSERT INTO t VALUES (1), (2);
+-- @reopen
+INSERT INTO t VALUES (2);
+SELECT a FROM t WHERE a = 2;
+SELECT count(*) FROM t;

@@ -1,0 +1,7 @@
+CREATE TABLE t(a);
+CREATE TABLE u(b);
+DROP TABLE t;
+-- @reopen
+SELECT * FROM t;
+INSERT INTO u VALUES (1);
+SELECT * FROM u;

@@ -1,0 +1,8 @@
+CREATE TABLE t(a);
+INSERT INTO t VALUES (1);
+-- @reopen
+INSERT INTO t VALUES (2);
+SELECT count(*) FROM t;
+-- @reopen
+INSERT INTO t VALUES (3);
+SELECT a FROM t ORDER BY a;

@@ -1,0 +1,9 @@
+CREATE TABLE t(a);
+BEGIN;
+INSERT INTO t VALUES (1), (2);
+COMMIT;
+BEGIN;
+DELETE FROM t;
+ROLLBACK;
+-- @reopen
+SELECT count(*) FROM t;

@@ -1,0 +1,4 @@
+SELECT 'hello';
+SELECT 'it''s';
+SELECT '';
+SELECT 'a|b';

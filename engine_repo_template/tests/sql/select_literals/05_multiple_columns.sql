@@ -1,0 +1,1 @@
+SELECT 1, 'two', 3.0, NULL, -5;

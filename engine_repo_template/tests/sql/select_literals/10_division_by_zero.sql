@@ -1,0 +1,4 @@
+SELECT 1 / 0;
+SELECT 1 % 0;
+SELECT 1.0 / 0;
+SELECT 0 / 0.0;

@@ -1,0 +1,3 @@
+select 1 as x;
+SeLeCt 2 AS y;
+SELECT null, NuLl;

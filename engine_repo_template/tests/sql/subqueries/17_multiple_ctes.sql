@@ -1,0 +1,1 @@
+WITH a(x) AS (SELECT 1 UNION ALL SELECT 2), b(y) AS (SELECT x * 10 FROM a) SELECT x, y FROM a, b ORDER BY x, y;

@@ -1,0 +1,9 @@
+CREATE TABLE t(a);
+SAVEPOINT outer_sp;
+INSERT INTO t VALUES (1);
+SAVEPOINT inner_sp;
+INSERT INTO t VALUES (2);
+ROLLBACK TO inner_sp;
+RELEASE outer_sp;
+SELECT a FROM t ORDER BY a;
+RELEASE nosuch;

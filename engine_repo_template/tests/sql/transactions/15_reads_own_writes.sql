@@ -1,0 +1,9 @@
+CREATE TABLE t(a);
+BEGIN;
+INSERT INTO t VALUES (1);
+UPDATE t SET a = a + 1;
+SELECT a FROM t;
+DELETE FROM t;
+SELECT count(*) FROM t;
+COMMIT;
+SELECT count(*) FROM t;

@@ -1,0 +1,5 @@
+CREATE TABLE t(a INTEGER, b TEXT) STRICT;
+INSERT INTO t VALUES (1, 'x');
+INSERT INTO t VALUES ('abc', 'y');
+INSERT INTO t VALUES ('2', 'z');
+SELECT a, typeof(a), b FROM t ORDER BY rowid;

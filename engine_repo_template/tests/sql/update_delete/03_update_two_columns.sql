@@ -1,0 +1,4 @@
+CREATE TABLE t(id INTEGER PRIMARY KEY, a, b);
+INSERT INTO t VALUES (1, 10, 'x'), (2, 20, 'y'), (3, 30, 'z'), (4, 40, 'w');
+UPDATE t SET a = 0, b = 'zero' WHERE id = 2;
+SELECT * FROM t ORDER BY id;

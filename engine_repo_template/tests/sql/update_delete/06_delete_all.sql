@@ -1,0 +1,6 @@
+CREATE TABLE t(id INTEGER PRIMARY KEY, a, b);
+INSERT INTO t VALUES (1, 10, 'x'), (2, 20, 'y'), (3, 30, 'z'), (4, 40, 'w');
+DELETE FROM t;
+SELECT count(*) FROM t;
+INSERT INTO t(a, b) VALUES (1, 'again');
+SELECT * FROM t;

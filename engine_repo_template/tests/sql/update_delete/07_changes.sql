@@ -1,0 +1,6 @@
+CREATE TABLE t(id INTEGER PRIMARY KEY, a, b);
+INSERT INTO t VALUES (1, 10, 'x'), (2, 20, 'y'), (3, 30, 'z'), (4, 40, 'w');
+UPDATE t SET a = 0 WHERE id < 3;
+SELECT changes();
+DELETE FROM t WHERE id = 4;
+SELECT changes(), total_changes();

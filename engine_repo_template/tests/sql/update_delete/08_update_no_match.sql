@@ -1,0 +1,5 @@
+CREATE TABLE t(id INTEGER PRIMARY KEY, a, b);
+INSERT INTO t VALUES (1, 10, 'x'), (2, 20, 'y'), (3, 30, 'z'), (4, 40, 'w');
+UPDATE t SET a = 99 WHERE id = 99;
+SELECT changes();
+SELECT sum(a) FROM t;
