@@ -107,6 +107,7 @@ class Pipeline:
         snap = state.take(self.rt, fetch=False)
         task = self._task(snap, att.task_id)
         worktree = self.rt.mirror.add_worktree(att.worktree_path, main)
+        snap.oracle = self._baseline(att, repo, worktree, main) or snap.oracle  # the agent's baseline
         candidate = self._run_agent(att, repo, task, snap, worktree, main)
         candidate = self._protect(att, repo, main, candidate)
         worktree.checkout(candidate)

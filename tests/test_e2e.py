@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -61,7 +62,7 @@ def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
     # victim2: SIGKILL the main process of the worker whose pool process holds its lease.
     wait(started2.exists, 90, "victim2's first attempt to start")
     holder_pid = int(cluster.status()["leases"]["victim2"]["worker"].rsplit("-", 1)[1])
-    parent = int(open(f"/proc/{holder_pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    parent = int(Path(f"/proc/{holder_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     victim_worker = next(name for name, p in cluster.procs.items() if p.pid == parent)
     os.kill(parent, signal.SIGKILL)
 
@@ -99,6 +100,10 @@ def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
     # the killed attempts: each task landed once, on a later attempt; no agent of theirs is left running.
     assert states["victim1"]["attempts"] >= 2 and states["victim2"]["attempts"] >= 2
     leftover = processes_with_env("SWARM_TASK_ID=victim1")
-    assert leftover == [], [open(f"/proc/{p}/cmdline").read().replace("\0", " ") for p in leftover]
+    assert leftover == [], [Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ") for p in leftover]
     wait(lambda: processes_with_env("SWARM_TASK_ID=victim2") == [], 10, "victim2's orphaned agent to be gone")
     assert cluster.procs[victim_worker].poll() is not None
+
+    audit = cluster.swarm("audit", "--oracle", check=False)
+    assert audit.returncode == 0, audit.stdout + audit.stderr
+    assert "all promises kept" in audit.stdout
