@@ -25,7 +25,7 @@ from swarm.errors import GitError
 log = logging.getLogger(__name__)
 
 LANDED_PREFIX = "refs/swarm/landed/"
-NO_PUSH_URL = "/dev/null/agents-cannot-push-only-the-swarm-lands"
+FETCH_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/swarm/*:refs/swarm/*")
 SWARM_IDENTITY = {"GIT_COMMITTER_NAME": "swarm", "GIT_COMMITTER_EMAIL": "swarm@swarm.invalid"}
 
 
@@ -88,15 +88,12 @@ class Mirror:
                 self.path.mkdir(parents=True, exist_ok=True)
                 g = _git(self.path)
                 _run(g, "init", "--bare", "--quiet")
-                _run(g, "remote", "add", "origin", self.origin)
-                _run(g, "config", "--replace-all", "remote.origin.fetch", "+refs/heads/*:refs/remotes/origin/*")
-                _run(g, "config", "--add", "remote.origin.fetch", "+refs/swarm/*:refs/swarm/*")
-                # Agents work in worktrees of this mirror: they must not be able to push through its remote.
-                _run(g, "config", "remote.origin.pushurl", NO_PUSH_URL)
                 _run(g, "config", "gc.auto", "0")
             self.g = _git(self.path)
-            if _run(self.g, "config", "remote.origin.url") != self.origin:
-                _run(self.g, "config", "remote.origin.url", self.origin)
+            # Agents work in worktrees of this mirror. It keeps no remote, so `git push` there has nowhere to go
+            # and `git remote -v` does not tell an agent where origin is: only the swarm, by explicit URL, lands.
+            if "origin" in _run(self.g, "remote").split():
+                _run(self.g, "remote", "remove", "origin")
         return self
 
     @property
@@ -108,7 +105,7 @@ class Mirror:
     def fetch(self) -> str:
         """Bring the mirror up to date with origin; returns main's commit."""
         with self.locked():
-            _run(self._g, "fetch", "--quiet", "--prune", "origin")
+            _run(self._g, "fetch", "--quiet", "--prune", self.origin, *FETCH_REFSPECS)
         return self.main()
 
     def main(self) -> str:

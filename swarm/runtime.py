@@ -35,8 +35,10 @@ def connect(settings: Settings, hook: Hook | None = None) -> Runtime:
     """Connect to Redis and set up this host's mirror of origin."""
     settings.require("redis_url", "origin")
     assert settings.redis_url is not None and settings.origin is not None
+    # A call to an unreachable Redis must fail well within a lease TTL, so the heartbeat can decide in time.
+    timeout = max(0.5, min(10.0, settings.lease_ttl / 3))
     client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
     )
     mirror = Mirror(settings.origin, settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
     return Runtime(settings, client, Leases(client), mirror, Events(client, hook))

@@ -232,3 +232,15 @@ def _wait(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
             return
         time.sleep(0.02)
     raise AssertionError("condition not met in time")
+
+
+def test_an_agent_cannot_push_from_its_worktree_nor_find_origin_there(project: Project, rt: Runtime) -> None:
+    out = project.root / "push.out"
+    script = f"write src/alpha.txt alpha\nsh (git push origin HEAD:main; git push; git remote -v) > {out} 2>&1"
+    project.add_tasks({"pusher": task_file("Pusher", script)})
+    before = project.main_log()
+    assert pipeline(rt).run("pusher", "claude") == "landed"
+    assert project.main_log()[1:] == before, "main moved only by the swarm's landing, one commit"
+    text = out.read_text()
+    assert str(project.origin) not in text and "origin" not in text.split("\n")[-1]
+    assert "does not appear to be a git repository" in text or "No configured push destination" in text
