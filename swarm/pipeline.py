@@ -83,7 +83,7 @@ class Pipeline:
             with Heartbeat(self.rt.leases, lease, on_lost=lambda reason: att.cancel.set()):
                 return self._attempt(att, main)
         finally:
-            self.rt.leases.release(lease)
+            self._release(lease)
             if not self.rt.settings.keep_worktrees:
                 self._remove_worktree(att)
 
@@ -98,7 +98,10 @@ class Pipeline:
             log.exception("attempt of %s failed unexpectedly", att.task_id)
             return self._rejected(att, AttemptRejected("error", f"{type(exc).__name__}: {exc}"))
         att.record.update(outcome="landed", commit=commit)
-        attempts.end(self.rt, att.task_id, att.lease, att.record)
+        try:
+            attempts.end(self.rt, att.task_id, att.lease, att.record)
+        except redis.RedisError as exc:  # it landed: git says so, whatever Redis could record
+            log.warning("landed %s but could not record it: %s", att.task_id, exc)
         self._emit(att, "landed", commit=commit)
         return "landed"
 
@@ -308,9 +311,19 @@ class Pipeline:
         pipe.hincrby(keys.METRICS, "landed", 1)
         pipe.execute()
 
+    def _release(self, lease: Lease) -> None:
+        try:
+            self.rt.leases.release(lease)
+        except redis.RedisError as exc:  # unreachable: the lease expires on its own within one TTL
+            log.warning("could not release %s: %s", lease.key, exc)
+
     def _rejected(self, att: Attempt, rej: AttemptRejected) -> str:
         att.record.update(outcome="rejected", reason=rej.reason, detail=rej.detail)
-        failed = attempts.end(self.rt, att.task_id, att.lease, att.record, counts=rej.counts)
+        try:
+            failed = attempts.end(self.rt, att.task_id, att.lease, att.record, counts=rej.counts)
+        except redis.RedisError as exc:  # the reaper records this attempt as lost once Redis is back
+            log.warning("could not record the rejected attempt of %s (%s): %s", att.task_id, rej, exc)
+            return "rejected"
         self._emit(att, "failed" if failed else "rejected", reason=rej.reason, detail=rej.detail)
         log.warning("task %s attempt %d rejected: %s", att.task_id, att.number, rej)
         return "failed" if failed else "rejected"

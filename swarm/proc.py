@@ -81,21 +81,12 @@ def run(
             out.write(f"swarm: could not start {argv[0]!r}: {exc}\n".encode())
             return ProcResult(tuple(argv), 127, False, False, 0.0, log_path)
         _live_groups.add(proc.pid)
-        if on_start:
-            on_start(proc.pid)
-        timed_out = cancelled = False
-        deadline = start + timeout
-        while proc.poll() is None:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                break
-            if time.monotonic() >= deadline:
-                timed_out = True
-                break
-            try:
-                proc.wait(timeout=POLL_SECONDS)
-            except subprocess.TimeoutExpired:
-                pass
+        try:
+            timed_out, cancelled = _watch(proc, start + timeout, cancel, on_start)
+        except BaseException:
+            kill_group(proc.pid, proc)  # whatever went wrong here, the child's group must not outlive it
+            _live_groups.discard(proc.pid)
+            raise
         if timed_out or cancelled:
             log.warning("stopping %s (pid %d): %s", argv[0], proc.pid, "timeout" if timed_out else "cancelled")
             kill_group(proc.pid, proc)
@@ -103,6 +94,30 @@ def run(
             kill_group(proc.pid, None)
         _live_groups.discard(proc.pid)
     return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, time.monotonic() - start, log_path)
+
+
+def _watch(
+    proc: subprocess.Popen[bytes],
+    deadline: float,
+    cancel: threading.Event | None,
+    on_start: Callable[[int], None] | None,
+) -> tuple[bool, bool]:
+    """Wait for the child until it exits, the deadline passes or cancel is set: (timed_out, cancelled)."""
+    if on_start:
+        try:
+            on_start(proc.pid)
+        except Exception as exc:  # noqa: BLE001 - bookkeeping must not leave the child unwatched
+            log.warning("on_start of pid %d failed: %s", proc.pid, exc)
+    while proc.poll() is None:
+        if cancel is not None and cancel.is_set():
+            return False, True
+        if time.monotonic() >= deadline:
+            return True, False
+        try:
+            proc.wait(timeout=POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    return False, False
 
 
 def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None) -> None:

@@ -58,7 +58,10 @@ def run_task(self: Task, task_id: str, vendor: str) -> str:
         outcome = Pipeline(rt, lambda v: agent_for(rt, v), worker_id()).run(task_id, vendor)
     finally:
         rt.events.hook = None
-    dispatch_mod.dispatch(rt, enqueue)
+    try:
+        dispatch_mod.dispatch(rt, enqueue)
+    except Exception as exc:  # noqa: BLE001 - beat dispatches again soon; the attempt's outcome stands
+        log.warning("dispatch after %s failed: %s", task_id, exc)
     return outcome
 
 

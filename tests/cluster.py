@@ -55,17 +55,28 @@ class Cluster:
         env.update(SWARM_CONFIG=str(self.config), PYTHONPATH=str(REPO_ROOT))
         return env
 
-    def start(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
-        out = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            argv, cwd=self.project.root, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
+            argv, cwd=self.project.root, env={**self.env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
         self.procs[name] = proc
         return proc
 
-    def worker(self, name: str, queue: str) -> subprocess.Popen[bytes]:
+    def worker(self, name: str, queue: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "celery", "-A", "swarm", "worker", "-Q", queue, "-c", "1", "-n", f"{name}@%h"]
-        return self.start(name, argv + ["--loglevel=INFO", "--without-gossip", "--without-mingle"])
+        return self.start(name, argv + ["--loglevel=INFO", "--without-gossip", "--without-mingle"], env)
+
+    def lease_holder(self, task_id: str) -> int | None:
+        """Pid of the pool process holding the task's lease, from `swarm status`."""
+        lease = self.status()["leases"].get(task_id)
+        return int(lease["worker"].rsplit("-", 1)[1]) if lease else None
+
+    def worker_of(self, pid: int) -> str:
+        """Name of the worker whose pool process is `pid`."""
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        return next(name for name, p in self.procs.items() if p.pid in (pid, parent))
 
     def beat(self) -> subprocess.Popen[bytes]:
         schedule = str(self.project.root / "beat-schedule")
@@ -87,6 +98,7 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in self.procs.values():
+            _kill_group(proc.pid, signal.SIGCONT)
             _kill_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 10
         for proc in self.procs.values():
