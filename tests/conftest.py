@@ -20,7 +20,12 @@ from swarm.runtime import Runtime, connect
 from swarm.settings import Settings
 
 TESTS = Path(__file__).resolve().parent
-GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+}
 TOY_REPO = TESTS / "data" / "toy_repo"
 SCRIPTED_AGENT = TESTS / "agents" / "scripted_agent.py"
 

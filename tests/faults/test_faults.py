@@ -34,8 +34,8 @@ def start(f: Fault, workers: tuple[tuple[str, str], ...] = (("w1", "claude"), ("
 
 def test_worker_main_process_sigkilled_mid_attempt(fault: Fault) -> None:
     started = fault.project.root / "started"
-    fault.project.add_tasks({**GOOD, "victim": task_file("Victim", f"@1 sh touch {started}\n@1 sleep 120\n"
-                                                          "write src/v.txt v", priority=9, vendor="claude")})  # fmt: skip
+    script = f"@1 sh touch {started}\n@1 sleep 120\nwrite src/v.txt v"
+    fault.project.add_tasks({**GOOD, "victim": task_file("Victim", script, priority=9, vendor="claude")})
     start(fault)
     wait(started.exists, 60, "the victim's first attempt")
     pool = fault.cluster.lease_holder("victim")
@@ -130,8 +130,8 @@ def test_two_swarms_on_one_origin_keep_main_linear_and_green(fault: Fault, proje
 
 def test_a_network_cut_between_a_worker_and_redis_longer_than_the_ttl(fault: Fault) -> None:
     started = fault.project.root / "started"
-    fault.project.add_tasks({**GOOD, "victim": task_file("Victim", f"@1 sh touch {started}\n@1 sleep 20\nwrite src/v.txt v",
-                                                         priority=9, vendor="codex")})  # fmt: skip
+    script = f"@1 sh touch {started}\n@1 sleep 20\nwrite src/v.txt v"
+    fault.project.add_tasks({**GOOD, "victim": task_file("Victim", script, priority=9, vendor="codex")})
     proxy = Proxy(fault.redis.port)
     try:
         fault.cluster.worker("cut", "codex", env={"SWARM_REDIS_URL": proxy.url()})
@@ -148,6 +148,14 @@ def test_a_network_cut_between_a_worker_and_redis_longer_than_the_ttl(fault: Fau
         proxy.close()
 
 
+# Edits a protected check and replaces the oracle with one that claims everything passes.
+CHEAT = "\n".join(
+    [
+        "write checks/base.check path=src/none\\nexpect=x",
+        'write oracle.py print(\'{"passed": 99, "failed": 0}\')',
+        "write src/cheat.txt ok",
+    ]
+)
 MISBEHAVING = {
     "hang": "@1 sh sleep 300\nwrite src/hang.txt ok",
     "crash": "@1 sh kill -SEGV $PPID\nwrite src/crash.txt ok",
@@ -155,8 +163,7 @@ MISBEHAVING = {
     "garbage": "@1 sh head -c 200000 /dev/urandom\n@1 exit 1\nwrite src/garbage.txt ok",
     "idle": "@1 say nothing\n@2+ write src/idle.txt ok",
     "wipe": "@1 sh rm -rf ./* ./.git ./.swarm.toml\nwrite src/wipe.txt ok",
-    "cheat": 'write checks/base.check path=src/none\\nexpect=x\nwrite oracle.py print(\'{"passed": 99, "failed": 0}\')\n'
-    "write src/cheat.txt ok",
+    "cheat": CHEAT,
     "commit-main": "write src/commitmain.txt ok\nsh git checkout -q -B main && git add -A && "
     "git -c user.name=a -c user.email=b commit -qm 'on main'",
     "pusher": "write src/pusher.txt ok\nsh git push origin HEAD:main; git push",

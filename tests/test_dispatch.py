@@ -1,0 +1,250 @@
+"""Dispatch: every ready task goes to one vendor queue, once, while that vendor has a free slot; Redis can be
+wiped and dispatch rebuilds the queue from git (invariant 1)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from swarm import dispatch, keys
+from swarm.agents import registry
+from swarm.pipeline import Pipeline
+from swarm.runtime import Runtime
+from tests.conftest import Project, task_file
+
+
+class Queue:
+    """The enqueue function dispatch is given: records (task, vendor) instead of sending a Celery message."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def __call__(self, task_id: str, vendor: str) -> None:
+        self.sent.append((task_id, vendor))
+
+    def ids(self) -> list[str]:
+        return [t for t, _ in self.sent]
+
+
+def land_by_ref(project: Project, task_id: str) -> None:
+    """Mark a task landed on origin the way the swarm does: the landed ref exists."""
+    project.git("update-ref", f"refs/swarm/landed/{task_id}", project.git("rev-parse", "main"))
+
+
+def queued_markers(r: redis.Redis) -> dict[str, str]:
+    return {
+        k.decode().removeprefix(keys.queued("")): r.get(k).decode()  # type: ignore[union-attr]
+        for k in r.scan_iter(match=keys.queued("*"))
+    }
+
+
+def test_ready_tasks_are_enqueued_once(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    project.add_tasks({"alpha": task_file("Alpha"), "beta": task_file("Beta")})
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert sorted(q.ids()) == ["alpha", "beta"]
+    assert sorted(report.enqueued) == sorted(q.sent)
+    assert report.main == project.git("rev-parse", "main") and report.invalid == [] and not report.skipped_busy
+    assert queued_markers(r) == dict(q.sent)
+    assert r.ttl(keys.queued("alpha")) > 0, "a marker expires: a lost message does not block the task forever"
+    again = dispatch.dispatch(rt, q)
+    assert again.enqueued == [] and len(q.sent) == 2, "a second dispatch enqueues nothing"
+
+
+def test_each_enqueue_is_recorded_as_an_event(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"alpha": task_file("Alpha")})
+    dispatch.dispatch(rt, Queue())
+    events = [e for e in rt.events.recent() if e["task"] == "alpha"]
+    assert [e["state"] for e in events] == ["queued"] and events[0]["vendor"] in ("claude", "codex")
+
+
+def test_blocked_tasks_wait_for_their_dependencies(project: Project, rt: Runtime) -> None:
+    project.add_tasks(
+        {
+            "base": task_file("Base"),
+            "mid": task_file("Mid", depends_on=["base"]),
+            "top": task_file("Top", depends_on=["mid", "base"]),
+        }
+    )
+    q = Queue()
+    dispatch.dispatch(rt, q)
+    assert q.ids() == ["base"]
+    land_by_ref(project, "base")
+    dispatch.dispatch(rt, q)
+    assert q.ids() == ["base", "mid"], "mid is ready once base landed; top still waits for mid"
+    land_by_ref(project, "mid")
+    dispatch.dispatch(rt, q)
+    assert q.ids() == ["base", "mid", "top"]
+
+
+def test_landed_failed_and_leased_tasks_are_not_enqueued(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    project.add_tasks(
+        {"landed": task_file("L"), "failed": task_file("F"), "leased": task_file("Ld"), "free": task_file("Free")}
+    )
+    land_by_ref(project, "landed")
+    r.set(keys.failed("failed"), json.dumps({"reason": "oracle_red", "attempts": 2}))
+    lease = rt.leases.acquire_task("leased", 30, worker="w9", vendor="codex")
+    assert lease is not None
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert q.ids() == ["free"]
+    assert report.waiting == []
+
+
+def test_leases_and_queued_tasks_use_up_vendor_slots(project: Project, rt: Runtime) -> None:
+    project.add_tasks({f"t{i}": task_file(f"T{i}") for i in range(3)})
+    for i, vendor in enumerate(["claude", "codex"]):
+        assert rt.leases.acquire_task(f"other{i}", 30, worker="w", vendor=vendor) is not None
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert q.sent == [("t0", "claude")], "claude had 2 slots, one leased; codex's only slot is leased"
+    assert report.waiting == ["t1", "t2"]
+
+
+def test_a_task_naming_a_vendor_goes_only_to_that_vendor(project: Project, rt: Runtime) -> None:
+    project.add_tasks(
+        {
+            "c1": task_file("C1", vendor="codex", priority=3),
+            "c2": task_file("C2", vendor="codex", priority=2),
+            "any": task_file("Any", priority=1),
+        }
+    )
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert ("c1", "codex") in q.sent
+    assert all(v == "codex" for t, v in q.sent if t.startswith("c")), q.sent
+    assert "c2" in report.waiting and "c2" not in q.ids(), "codex is full: c2 waits rather than go to claude"
+    assert ("any", "claude") in q.sent
+
+
+def test_tasks_without_a_vendor_are_spread_by_free_capacity(project: Project, rt: Runtime) -> None:
+    project.add_tasks({f"t{i}": task_file(f"T{i}", priority=10 - i) for i in range(4)})
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    vendors = [v for _, v in q.sent]
+    assert sorted(vendors) == ["claude", "claude", "codex"], "claude has 2 slots, codex 1"
+    assert q.ids() == ["t0", "t1", "t2"], "highest priority first"
+    assert report.waiting == ["t3"]
+    assert dispatch.dispatch(rt, q).enqueued == [] and len(q.sent) == 3, "the 4th waits while every slot is taken"
+
+
+def test_a_freed_slot_takes_the_waiting_task(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    project.add_tasks({f"t{i}": task_file(f"T{i}", priority=10 - i) for i in range(4)})
+    q = Queue()
+    dispatch.dispatch(rt, q)
+    codex_task = next(t for t, v in q.sent if v == "codex")
+    r.delete(keys.queued(codex_task))  # a worker took it ...
+    land_by_ref(project, codex_task)  # ... and landed it
+    dispatch.dispatch(rt, q)
+    assert q.sent[-1] == ("t3", "codex")
+
+
+def test_an_invalid_task_is_reported_and_the_valid_ones_are_still_dispatched(project: Project, rt: Runtime) -> None:
+    project.add_tasks(
+        {
+            "good": task_file("Good"),
+            "Bad_Name": task_file("Bad"),
+            "no-title": "---\npriority: 1\n---\nbody\n",
+            "elsewhere": task_file("Elsewhere", vendor="mistral"),
+            "after-bad": task_file("After", depends_on=["no-title"]),
+        }
+    )
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert q.ids() == ["good"]
+    text = "\n".join(report.invalid)
+    for path, word in [
+        ("tasks/Bad_Name.md", "task id"),
+        ("tasks/no-title.md", "title"),
+        ("tasks/elsewhere.md", "mistral"),
+        ("tasks/after-bad.md", "no-title"),
+    ]:
+        line = next((ln for ln in report.invalid if path in ln), "")
+        assert word in line, f"{path} not reported with {word!r} in: {text}"
+    assert len(report.invalid) == 4
+
+
+def test_a_broken_repo_settings_file_is_reported_and_nothing_is_enqueued(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"good": task_file("Good")})
+    (project.clone / ".swarm.toml").write_text("[oracle\n")
+    project.commit_all("Break the settings")
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert q.sent == []
+    assert any(".swarm.toml" in line and "TOML" in line for line in report.invalid), report.invalid
+
+
+def test_retry_clears_a_failure_so_dispatch_picks_the_task_again(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    project.add_tasks({"flaky": task_file("Flaky")})
+    r.set(keys.failed("flaky"), json.dumps({"reason": "oracle_red", "attempts": 2}))
+    r.set(keys.attempts("flaky"), 2)
+    q = Queue()
+    dispatch.dispatch(rt, q)
+    assert q.sent == []
+    assert dispatch.retry(rt, "flaky") is True
+    assert not r.exists(keys.failed("flaky")) and not r.exists(keys.attempts("flaky"))
+    dispatch.dispatch(rt, q)
+    assert q.ids() == ["flaky"]
+    assert dispatch.retry(rt, "flaky") is False, "not failed any more"
+    assert [e["state"] for e in rt.events.recent() if e["task"] == "flaky"].count("retry") == 2
+
+
+def test_wiping_redis_loses_no_work_dispatch_rebuilds_the_queue_from_git(
+    project: Project, rt: Runtime, r: redis.Redis
+) -> None:
+    project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha"), "beta": task_file("Beta"),
+                       "gamma": task_file("Gamma", depends_on=["alpha"])})  # fmt: skip
+    table = rt.settings.vendors["claude"]
+    pipeline = Pipeline(rt, lambda v: registry.make(v, table.adapter, table.options()), "w1")
+    assert pipeline.run("alpha", "claude") == "landed"
+    assert "alpha" in project.landed()
+    q = Queue()
+    dispatch.dispatch(rt, q)
+    assert sorted(q.ids()) == ["beta", "gamma"]
+    r.flushall()
+    q2 = Queue()
+    report = dispatch.dispatch(rt, q2)
+    assert sorted(q2.ids()) == ["beta", "gamma"], "the queue is rebuilt; the landed task is not enqueued again"
+    assert "alpha" not in report.waiting
+
+
+def test_a_dispatch_already_running_makes_a_second_one_skip(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    project.add_tasks({"alpha": task_file("Alpha")})
+    r.set(keys.DISPATCH_LOCK, "someone-else", px=5000)
+    q = Queue()
+    report = dispatch.dispatch(rt, q)
+    assert report.skipped_busy and q.sent == [] and not r.exists(keys.queued("alpha"))
+    assert r.get(keys.DISPATCH_LOCK) == b"someone-else", "the other dispatcher's lock is left alone"
+    r.delete(keys.DISPATCH_LOCK)
+    dispatch.dispatch(rt, q)
+    assert q.ids() == ["alpha"]
+    assert not r.exists(keys.DISPATCH_LOCK), "released after the run"
+
+
+def test_a_failed_enqueue_leaves_no_marker_so_the_next_dispatch_retries(
+    project: Project, rt: Runtime, r: redis.Redis
+) -> None:
+    project.add_tasks({"alpha": task_file("Alpha")})
+
+    def broken(task_id: str, vendor: str) -> None:
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        dispatch.dispatch(rt, broken)
+    assert not r.exists(keys.queued("alpha"))
+    assert not r.exists(keys.DISPATCH_LOCK), "the lock is released even when enqueue fails"
+    q = Queue()
+    dispatch.dispatch(rt, q)
+    assert q.ids() == ["alpha"]
+
+
+def test_choose_vendor_and_free_slots_rules() -> None:
+    assert dispatch.choose_vendor(None, {"claude": 2, "codex": 1}) == "claude"
+    assert dispatch.choose_vendor(None, {"claude": 1, "codex": 1}) == "claude", "ties go by name"
+    assert dispatch.choose_vendor(None, {"claude": 0, "codex": 1}) == "codex"
+    assert dispatch.choose_vendor(None, {"claude": 0, "codex": 0}) is None
+    assert dispatch.choose_vendor(None, {}) is None
+    assert dispatch.choose_vendor("codex", {"claude": 5, "codex": 0}) is None
+    assert dispatch.choose_vendor("gemini", {"claude": 5}) is None

@@ -1,0 +1,482 @@
+"""repo.py: the mirror, worktrees, the squashed snapshot, rebase, protected-path restore, and the atomic landing
+push (invariant 4: main OLD->NEW and the landed ref created, both or neither)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from swarm import repo
+from swarm.errors import GitError
+from swarm.repo import LANDED_PREFIX, LandResult, Mirror, matches
+from tests.conftest import TOY_REPO, Project
+
+
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
+    out = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=check, env={**os.environ, **(env or {})}
+    )
+    return out.stdout.strip()
+
+
+def origin_ref(project: Project, ref: str) -> str | None:
+    out = subprocess.run(["git", "rev-parse", "--verify", "--quiet", ref], cwd=project.origin, capture_output=True)
+    return out.stdout.decode().strip() or None
+
+
+SIGN = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@x", "GIT_COMMITTER_NAME": "c", "GIT_COMMITTER_EMAIL": "c@x"}
+
+
+def make_commit(mirror: Mirror, base: str, files: dict[str, str | None], message: str, author: str = "agent") -> str:
+    """A commit on base in the mirror with files changed (None deletes), built with plumbing only."""
+    index = mirror.path / "test-make-commit.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        git(mirror.path, "read-tree", base, env=env)
+        for path, text in files.items():
+            if text is None:  # mode 0 removes the entry; --force-remove would need a work tree
+                subprocess.run(
+                    ["git", "update-index", "--index-info"], cwd=mirror.path, input=f"0 {'0' * 40}\t{path}\n",
+                    text=True, check=True, env={**os.environ, **env},
+                )  # fmt: skip
+                continue
+            blob = subprocess.run(
+                ["git", "hash-object", "-w", "--stdin"], cwd=mirror.path, input=text, capture_output=True, text=True,
+                check=True,
+            ).stdout.strip()  # fmt: skip
+            git(mirror.path, "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env)
+        tree = git(mirror.path, "write-tree", env=env)
+    finally:
+        index.unlink(missing_ok=True)
+    ident = {"GIT_AUTHOR_NAME": author, "GIT_AUTHOR_EMAIL": f"{author}@x", "GIT_AUTHOR_DATE": "1700000000 +0100",
+             "GIT_COMMITTER_NAME": "c", "GIT_COMMITTER_EMAIL": "c@x"}  # fmt: skip
+    return git(mirror.path, "commit-tree", tree, "-p", base, "-m", message, env=ident)
+
+
+def move_main(project: Project, files: dict[str, str], message: str = "Move main") -> str:
+    """A human commit pushed to origin's main through the clone; returns the new main."""
+    project.git("pull", "-q", "--rebase", "origin", "main", cwd=project.clone)
+    for path, text in files.items():
+        (project.clone / path).parent.mkdir(parents=True, exist_ok=True)
+        (project.clone / path).write_text(text)
+    project.commit_all(message)
+    return project.git("rev-parse", "main")
+
+
+def show(mirror: Mirror, commit: str, path: str) -> str | None:
+    """A file's exact text at a commit (read with git itself, not through the code under test)."""
+    out = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=mirror.path, capture_output=True)
+    return out.stdout.decode() if out.returncode == 0 else None
+
+
+@pytest.fixture
+def mirror(project: Project, tmp_path: Path) -> Mirror:
+    m = Mirror(str(project.origin), tmp_path / "mirror.git").ensure()
+    m.fetch()
+    return m
+
+
+def test_the_mirror_follows_origin(project: Project, mirror: Mirror) -> None:
+    assert mirror.main() == project.git("rev-parse", "main")
+    assert mirror.landed() == {}
+    assert show(mirror, mirror.main(), "src/base.txt") == (TOY_REPO / "src" / "base.txt").read_text()
+    moved = move_main(project, {"tasks/one.md": "x"})
+    assert mirror.main() != moved, "not before a fetch"
+    assert mirror.fetch() == moved == mirror.main()
+    assert set(mirror.read_folder(moved, "tasks")) == {"tasks/.keep", "tasks/one.md"}
+    assert mirror.read(moved, "no/such/file") is None
+    project.git("update-ref", f"{LANDED_PREFIX}done", moved)
+    mirror.fetch()
+    assert mirror.landed() == {"done": moved}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Mirror.read drops the file's trailing newline (GitPython strips stdout), so it is not the content",
+)
+def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
+    data = b"line one\n\x00binary\r\nlast line\n"
+    commit = make_commit(mirror, mirror.main(), {}, "empty")
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=mirror.path, input=data, capture_output=True,
+                          check=True).stdout.decode().strip()  # fmt: skip
+    index = mirror.path / "t.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    git(mirror.path, "read-tree", commit, env=env)
+    git(mirror.path, "update-index", "--add", "--cacheinfo", f"100644,{blob},tasks/data.bin", env=env)
+    tree = git(mirror.path, "write-tree", env=env)
+    with_file = git(mirror.path, "commit-tree", tree, "-p", commit, "-m", "data", env={**SIGN})
+    assert mirror.read(with_file, "tasks/data.bin") == data
+    assert mirror.read_folder(with_file, "tasks")["tasks/data.bin"] == data
+
+
+def test_ensure_is_idempotent_and_follows_a_moved_origin(project: Project, mirror: Mirror, tmp_path: Path) -> None:
+    again = Mirror(str(project.origin), mirror.path).ensure()
+    assert again.main() == mirror.main()
+    moved = tmp_path / "moved-origin.git"
+    os.rename(project.origin, moved)
+    follower = Mirror(str(moved), mirror.path).ensure()
+    assert follower.fetch() == mirror.main()
+    head = git(moved, "rev-parse", "main")
+    new = make_commit(follower, head, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert follower.land(head, new, "alpha") == LandResult.LANDED
+    assert git(moved, "rev-parse", "main") == new, "landing goes to the origin given, not a stale one"
+
+
+def test_the_mirror_does_not_tell_an_agent_where_origin_is(project: Project, mirror: Mirror, tmp_path: Path) -> None:
+    wt = mirror.add_worktree(tmp_path / "wt", mirror.main())
+    assert git(wt.path, "remote", "-v") == ""
+    assert str(project.origin) not in (mirror.path / "config").read_text()
+
+
+def test_land_moves_main_and_creates_the_landed_ref(project: Project, mirror: Mirror) -> None:
+    old = mirror.main()
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land(old, new, "alpha") == LandResult.LANDED
+    assert origin_ref(project, "refs/heads/main") == new
+    assert origin_ref(project, f"{LANDED_PREFIX}alpha") == new
+
+
+def test_land_with_a_stale_old_changes_nothing(project: Project, mirror: Mirror) -> None:
+    old = mirror.main()
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    moved = move_main(project, {"tasks/x.md": "someone else landed"})
+    assert mirror.land(old, new, "alpha") == LandResult.MAIN_MOVED
+    assert origin_ref(project, "refs/heads/main") == moved, "main is not moved"
+    assert origin_ref(project, f"{LANDED_PREFIX}alpha") is None, "atomic: the landed ref is not created either"
+
+
+def test_land_with_a_stale_old_that_is_an_ancestor_of_new_still_changes_nothing(
+    project: Project, mirror: Mirror
+) -> None:
+    # NEW is a fast-forward of OLD, but main is no longer OLD: --force-with-lease must still refuse.
+    old = mirror.main()
+    moved = move_main(project, {"tasks/x.md": "x"})
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land(old, new, "alpha") == LandResult.MAIN_MOVED
+    assert origin_ref(project, "refs/heads/main") == moved
+
+
+def test_land_of_an_already_landed_task_does_not_move_main(project: Project, mirror: Mirror) -> None:
+    old = mirror.main()
+    first = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land(old, first, "alpha") == LandResult.LANDED
+    second = make_commit(mirror, first, {"src/alpha.txt": "alpha again\n"}, "Alpha again")
+    assert mirror.land(first, second, "alpha") == LandResult.ALREADY_LANDED
+    assert origin_ref(project, "refs/heads/main") == first
+    assert origin_ref(project, f"{LANDED_PREFIX}alpha") == first
+
+
+def test_a_landed_ref_pushed_by_hand_blocks_landing(project: Project, mirror: Mirror) -> None:
+    old = mirror.main()
+    project.git("update-ref", f"{LANDED_PREFIX}alpha", old)
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land(old, new, "alpha") == LandResult.ALREADY_LANDED
+    assert origin_ref(project, "refs/heads/main") == old
+    assert origin_ref(project, f"{LANDED_PREFIX}alpha") == old
+
+
+def test_stale_and_already_landed_at_once_changes_nothing(project: Project, mirror: Mirror) -> None:
+    old = mirror.main()
+    moved = move_main(project, {"tasks/x.md": "x"})
+    project.git("update-ref", f"{LANDED_PREFIX}alpha", moved)
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land(old, new, "alpha") in (LandResult.ALREADY_LANDED, LandResult.MAIN_MOVED)
+    assert origin_ref(project, "refs/heads/main") == moved
+    assert origin_ref(project, f"{LANDED_PREFIX}alpha") == moved
+
+
+def test_land_to_an_unreachable_origin_raises_git_error(project: Project, mirror: Mirror, tmp_path: Path) -> None:
+    old = mirror.main()
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    broken = Mirror(str(tmp_path / "no-origin.git"), mirror.path)
+    broken.g = mirror.g
+    with pytest.raises(GitError, match="alpha"):
+        broken.land(old, new, "alpha")
+
+
+@pytest.mark.parametrize("same_task", [True, False], ids=["same task", "two tasks"])
+def test_two_mirrors_racing_to_land_from_the_same_old_exactly_one_lands(
+    project: Project, tmp_path: Path, same_task: bool
+) -> None:
+    mirrors = [Mirror(str(project.origin), tmp_path / f"mirror{i}.git").ensure() for i in range(2)]
+    for round_no in range(8):
+        old = mirrors[0].fetch()
+        mirrors[1].fetch()
+        tasks = [f"t{round_no}"] * 2 if same_task else [f"t{round_no}a", f"t{round_no}b"]
+        news = [
+            make_commit(m, old, {f"src/r{round_no}-{i}.txt": f"{i}\n"}, f"R{round_no} by {i}")
+            for i, m in enumerate(mirrors)
+        ]
+        barrier = threading.Barrier(2)
+        results: list[LandResult | None] = [None, None]
+
+        def go(i: int, old: str = old, news: list[str] = news, tasks: list[str] = tasks,
+               barrier: threading.Barrier = barrier, results: list[LandResult | None] = results) -> None:  # fmt: skip
+            barrier.wait()
+            results[i] = mirrors[i].land(old, news[i], tasks[i])
+
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        winners = [i for i, res in enumerate(results) if res == LandResult.LANDED]
+        assert len(winners) == 1, f"round {round_no}: {results}"
+        w, lose = winners[0], 1 - winners[0]
+        assert results[lose] in (LandResult.MAIN_MOVED, LandResult.ALREADY_LANDED)
+        assert origin_ref(project, "refs/heads/main") == news[w]
+        assert origin_ref(project, f"{LANDED_PREFIX}{tasks[w]}") == news[w]
+        if not same_task:
+            assert origin_ref(project, f"{LANDED_PREFIX}{tasks[lose]}") is None
+
+
+def test_rebase_onto_a_moved_main_keeps_message_and_author(project: Project, mirror: Mirror) -> None:
+    base = mirror.main()
+    message = "Write alpha\n\nSwarm-Task: alpha\nSwarm-Agent: claude\n"
+    candidate = make_commit(mirror, base, {"src/alpha.txt": "alpha\n"}, message, author="claude")
+    onto = move_main(project, {"src/beta.txt": "beta\n"})
+    mirror.fetch()
+    rebased = mirror.rebase(candidate, base, onto)
+    assert rebased.conflicts == () and rebased.commit is not None and rebased.commit != candidate
+    new = rebased.commit
+    assert (
+        git(mirror.path, "rev-parse", f"{new}^") == onto
+        and git(mirror.path, "rev-list", "--count", f"{onto}..{new}") == "1"
+    )
+    assert mirror.message(new) == mirror.message(candidate)
+    fmt = "--format=%an|%ae|%ad"
+    assert git(mirror.path, "log", "-1", fmt, new) == git(mirror.path, "log", "-1", fmt, candidate)
+    assert show(mirror, new, "src/alpha.txt") == "alpha\n" and show(mirror, new, "src/beta.txt") == "beta\n"
+    assert mirror.changed(onto, new) == ["src/alpha.txt"]
+
+
+def test_rebase_onto_the_same_base_is_the_same_commit(mirror: Mirror) -> None:
+    base = mirror.main()
+    candidate = make_commit(mirror, base, {"src/alpha.txt": "alpha\n"}, "A")
+    assert mirror.rebase(candidate, base, base).commit == candidate
+
+
+def test_rebase_with_a_real_conflict_names_the_file(project: Project, mirror: Mirror) -> None:
+    base = mirror.main()
+    candidate = make_commit(mirror, base, {"src/base.txt": "agent's base\n", "src/alpha.txt": "alpha\n"}, "A")
+    onto = move_main(project, {"src/base.txt": "human's base\n"})
+    mirror.fetch()
+    rebased = mirror.rebase(candidate, base, onto)
+    assert rebased.commit is None
+    assert rebased.conflicts == ("src/base.txt",)
+
+
+def test_snapshot_squashes_commits_and_uncommitted_changes_into_one_commit(mirror: Mirror, tmp_path: Path) -> None:
+    base = mirror.main()
+    wt = mirror.add_worktree(tmp_path / "wt", base)
+    ident = ["-c", "user.name=agent", "-c", "user.email=a@b"]
+    (wt.path / "src" / "one.txt").write_text("one\n")
+    git(wt.path, "add", "-A")
+    git(wt.path, *ident, "commit", "-qm", "agent wip 1")
+    (wt.path / "src" / "two.txt").write_text("two\n")
+    git(wt.path, "add", "-A")
+    git(wt.path, *ident, "commit", "-qm", "agent wip 2")
+    (wt.path / "src" / "three.txt").write_text("three\n")  # untracked
+    (wt.path / "src" / "one.txt").write_text("one, edited\n")  # uncommitted edit
+    (wt.path / "src" / "base.txt").unlink()  # uncommitted delete
+    commit = wt.snapshot(base, "Task work\n\nSwarm-Task: t\n", author="claude")
+    assert commit is not None
+    assert git(mirror.path, "rev-list", "--parents", "-n", "1", commit).split() == [commit, base], "one parent: base"
+    assert sorted(mirror.changed(base, commit)) == ["src/base.txt", "src/one.txt", "src/three.txt", "src/two.txt"]
+    assert show(mirror, commit, "src/one.txt") == "one, edited\n" and show(mirror, commit, "src/base.txt") is None
+    assert git(mirror.path, "log", "-1", "--format=%B", commit) == "Task work\n\nSwarm-Task: t"
+    assert git(mirror.path, "log", "-1", "--format=%an|%cn", commit) == "claude|swarm"
+    assert "agent wip" not in git(mirror.path, "log", "--format=%s", commit)
+
+
+def test_snapshot_is_none_when_nothing_changed(mirror: Mirror, tmp_path: Path) -> None:
+    base = mirror.main()
+    wt = mirror.add_worktree(tmp_path / "wt", base)
+    assert wt.snapshot(base, "m", "claude") is None
+    # Commits that undo themselves are no change either.
+    ident = ["-c", "user.name=agent", "-c", "user.email=a@b"]
+    (wt.path / "src" / "tmp.txt").write_text("tmp\n")
+    git(wt.path, "add", "-A")
+    git(wt.path, *ident, "commit", "-qm", "add")
+    git(wt.path, "rm", "-q", "src/tmp.txt")
+    git(wt.path, *ident, "commit", "-qm", "remove")
+    assert wt.snapshot(base, "m", "claude") is None
+
+
+def test_checkout_removes_what_the_agent_left_behind(mirror: Mirror, tmp_path: Path) -> None:
+    base = mirror.main()
+    wt = mirror.add_worktree(tmp_path / "wt", base)
+    (wt.path / "stray.txt").write_text("x")
+    (wt.path / "src" / "base.txt").write_text("changed")
+    wt.checkout(base)
+    assert not (wt.path / "stray.txt").exists()
+    assert (wt.path / "src" / "base.txt").read_text() == (TOY_REPO / "src" / "base.txt").read_text()
+
+
+def test_add_worktree_replaces_a_leftover_and_remove_cleans_up(mirror: Mirror, tmp_path: Path) -> None:
+    path = tmp_path / "wt"
+    first = mirror.add_worktree(path, mirror.main())
+    (first.path / "leftover.txt").write_text("x")
+    second = mirror.add_worktree(path, mirror.main())
+    assert not (second.path / "leftover.txt").exists()
+    mirror.remove_worktree(path)
+    assert not path.exists()
+    assert str(path) not in git(mirror.path, "worktree", "list")
+
+
+def test_restore_puts_changed_and_deleted_protected_paths_back(project: Project, mirror: Mirror) -> None:
+    base = mirror.main()
+    protected = ["oracle.py", "checks/**"]
+    candidate = make_commit(
+        mirror,
+        base,
+        {
+            "checks/base.check": "path=src/base.txt\nexpect=anything\n",  # changed
+            "oracle.py": None,  # deleted
+            "src/alpha.txt": "alpha\n",  # honest work
+        },
+        "Cheat a bit\n\nSwarm-Task: cheat\n",
+        author="claude",
+    )
+    touched = [p for p in mirror.changed(base, candidate) if matches(p, protected)]
+    assert sorted(touched) == ["checks/base.check", "oracle.py"]
+    fixed = mirror.restore(candidate, base, touched)
+    assert mirror.changed(base, fixed) == ["src/alpha.txt"], "only the honest change is left"
+    assert show(mirror, fixed, "checks/base.check") == show(mirror, base, "checks/base.check")
+    assert show(mirror, fixed, "oracle.py") == show(mirror, base, "oracle.py")
+    assert git(mirror.path, "rev-parse", f"{fixed}^") == base
+    assert mirror.message(fixed) == mirror.message(candidate)
+    assert git(mirror.path, "log", "-1", "--format=%an", fixed) == "claude"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=GitError,
+    reason="BUG: Mirror.restore runs `git update-index --force-remove` in the BARE mirror, which needs a work tree: "
+    "a file the agent ADDED under a protected glob makes restore() raise GitError (the pipeline then rejects the "
+    "attempt as 'error' instead of dropping the file)",
+)
+def test_restore_deletes_a_file_the_agent_added_under_a_protected_glob(project: Project, mirror: Mirror) -> None:
+    base = mirror.main()
+    candidate = make_commit(
+        mirror, base, {"checks/new.check": "path=src/x\nexpect=x\n", "src/alpha.txt": "alpha\n"}, "Add a check"
+    )
+    touched = [p for p in mirror.changed(base, candidate) if matches(p, ["checks/**"])]
+    assert touched == ["checks/new.check"]
+    fixed = mirror.restore(candidate, base, touched)
+    assert show(mirror, fixed, "checks/new.check") is None, "a file added under a protected glob is deleted"
+    assert mirror.changed(base, fixed) == ["src/alpha.txt"]
+
+
+def test_restore_of_nothing_keeps_the_tree(mirror: Mirror) -> None:
+    base = mirror.main()
+    candidate = make_commit(mirror, base, {"src/alpha.txt": "alpha\n"}, "A")
+    fixed = mirror.restore(candidate, base, [])
+    assert git(mirror.path, "rev-parse", f"{fixed}^{{tree}}") == git(mirror.path, "rev-parse", f"{candidate}^{{tree}}")
+
+
+@pytest.mark.parametrize(
+    ("path", "patterns", "expected"),
+    [
+        ("oracle/run.py", ["oracle/**"], True),
+        ("oracle/deep/er/x.sql", ["oracle/**"], True),
+        ("oracle", ["oracle/**"], False),
+        ("oracles/x.py", ["oracle/**"], False),
+        ("src/oracle/x.py", ["oracle/**"], False),
+        ("tests/sql/a.sql", ["tests/sql/**"], True),
+        ("tests/sql/sub/b.expected", ["tests/sql/**"], True),
+        ("tests/sqlite/a.sql", ["tests/sql/**"], False),
+        ("tests/a.sql", ["tests/sql/**"], False),
+        ("Cargo.toml", ["*.toml"], True),
+        (".swarm.toml", ["*.toml"], True),
+        ("crates/x/Cargo.toml", ["*.toml"], False),
+        ("crates/x/Cargo.toml", ["**/*.toml"], True),
+        ("Cargo.toml", ["**/*.toml"], True),
+        ("a.toml.bak", ["*.toml"], False),
+        ("oracle.py", ["oracle.py"], True),
+        ("src/oracle.py", ["oracle.py"], False),
+        ("oracle_py", ["oracle.py"], False),
+        ("oracle.pyc", ["oracle.py"], False),
+        ("checks/a.check", ["oracle.py", "checks/**"], True),
+        ("src/a.rs", ["oracle.py", "checks/**"], False),
+        ("x.txt", [], False),
+        ("src/a1.rs", ["src/a?.rs"], True),
+        pytest.param(
+            "src/a/.rs",
+            ["src/a?.rs"],
+            False,
+            marks=pytest.mark.xfail(strict=True, reason="BUG: `?` in a protected glob matches '/' (crosses folders)"),
+        ),
+        pytest.param(
+            "src/main.rs",
+            ["src/[mx]ain.rs"],
+            True,
+            marks=pytest.mark.xfail(strict=True, reason="BUG: `[...]` classes in a protected glob are taken literally"),
+        ),
+    ],
+)
+def test_matches(path: str, patterns: list[str], expected: bool) -> None:
+    assert matches(path, patterns) is expected
+
+
+def test_an_agent_cannot_push_from_its_worktree(project: Project, mirror: Mirror, tmp_path: Path) -> None:
+    before = origin_ref(project, "refs/heads/main")
+    wt = mirror.add_worktree(tmp_path / "wt", mirror.main())
+    (wt.path / "src" / "evil.txt").write_text("evil\n")
+    git(wt.path, "add", "-A")
+    git(wt.path, "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "evil")
+    for refspec in ("HEAD:main", "HEAD:refs/heads/main", "HEAD:refs/swarm/landed/evil", "--all"):
+        args = ["push", "origin", refspec] if not refspec.startswith("--") else ["push", refspec, "origin"]
+        pushed = subprocess.run(["git", *args], cwd=wt.path, capture_output=True, text=True,
+                                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})  # fmt: skip
+        assert pushed.returncode != 0, f"git {' '.join(args)} succeeded"
+    assert origin_ref(project, "refs/heads/main") == before
+    assert project.landed() == {}
+    assert origin_ref(project, "refs/heads/evil") is None
+
+
+def test_probe_push_leaves_no_ref_behind(project: Project, mirror: Mirror, tmp_path: Path) -> None:
+    ok, detail = mirror.probe_push(mirror.main())
+    assert ok and str(project.origin) in detail
+    assert project.git("for-each-ref", "refs/swarm/") == ""
+
+
+def test_init_project_makes_an_origin_and_a_clone(tmp_path: Path) -> None:
+    head = repo.init_project(TOY_REPO, tmp_path / "o.git", tmp_path / "w")
+    assert git(tmp_path / "o.git", "rev-parse", "main") == head
+    assert git(tmp_path / "w", "rev-parse", "HEAD") == head
+    assert git(tmp_path / "w", "status", "--porcelain") == ""
+    body = git(tmp_path / "w", "log", "-1", "--format=%B")
+    assert "Swarm-Task: init" in body and "Swarm-Agent: swarm-init" in body
+    assert (tmp_path / "w" / ".swarm.toml").is_file()
+
+
+@pytest.mark.parametrize("which", ["origin", "clone"])
+def test_init_project_refuses_a_non_empty_folder(tmp_path: Path, which: str) -> None:
+    origin, clone = tmp_path / "o.git", tmp_path / "w"
+    target = origin if which == "origin" else clone
+    target.mkdir()
+    (target / "precious.txt").write_text("keep me")
+    with pytest.raises(GitError, match=str(target)):
+        repo.init_project(TOY_REPO, origin, clone)
+    assert (target / "precious.txt").read_text() == "keep me"
+    assert sorted(p.name for p in target.iterdir()) == ["precious.txt"]
+
+
+def test_init_project_accepts_empty_folders_and_refuses_a_missing_template(tmp_path: Path) -> None:
+    (tmp_path / "o.git").mkdir()
+    (tmp_path / "w").mkdir()
+    repo.init_project(TOY_REPO, tmp_path / "o.git", tmp_path / "w")
+    with pytest.raises(GitError, match="template"):
+        repo.init_project(tmp_path / "nope", tmp_path / "o2.git", tmp_path / "w2")
+
+
+def test_absolute_origin() -> None:
+    assert repo.absolute_origin("https://github.com/a/b.git") == "https://github.com/a/b.git"
+    assert repo.absolute_origin("git@github.com:a/b.git") == "git@github.com:a/b.git"
+    assert repo.absolute_origin("ssh://git@host/x") == "ssh://git@host/x"
+    assert repo.absolute_origin("rel/origin.git") == str(Path.cwd() / "rel" / "origin.git")
