@@ -34,6 +34,13 @@ class FrontMatter(BaseModel):
     vendor: str | None = None
     """Run only on this vendor's queue (claude, codex, ...); any vendor when absent."""
 
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the title is blank")
+        return value.strip()
+
     @field_validator("depends_on")
     @classmethod
     def _ids(cls, value: list[str]) -> list[str]:

@@ -7,11 +7,11 @@ A task is done exactly when `refs/swarm/landed/<task>` exists on origin. Landing
 from __future__ import annotations
 
 import fcntl
-import fnmatch
 import logging
 import os
 import re
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,7 +123,9 @@ class Mirror:
     def read(self, commit: str, path: str) -> bytes | None:
         """A file's content at a commit, or None when it is not there."""
         try:
-            data: bytes = self._g.execute(["git", "cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False)
+            data: bytes = self._g.execute(
+                ["git", "cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False
+            )
             return data
         except git.GitCommandError:
             return None
@@ -211,8 +213,9 @@ class Mirror:
                     mode_type_sha, _, _ = entry.partition("\t")
                     mode, _, sha = mode_type_sha.split()
                     _run(self._g, "update-index", "--add", "--cacheinfo", f"{mode},{sha},{path}", env=env)
-                else:
-                    _run(self._g, "update-index", "--force-remove", "--", path, env=env)
+                else:  # --force-remove insists on a work tree, which a bare mirror lacks; it never touches one
+                    with tempfile.TemporaryDirectory() as empty:
+                        _run(self._g, "update-index", "--force-remove", "--", path, env={**env, "GIT_WORK_TREE": empty})
             tree = _run(self._g, "write-tree", env=env).strip()
         finally:
             index.unlink(missing_ok=True)
@@ -302,17 +305,19 @@ def _glob(pattern: str) -> re.Pattern[str]:
     i = 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
-            out += "(?:.*/)?"
-            i += 3
+            out, i = out + "(?:.*/)?", i + 3
         elif pattern.startswith("**", i):
-            out += ".*"
-            i += 2
+            out, i = out + ".*", i + 2
         elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
+            end = pattern.index("]", i + 2)
+            body = pattern[i + 1 : end]
+            out, i = out + "[" + ("^" + body[1:] if body[0] in "!^" else body).replace("\\", "\\\\") + "]", end + 1
         else:
-            out += fnmatch.translate(pattern[i]).removeprefix("(?s:").removesuffix(")\\Z")
-            i += 1
+            out, i = out + re.escape(pattern[i]), i + 1
     return re.compile(f"^{out}$")
 
 

@@ -94,10 +94,6 @@ def test_the_mirror_follows_origin(project: Project, mirror: Mirror) -> None:
     assert mirror.landed() == {"done": moved}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Mirror.read drops the file's trailing newline (GitPython strips stdout), so it is not the content",
-)
 def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
     data = b"line one\n\x00binary\r\nlast line\n"
     commit = make_commit(mirror, mirror.main(), {}, "empty")
@@ -353,13 +349,6 @@ def test_restore_puts_changed_and_deleted_protected_paths_back(project: Project,
     assert git(mirror.path, "log", "-1", "--format=%an", fixed) == "claude"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=GitError,
-    reason="BUG: Mirror.restore runs `git update-index --force-remove` in the BARE mirror, which needs a work tree: "
-    "a file the agent ADDED under a protected glob makes restore() raise GitError (the pipeline then rejects the "
-    "attempt as 'error' instead of dropping the file)",
-)
 def test_restore_deletes_a_file_the_agent_added_under_a_protected_glob(project: Project, mirror: Mirror) -> None:
     base = mirror.main()
     candidate = make_commit(
@@ -409,13 +398,11 @@ def test_restore_of_nothing_keeps_the_tree(mirror: Mirror) -> None:
             "src/a/.rs",
             ["src/a?.rs"],
             False,
-            marks=pytest.mark.xfail(strict=True, reason="BUG: `?` in a protected glob matches '/' (crosses folders)"),
         ),
         pytest.param(
             "src/main.rs",
             ["src/[mx]ain.rs"],
             True,
-            marks=pytest.mark.xfail(strict=True, reason="BUG: `[...]` classes in a protected glob are taken literally"),
         ),
     ],
 )
