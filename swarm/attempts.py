@@ -36,8 +36,13 @@ return v
 
 
 def begin(rt: Runtime, task_id: str, vendor: str, worker: str, lease: Lease, log_dir: str) -> int:
-    """Count the attempt and mark it in flight; returns its number (1 for the first)."""
-    number = int(rt.redis.incr(keys.attempts(task_id)))
+    """Count the attempt against the budget and mark it in flight; returns its run number (1 for the first).
+
+    The run number only grows: an attempt that does not count (rate limited, say) refunds the budget, but the
+    next run is still told it is a later attempt.
+    """
+    rt.redis.incr(keys.attempts(task_id))
+    number = int(rt.redis.incr(keys.runs(task_id)))
     entry = {
         "lease": lease.value,
         "vendor": vendor,

@@ -14,7 +14,7 @@ try:
     _settings.require("redis_url")
 except SettingsError as exc:
     # Stop start-up with the setting's name and what is wrong, not a traceback through Celery's loader.
-    print(f"swarm: {exc}", file=sys.stderr)
+    print(f"error: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 _limit = _settings.attempt_time_limit
 _control = _settings.control_queue

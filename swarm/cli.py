@@ -20,10 +20,10 @@ from swarm import attempts, repo, state
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
 from swarm.runtime import Runtime, connect
-from swarm.settings import Settings, config_file, load_settings
+from swarm.settings import REPO_SETTINGS_FILE, Settings, config_file, load_settings, parse_repo_settings, use_config
 
 log = logging.getLogger(__name__)
-console = Console()
+console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -50,6 +50,23 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     )
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
+    use_config(config)  # Celery's config (swarm.celeryconfig) is read through the same settings
+
+
+def _fail(message: str) -> None:
+    """An error is one unwrapped line (or block) on stderr, and exit code 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _enqueue() -> Callable[[str, str], None]:
+    """Celery's sender, with its config loaded now: a bad setting must stop a command before it changes anything."""
+    from swarm.celery import app
+    from swarm.tasks import enqueue
+
+    app.loader.import_default_modules()
+    _ = app.conf.broker_url
+    return enqueue
 
 
 @cli.command()
@@ -90,8 +107,7 @@ max_attempts = 3
 @click.pass_context
 def dispatch_cmd(ctx: click.Context) -> None:
     """Queue every ready task once (deps landed, not landed, leased, queued or failed)."""
-    from swarm.tasks import enqueue  # Celery's config is read only by commands that send tasks
-
+    enqueue = _enqueue()
     rt = _runtime(ctx)
     report = dispatch_mod.dispatch(rt, enqueue)
     if report.skipped_busy:
@@ -120,6 +136,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
     _print_status(report)
 
 
+def _cost(spend: dict[str, Any] | None) -> str:
+    if not spend:
+        return ""
+    tokens = f"{spend.get('input_tokens', 0)}/{spend.get('output_tokens', 0)} tok"
+    return f"${spend.get('cost_usd', 0):.2f} {tokens}"
+
+
 def _print_status(report: dict[str, Any]) -> None:
     oracle = report["oracle"] or {}
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))
@@ -127,7 +150,7 @@ def _print_status(report: dict[str, Any]) -> None:
                   f"{oracle.get('failed', '?')}  tasks: {counts}")  # fmt: skip
     if report["repo_error"]:
         console.print(f"[red]{report['repo_error']}[/]")
-    table = Table("task", "state", "pri", "vendor", "attempts", "detail")
+    table = Table("task", "state", "pri", "vendor", "attempts", "cost", "detail")
     colors = {
         "landed": "green",
         "failed": "red",
@@ -147,8 +170,16 @@ def _print_status(report: dict[str, Any]) -> None:
         color = colors.get(row["state"], "white")
         table.add_row(row["id"], f"[{color}]{row['state']}[/]", str(row.get("priority", "")),
                       row.get("lease", {}).get("vendor") or row.get("queued_on") or row.get("vendor") or "",
-                      str(row.get("attempts", "")), detail[:100])  # fmt: skip
+                      str(row.get("attempts", "")), _cost(row.get("spend")), detail[:100])  # fmt: skip
     console.print(table)
+    vendors = Table("vendor", "state", "tokens in/out today", "spent today", "total spent")
+    for name, info in report["vendors"].items():
+        today, total = info.get("today", {}), info.get("total", {})
+        cap = f" of ${info['cap_usd']:.2f}" if info.get("cap_usd") else ""
+        state_text = info["state"] if info["state"] == "active" else f"[red]{info['detail']}[/]"
+        vendors.add_row(name, state_text, f"{today.get('input_tokens', 0)}/{today.get('output_tokens', 0)}",
+                        f"${info.get('spent_today', 0):.2f}{cap}", f"${total.get('cost_usd', 0):.2f}")  # fmt: skip
+    console.print(vendors)
     for landing in report["landings"][:5]:
         when = time.strftime("%H:%M:%S", time.localtime(landing["at"]))
         console.print(f"landed {landing['task']} as {landing['commit'][:12]} by {landing['vendor']} at {when} "
@@ -160,14 +191,27 @@ def _print_status(report: dict[str, Any]) -> None:
 @click.pass_context
 def retry(ctx: click.Context, task_id: str) -> None:
     """Give a failed task a fresh attempt budget and queue it again."""
-    from swarm.tasks import enqueue
-
+    enqueue = _enqueue()
     rt = _runtime(ctx)
     had_failed = dispatch_mod.retry(rt, task_id)
     console.print(f"{task_id}: " + ("failure cleared" if had_failed else "was not marked failed; attempts reset"))
     queued = dict(dispatch_mod.dispatch(rt, enqueue).enqueued)
     if task_id in queued:
         console.print(f"queued {task_id} -> {queued[task_id]}")
+
+
+@cli.command()
+@click.argument("vendor")
+@click.pass_context
+def unblock(ctx: click.Context, vendor: str) -> None:
+    """Clear a vendor's cooldown or auth error once you fixed its cause (see `swarm doctor`)."""
+    from swarm import quota
+
+    rt = _runtime(ctx)
+    if vendor not in rt.settings.vendors:
+        raise SwarmError(f"no vendor {vendor!r} (configured: {', '.join(rt.settings.vendors) or 'none'})")
+    quota.clear(rt.redis, vendor)
+    console.print(f"{vendor}: cooldown and auth error cleared")
 
 
 @cli.command()
@@ -199,36 +243,54 @@ def doctor(ctx: click.Context) -> None:
 
 
 def _doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
-    from swarm.agents import registry
+    return _redis_checks(settings) + _origin_checks(settings) + _vendor_checks(settings)
 
-    out: list[tuple[str, bool, str]] = []
-    try:
-        settings.require("redis_url", "origin")
-    except SwarmError as exc:
-        return [("settings", False, str(exc))]
-    client = redis.Redis.from_url(settings.redis_url or "", socket_connect_timeout=3, socket_timeout=3)
+
+def _redis_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    if not settings.redis_url:
+        return [("redis", False, "redis_url is not set (SWARM_REDIS_URL): workers need it; `swarm up` starts one")]
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:
         client.ping()
         policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
-        out.append(("redis", policy == "noeviction", f"{settings.redis_url} answers; maxmemory-policy {policy}"
-                    + ("" if policy == "noeviction" else " (must be noeviction, or leases may vanish)")))  # fmt: skip
     except redis.RedisError as exc:
-        out.append(("redis", False, f"{settings.redis_url}: {exc}"))
+        return [("redis", False, f"{settings.redis_url}: {exc}")]
+    advice = "" if policy == "noeviction" else " (must be noeviction, or leases may be evicted)"
+    return [("redis", policy == "noeviction", f"{settings.redis_url} answers; maxmemory-policy {policy}{advice}")]
+
+
+def _origin_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    if not settings.origin:
+        return [("origin", False, "origin is not set (SWARM_ORIGIN): the repository the swarm lands on")]
     try:
-        rt = connect(settings)
-        main = rt.mirror.fetch()
-        out.append(("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}"))
-        out.append(("origin push", *rt.mirror.probe_push(main)))
-        repo_settings = state.read_repo_settings(rt, main)
-        for tier in ("fast", "full"):
-            command = getattr(repo_settings.oracle, tier)
-            program = command.split()[0]
-            found = rt.mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
-            out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
-    except (SwarmError, redis.RedisError) as exc:
-        out.append(("origin", False, str(exc)))
+        mirror = repo.Mirror(settings.origin, settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
+        main = mirror.fetch()
+        out = [("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")]
+        out.append(("origin push", *mirror.probe_push(main)))
+        raw = mirror.read(main, REPO_SETTINGS_FILE)
+        if raw is None:
+            return [*out, ("oracle", False, f"{REPO_SETTINGS_FILE} is missing on {settings.branch}")]
+        repo_settings = parse_repo_settings(raw.decode(), f"{settings.branch}:{REPO_SETTINGS_FILE}")
+    except SwarmError as exc:
+        return [("origin", False, str(exc))]
+    for tier in ("fast", "full"):
+        command = getattr(repo_settings.oracle, tier)
+        program = command.split()[0]
+        found = mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
+        out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
+    return out
+
+
+def _vendor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+    from swarm.agents import registry
+
+    out: list[tuple[str, bool, str]] = []
     for name, vendor in settings.vendors.items():
         agent = registry.make(name, vendor.adapter, vendor.options())
+        own_checks = getattr(agent, "check", None)
+        if callable(own_checks):  # CLI adapters check their binary, version, flags and API key themselves
+            out.extend(own_checks())
+            continue
         exe = agent.executable()
         path = shutil.which(exe)
         out.append((f"vendor {name}", path is not None, f"{exe} -> {path}" if path else f"{exe!r} not found on PATH"))
@@ -274,16 +336,23 @@ def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
 
 
 def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
+    """`swarm up` starts no worker whose agent could only fail: its CLI or its API key missing."""
     from swarm.agents import registry
 
+    problems = []
     for name in slots:
         vendor = settings.vendors[name]
         agent = registry.make(name, vendor.adapter, vendor.options())
-        if shutil.which(agent.executable()) is None:
-            raise SwarmError(
-                f"vendor {name}: {agent.executable()!r} is not on PATH. Run `swarm doctor` for what to fix, "
-                "or `swarm demo` to see the swarm work with no agent CLI or API key."
-            )
+        own_checks = getattr(agent, "check", None)
+        if callable(own_checks):
+            problems += [f"{check}: {detail}" for check, ok, detail in own_checks() if not ok]
+        elif shutil.which(agent.executable()) is None:
+            problems.append(f"vendor {name}: {agent.executable()!r} is not on PATH")
+    if problems:
+        raise SwarmError(
+            "cannot start these vendors:\n  " + "\n  ".join(problems) + "\nRun `swarm doctor` for what to fix, "
+            "or `swarm demo` to see the swarm work with no agent CLI or API key."
+        )
 
 
 @cli.command()
@@ -359,8 +428,9 @@ def main() -> None:
     try:
         cli(standalone_mode=False)
     except SwarmError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
+    except redis.RedisError as exc:
+        _fail(f"cannot reach Redis (setting redis_url / SWARM_REDIS_URL): {exc}")
     except click.exceptions.Abort:
         sys.exit(130)
     except click.ClickException as exc:

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from swarm import keys, state
+from swarm import keys, quota, state
 from swarm.runtime import Runtime
 from swarm.state import Snapshot
 
@@ -37,6 +37,9 @@ def free_slots(rt: Runtime, snap: Snapshot) -> dict[str, int]:
     for vendor in snap.queued.values():
         if vendor in free:
             free[vendor] -= 1
+    for name in free:
+        if quota.blocked(rt.redis, name, rt.settings.vendors[name].daily_cap_usd):
+            free[name] = 0
     return free
 
 
@@ -70,8 +73,9 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
     if snap.repo_error:
         report.invalid.append(snap.repo_error)
         return report
-    free = free_slots(rt, snap)
     marker_ttl = int(rt.settings.attempt_time_limit * 2)
+    _move_stuck(rt, snap, marker_ttl)
+    free = free_slots(rt, snap)
     only = rt.settings.only_tasks
     for task in snap.backlog.ready(snap.landed):
         if snap.state(task.id) != "ready" or (only and not any(fnmatch.fnmatchcase(task.id, p) for p in only)):
@@ -91,6 +95,31 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
         report.enqueued.append((task.id, vendor))
         rt.events.emit(task.id, "queued", vendor=vendor)
     return report
+
+
+def _move_stuck(rt: Runtime, snap: Snapshot, marker_ttl: int) -> None:
+    """A task naming no vendor, queued too long on a blocked vendor, becomes ready again for another vendor.
+
+    The message left on the old queue is harmless: that vendor's worker finds the task leased, landed or its own
+    vendor blocked, and drops it.
+    """
+    for task_id, vendor in list(snap.queued.items()):
+        task = snap.backlog.tasks.get(task_id)
+        if task is None or task.vendor is not None or vendor not in rt.settings.vendors:
+            continue
+        if not quota.blocked(rt.redis, vendor, rt.settings.vendors[vendor].daily_cap_usd):
+            continue
+        waited = marker_ttl - rt.redis.ttl(keys.queued(task_id))
+        if waited <= rt.settings.cooling_move_after:
+            continue
+        if rt.redis.eval(
+            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+            1,
+            keys.queued(task_id),
+            vendor,
+        ):
+            snap.queued.pop(task_id)
+            rt.events.emit(task_id, "moved", vendor=vendor, reason=f"{vendor} is blocked")
 
 
 def retry(rt: Runtime, task_id: str) -> bool:

@@ -36,6 +36,11 @@ def attempts(task_id: str) -> str:
     return f"{PREFIX}:attempts:{task_id}"
 
 
+def runs(task_id: str) -> str:
+    """How many attempts of the task ever started; unlike `attempts`, never refunded or reset."""
+    return f"{PREFIX}:runs:{task_id}"
+
+
 def failed(task_id: str) -> str:
     return f"{PREFIX}:failed:{task_id}"
 
@@ -53,3 +58,36 @@ def oracle(commit: str) -> str:
 def text(value: bytes | str) -> str:
     """Redis answers in bytes; keys and values are UTF-8 text."""
     return value.decode() if isinstance(value, bytes) else value
+
+
+# --- vendor quota: cooldowns, auth errors and the spend ledger (see quota.py) ---
+
+
+def cooldown(vendor: str) -> str:
+    """JSON {until, reason, streak} of a vendor that hit its rate limit; expires when the cooldown ends."""
+    return f"{PREFIX}:cooldown:{vendor}"
+
+
+def cooldown_streak(vendor: str) -> str:
+    """Rate limits of a vendor in a row (the exponent of its backoff); reset by a run that is not rate limited."""
+    return f"{PREFIX}:cooldown-streak:{vendor}"
+
+
+def auth_error(vendor: str) -> str:
+    """JSON {message, at} of a vendor whose CLI could not authenticate; expires so a fixed key is tried again."""
+    return f"{PREFIX}:auth-error:{vendor}"
+
+
+def spend_day(vendor: str, day: str) -> str:
+    """Hash of a vendor's tokens, cost and attempts on one UTC day (YYYY-MM-DD)."""
+    return f"{PREFIX}:spend:{vendor}:{day}"
+
+
+def spend_total(vendor: str) -> str:
+    """Hash of a vendor's tokens, cost and attempts since the swarm began."""
+    return f"{PREFIX}:spend-total:{vendor}"
+
+
+def spend_task(task_id: str) -> str:
+    """Hash of a task's tokens, cost and attempts over all its attempts (and cost per vendor)."""
+    return f"{PREFIX}:spend-task:{task_id}"

@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, keys, oracle, prompt, state
+from swarm import attempts, keys, oracle, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
@@ -66,7 +66,13 @@ class Pipeline:
     # --- the attempt, top to bottom ---
 
     def run(self, task_id: str, vendor: str) -> str:
-        """One attempt; returns what happened: landed, rejected, failed, busy, done."""
+        """One attempt; returns what happened: landed, rejected, failed, busy, done, cooling."""
+        blocked = quota.blocked(self.rt.redis, vendor, self.rt.settings.vendors[vendor].daily_cap_usd)
+        if blocked:  # this vendor may not start attempts now: give the task back for another vendor
+            if self.rt.redis.get(keys.queued(task_id)) == vendor.encode():
+                self.rt.redis.delete(keys.queued(task_id))
+            self.rt.events.emit(task_id, "vendor_blocked", vendor=vendor, reason=blocked)
+            return "cooling"
         lease = self.rt.leases.acquire_task(task_id, self.rt.settings.lease_ttl, worker=self.worker, vendor=vendor)
         if lease is None:
             log.info("task %s is leased by another worker; dropping this message", task_id)
@@ -163,7 +169,15 @@ class Pipeline:
         self._emit(att, "agent_running")
         result = self.agents(att.vendor).run(run)
         att.record["agent"] = result.record()
+        try:
+            quota.after_run(self.rt.redis, att.vendor, att.task_id, result)  # spend; cool, park or clear the vendor
+        except redis.RedisError as exc:
+            log.warning("could not book the run of %s: %s", att.task_id, exc)
         self._check_lease(att)
+        if result.outcome == "rate_limited":  # not the task's fault: it does not use up an attempt
+            raise AttemptRejected("agent_rate_limited", result.message, counts=False, requeue=True)
+        if result.outcome == "auth_error":
+            raise AttemptRejected("agent_auth_error", result.message, counts=False)
         if result.outcome != "ok":
             raise AttemptRejected(f"agent_{result.outcome}", result.message)
         message = f"{task.title}\n\n{_summary(result.message)}{att.trailers()}"

@@ -7,6 +7,7 @@ the target repository itself and are always read from `main`, so an agent cannot
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 import re
@@ -15,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,6 +43,8 @@ class VendorSettings(BaseModel):
     """How many attempts of this vendor may run at once across all machines (used to spread tasks)."""
     timeout: float | None = Field(None, gt=0)
     """Wall-clock limit of one agent run in seconds; the deployment's `agent_timeout` when unset."""
+    daily_cap_usd: float | None = Field(None, gt=0)
+    """Hard spend cap per UTC day in USD; no new attempts for this vendor once reached."""
 
     def options(self) -> dict[str, Any]:
         """The adapter's own options: every key of the table besides the common ones."""
@@ -52,7 +55,12 @@ class Settings(BaseSettings):
     """Deployment settings of a swarm: where Redis and origin are, which vendors run, and the time limits."""
 
     model_config = SettingsConfigDict(
-        env_prefix="SWARM_", env_nested_delimiter="__", env_file=".env", extra="forbid", validate_default=True
+        env_prefix="SWARM_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        dotenv_filtering="match_prefix",  # .env also holds agents' API keys: only SWARM_* are settings
+        extra="forbid",
+        validate_default=True,
     )
 
     redis_url: str | None = None
@@ -81,6 +89,8 @@ class Settings(BaseSettings):
     """Seconds between reaper runs (beat); a third of `lease_ttl` when unset."""
     control_queue: str = "merge"
     """Queue of the control tasks (dispatch, reap); every worker also consumes it."""
+    cooling_move_after: float = Field(300.0, ge=0)
+    """Seconds a task naming no vendor may wait queued on a cooling or blocked vendor before it moves elsewhere."""
     only_tasks: list[str] = Field(default_factory=list)
     """Globs of the task ids this swarm dispatches (all tasks when empty): run a slice of a big backlog."""
     keep_worktrees: bool = False
@@ -95,21 +105,30 @@ class Settings(BaseSettings):
 
     @field_validator("vendors")
     @classmethod
-    def _vendor_names(cls, value: dict[str, VendorSettings]) -> dict[str, VendorSettings]:
-        for name in value:
-            if not VENDOR_NAME.match(name):
-                raise ValueError(f"vendor name {name!r}: names match [a-z0-9][a-z0-9_-]* (they are queue names)")
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> Settings:
-        if self.control_queue in self.vendors:
-            raise ValueError(f"vendor name {self.control_queue!r} is taken by control_queue; rename the vendor")
+    def _vendors(cls, value: dict[str, VendorSettings]) -> dict[str, VendorSettings]:
         from swarm.agents import registry  # settings validate adapter options; adapters never import settings
 
-        for name, vendor in self.vendors.items():
+        for name, vendor in value.items():
+            if not VENDOR_NAME.match(name):
+                raise ValueError(f"vendor name {name!r}: names match [a-z0-9][a-z0-9_-]* (they are queue names)")
             registry.validate_options(name, vendor.adapter, vendor.options())
-        return self
+        return value
+
+    @field_validator("control_queue")
+    @classmethod
+    def _control_queue(cls, value: str, info: ValidationInfo) -> str:
+        if not VENDOR_NAME.match(value):
+            raise ValueError(f"{value!r} is not a queue name: names match [a-z0-9][a-z0-9_-]*")
+        if value in (info.data.get("vendors") or {}):
+            raise ValueError(f"{value!r} is also a vendor's name; vendors and the control queue need their own queues")
+        return value
+
+    @field_validator("branch")
+    @classmethod
+    def _branch(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9._][A-Za-z0-9._/-]*$", value) or ".." in value or value.endswith((".", "/")):
+            raise ValueError(f"{value!r} is not a branch name")
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -141,9 +160,18 @@ class Settings(BaseSettings):
                 raise SettingsError(f"setting {name!r} is not set: put `{name} = ...` in {config_file()} or set {env}")
 
 
+_process_config: Path | None = None
+
+
+def use_config(path: Path | None) -> None:
+    """Make `path` this process's config file (the CLI's --config), for every later load_settings()."""
+    global _process_config
+    _process_config = path
+
+
 def config_file() -> Path:
-    """The deployment config file: the one given to load_settings, else $SWARM_CONFIG, else ./swarm.toml."""
-    chosen = _config_file.get()
+    """The config file: given to load_settings or use_config, else $SWARM_CONFIG, else ./swarm.toml."""
+    chosen = _config_file.get() or _process_config
     if chosen is not None:
         return chosen
     return Path(os.environ.get("SWARM_CONFIG") or "swarm.toml")
@@ -154,10 +182,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     token = _config_file.set(config)
     try:
         path = config_file()
-        if os.environ.get("SWARM_CONFIG") and not path.is_file() and config is None:
+        if os.environ.get("SWARM_CONFIG") and not path.is_file() and config is None and _process_config is None:
             raise SettingsError(f"SWARM_CONFIG names {path}, which is not a file")
-        if config is not None and not path.is_file():
+        if (config or _process_config) is not None and not path.is_file():
             raise SettingsError(f"config file {path} does not exist")
+        _check_names()
         try:
             return Settings(**overrides)
         except tomllib.TOMLDecodeError as exc:
@@ -166,6 +195,22 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             raise SettingsError(explain(exc, source=str(path), env_prefix="SWARM_")) from None
     finally:
         _config_file.reset(token)
+
+
+def _check_names() -> None:
+    """A misspelled SWARM_* variable (environment or .env) is an error, not silently ignored."""
+    from dotenv import dotenv_values
+
+    known = {f"SWARM_{name.upper()}" for name in Settings.model_fields} | {"SWARM_CONFIG"}
+    sources: list[tuple[str, list[str]]] = [("the environment", list(os.environ))]
+    if Path(".env").is_file():
+        sources.append((".env", [k for k in dotenv_values(".env") if k]))
+    for where, names in sources:
+        for name in names:
+            if name.startswith("SWARM_") and name.split("__")[0] not in known:
+                hint = difflib.get_close_matches(name.split("__")[0], known, n=1)
+                maybe = f"; did you mean {hint[0]}?" if hint else ""
+                raise SettingsError(f"{name} in {where} is not a swarm setting{maybe}")
 
 
 def explain(exc: ValidationError, source: str, env_prefix: str = "") -> str:
@@ -217,11 +262,13 @@ class RepoSettings(BaseModel):
     """What to do with an attempt that changed a protected path: put main's version back, or reject it."""
     oracle: OracleSettings
 
-    @field_validator("backlog", "prompt")
+    @field_validator("backlog", "prompt", "coalesce_prompt")
     @classmethod
-    def _relative(cls, value: str) -> str:
-        if value.startswith("/") or ".." in Path(value).parts:
-            raise ValueError(f"{value!r} must be a path inside the repository")
+    def _relative(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip("/ ") or value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError(f"{value!r} must be a non-empty path inside the repository")
         return value.rstrip("/")
 
 

@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from swarm import attempts, keys
+from swarm import attempts, keys, quota
 from swarm import backlog as backlog_mod
 from swarm.backlog import Backlog
 from swarm.errors import SettingsError
@@ -138,7 +138,14 @@ def report(rt: Runtime) -> dict[str, Any]:
             history = attempts.history(rt, row["id"])
             if history:
                 row["last_attempt"] = {k: history[-1].get(k) for k in ("outcome", "reason", "detail", "log_dir")}
+            spend = quota.task_spend(rt.redis, row["id"])
+            if spend:
+                row["spend"] = spend
     landings = [json.loads(x) for x in rt.redis.lrange(keys.LANDINGS, 0, 9)]
+    caps = {name: v.daily_cap_usd for name, v in rt.settings.vendors.items()}
+    vendors = quota.vendor_states(rt.redis, rt.settings.vendors, caps)
+    for name, info in vendors.items():
+        info["total"] = quota.spend_total(rt.redis, name)
     return {
         "main": snap.main,
         "oracle": snap.oracle,
@@ -146,5 +153,6 @@ def report(rt: Runtime) -> dict[str, Any]:
         "tasks": rows,
         "leases": snap.leases,
         "landings": landings,
+        "vendors": vendors,
         "repo_error": snap.repo_error or None,
     }

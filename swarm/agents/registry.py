@@ -12,6 +12,9 @@ from swarm.agents.base import Agent
 ADAPTERS: dict[str, str] = {
     "command": "swarm.agents.command:CommandAgent",
     "replay": "swarm.agents.replay:ReplayAgent",
+    "claude": "swarm.agents.claude:ClaudeAgent",
+    "codex": "swarm.agents.codex:CodexAgent",
+    "gemini": "swarm.agents.gemini:GeminiAgent",
 }
 
 

@@ -1,0 +1,146 @@
+"""Each vendor adapter end to end through the pipeline (real Redis, real git, real processes), with the fake CLIs
+in bin/ standing in for the vendors' intelligence; and the real CLIs, where installed, without credentials."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from swarm import attempts, quota
+from swarm.agents import registry
+from swarm.agents.base import AgentResult
+from swarm.pipeline import Pipeline
+from swarm.runtime import Runtime, connect
+from tests.agents.helpers import BIN, KEY_VARS, agent_run
+from tests.conftest import Project, make_settings, task_file
+
+CLIS = ["claude", "codex", "gemini"]
+OWN_KEY = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
+
+
+def vendors(record: Path | None = None, **timeouts: float) -> dict[str, dict[str, object]]:
+    """One vendor per fake CLI, each with its own adapter."""
+    tables: dict[str, dict[str, object]] = {}
+    for cli in CLIS:
+        table: dict[str, object] = {"adapter": cli, "binary": str(BIN / cli)}
+        if record is not None:
+            table["env"] = {"FAKE_CLI_RECORD": str(record)}
+        if cli in timeouts:
+            table["timeout"] = timeouts[cli]
+        tables[cli] = table
+    return tables
+
+
+def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
+    def agent(vendor: str):  # type: ignore[no-untyped-def]
+        table = rt.settings.vendors[vendor]
+        return registry.make(vendor, table.adapter, table.options())
+
+    return Pipeline(rt, agent, worker)
+
+
+@pytest.fixture
+def keys_set(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    values = {name: f"sk-test-{name.lower().replace('_', '-')}-0123456789" for name in KEY_VARS}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_a_task_lands_through_each_vendor_cli(
+    cli: str, project: Project, redis_url: str, tmp_path: Path, keys_set: dict[str, str]
+) -> None:
+    record = tmp_path / "record.jsonl"
+    rt = connect(make_settings(project, redis_url, vendors=vendors(record)))
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha\nprint-key\nstream success")})
+    assert pipeline(rt).run("alpha", cli) == "landed"
+    assert project.show("src/alpha.txt") == "alpha"
+    agent = attempts.history(rt, "alpha")[-1]["agent"]
+    assert agent["outcome"] == "ok" and agent["session_id"] and agent["input_tokens"] > 0
+    env = json.loads(record.read_text().splitlines()[0])["env"]
+    assert [k for k in (*KEY_VARS, "SWARM_REDIS_URL") if k in env] == [OWN_KEY[cli]]
+    log_dir = Path(attempts.history(rt, "alpha")[-1]["log_dir"])
+    for log in log_dir.glob("agent*.log"):
+        assert keys_set[OWN_KEY[cli]] not in log.read_text(), f"{log.name} leaks the key"
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_a_rate_limit_stream_ends_the_attempt_as_rate_limited(
+    cli: str, project: Project, redis_url: str, keys_set: dict[str, str]
+) -> None:
+    rt = connect(make_settings(project, redis_url, vendors=vendors()))
+    project.add_tasks({"limited": task_file("Limited", "resets-in 600\nwrite src/alpha.txt alpha\nstream rate_limit")})
+    assert pipeline(rt).run("limited", cli) in ("rejected", "requeued", "cooling")
+    agent = attempts.history(rt, "limited")[-1]["agent"]
+    assert agent["outcome"] == "rate_limited"
+    assert "limited" not in project.landed()
+
+
+def test_a_rate_limited_vendor_cools_for_every_worker_and_the_task_lands_through_another(
+    project: Project, redis_url: str, keys_set: dict[str, str]
+) -> None:
+    """The quota calls here are what the pipeline makes after each agent run (see quota.after_run)."""
+    rt = connect(make_settings(project, redis_url, vendors=vendors()))
+    project.add_tasks(
+        {"alpha": task_file("Alpha", "@1 resets-in 600\n@1 stream rate_limit\nwrite src/alpha.txt alpha")}
+    )
+    pipeline(rt, "w1").run("alpha", "claude")
+    first = attempts.history(rt, "alpha")[-1]["agent"]
+    quota.after_run(rt.redis, "claude", "alpha", AgentResult(**_result_fields(first)))
+    other_worker = connect(make_settings(project, redis_url, vendors=vendors()))
+    assert quota.cooling(other_worker.redis, "claude") == pytest.approx(600, abs=5)
+    assert quota.blocked(other_worker.redis, "codex") is None
+    assert pipeline(other_worker, "w2").run("alpha", "codex") == "landed"
+    assert project.show("src/alpha.txt") == "alpha"
+
+
+def test_a_hanging_cli_is_killed_at_the_vendor_timeout_with_its_whole_group(
+    project: Project, redis_url: str, tmp_path: Path, keys_set: dict[str, str]
+) -> None:
+    pids = tmp_path / "pids"
+    rt = connect(make_settings(project, redis_url, vendors=vendors(codex=2.0)))
+    project.add_tasks({"stuck": task_file("Stuck", f"write src/alpha.txt alpha\nhang {pids}")})
+    started = time.monotonic()
+    assert pipeline(rt).run("stuck", "codex") == "rejected"
+    assert time.monotonic() - started < 20
+    assert attempts.history(rt, "stuck")[-1]["agent"]["outcome"] == "timeout"
+    for pid in map(int, pids.read_text().split()):
+        assert not _alive(pid), f"process {pid} outlived the timeout"
+
+
+# --- the real CLIs, where installed: no credentials must read as auth_error, well within the timeout ---
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_the_real_cli_without_credentials_is_an_auth_error(
+    cli: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which(cli) is None:
+        pytest.skip(f"{cli} is not installed")
+    for name in (*KEY_VARS, "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"):
+        monkeypatch.delenv(name, raising=False)
+    run = agent_run(tmp_path, "Say hi.", timeout=90)
+    started = time.monotonic()
+    result = registry.make(cli, cli, {}).run(run)
+    assert result.outcome == "auth_error", result.message
+    assert time.monotonic() - started < 90
+
+
+def _result_fields(record: dict[str, Any]) -> dict[str, Any]:
+    fields = {k: v for k, v in record.items() if k in AgentResult.__dataclass_fields__}
+    fields.pop("log_path", None)
+    return fields
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
