@@ -18,7 +18,7 @@ from swarm.backlog import load_dir
 from swarm.errors import SwarmError
 
 log = logging.getLogger(__name__)
-console = Console()
+console = Console(soft_wrap=True)
 
 VENDORS = ("claude", "codex", "gemini")
 MARKER = ".swarm-demo"
@@ -67,6 +67,7 @@ class Summary:
     failed: dict[str, str]
     rejected: list[str]
     per_vendor: dict[str, int]
+    rebased: list[str]
     coordination_commits: int
     before: dict[str, Any] | None
     after: dict[str, Any] | None
@@ -78,10 +79,12 @@ class Summary:
 def summarize(s: session.Started, first: str, report: dict[str, Any], elapsed: float, directory: Path) -> Summary:
     selected = [row for row in report["tasks"] if row["id"] in s.settings.only_tasks]
     commits = session.landed_commits(s.rt, first)
-    rejected = []
+    rejected, rebased = [], []
     for row in selected:
         for h in attempts.history(s.rt, row["id"]):
-            if h.get("outcome") != "landed":
+            if h.get("outcome") == "landed" and h.get("rebased"):
+                rebased.append(row["id"])
+            elif h.get("outcome") != "landed":
                 rejected.append(f"{row['id']} ({h.get('vendor')}): {h.get('reason')}: {str(h.get('detail'))[:120]}")
     return Summary(
         tasks=[r["id"] for r in selected],
@@ -89,6 +92,7 @@ def summarize(s: session.Started, first: str, report: dict[str, Any], elapsed: f
         failed={r["id"]: r.get("failure", {}).get("reason", "") for r in selected if r["state"] == "failed"},
         rejected=rejected,
         per_vendor=dict(collections.Counter(c["agent"] for c in commits)),
+        rebased=rebased,
         coordination_commits=sum(1 for c in commits if not c["task"]),
         before=session.oracle_of(s.rt, first),
         after=session.oracle_of(s.rt, report["main"]),
@@ -110,6 +114,7 @@ def show(summary: Summary) -> None:
     for line in summary.rejected:
         console.print(f"  - {line}")
     console.print("commits on main per vendor: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.per_vendor.items())))
+    console.print(f"landed after a rebase onto a moved main: {len(summary.rebased)} ({', '.join(summary.rebased)})")
     console.print(f"coordination commits: {summary.coordination_commits}")
     console.print(f"oracle on main: before {passed(summary.before)}; after {passed(summary.after)}")
     console.print(f"elapsed: {summary.elapsed:.0f}s")

@@ -224,6 +224,7 @@ class Pipeline:
                 self._check_lease(att)
                 result = self.rt.mirror.land(onto, rebased.commit, att.task_id)
                 if result is LandResult.LANDED:
+                    att.record["rebased"] = onto != base
                     self._landed(att, rebased.commit, full)
                     return rebased.commit
                 if result is LandResult.ALREADY_LANDED:

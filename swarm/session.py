@@ -23,7 +23,7 @@ from swarm.runtime import Runtime, connect
 from swarm.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
-console = Console()
+console = Console(soft_wrap=True)
 
 TERMINAL = ("landed", "failed", "invalid")
 
