@@ -178,7 +178,8 @@ def test_misbehaving_agents_fail_only_their_attempt(fault: Fault) -> None:
     config = write_config(fault.project, fault.redis.url, {"claude": 2, "codex": 1}, agent_timeout=5, max_attempts=3)
     fault.cluster.config = config
     start(fault)
-    fault.inject(f"{len(MISBEHAVING)} misbehaving agents")
+    for tid in MISBEHAVING:
+        fault.inject(f"misbehaving agent: {tid}")
     report = fault.settle(set(GOOD) | set(MISBEHAVING) - {"breaks"}, {"breaks"}, timeout=240)
     history = {t["id"]: t for t in report["tasks"]}
     assert history["breaks"]["failure"]["reason"] == "oracle_red"

@@ -25,6 +25,12 @@ runs = os.environ.get("ORACLE_RUNS")
 if runs:
     with open(runs, "a") as log:
         log.write(f"{tier} {head} {'red' if broken else 'green'} {passed}\n")
+# Test hook: after a full run, stop the process named in $STOP_AFTER_FULL (the worker), as if it stalled there.
+stop = os.environ.get("STOP_AFTER_FULL")
+if tier == "full" and stop and os.path.exists(stop):
+    import signal
+
+    os.kill(int(pathlib.Path(stop).read_text()), signal.SIGSTOP)
 print(f"checked {passed + failed} cases")
 print(json.dumps({"passed": passed, "failed": failed, "skipped": 0}))
 sys.exit(1 if broken else 0)
