@@ -25,9 +25,10 @@ runs = os.environ.get("ORACLE_RUNS")
 if runs:
     with open(runs, "a") as log:
         log.write(f"{tier} {head} {'red' if broken else 'green'} {passed}\n")
-# Test hook: after a full run, stop the process named in $STOP_AFTER_FULL (the worker), as if it stalled there.
+# Test hook: after the full run of a candidate holding src/alpha.txt (not main's baseline run), stop the process
+# named in $STOP_AFTER_FULL (the worker), as if it stalled between its last check and its landing push.
 stop = os.environ.get("STOP_AFTER_FULL")
-if tier == "full" and stop and os.path.exists(stop):
+if tier == "full" and stop and os.path.exists(stop) and os.path.exists("src/alpha.txt"):
     import signal
 
     os.kill(int(pathlib.Path(stop).read_text()), signal.SIGSTOP)
