@@ -19,7 +19,7 @@ from rich.table import Table
 from swarm import attempts, repo, state
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
-from swarm.runtime import Runtime, connect
+from swarm.runtime import Runtime, connect, usable_workdir
 from swarm.settings import REPO_SETTINGS_FILE, Settings, config_file, load_settings, parse_repo_settings, use_config
 
 log = logging.getLogger(__name__)
@@ -263,7 +263,7 @@ def _origin_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     if not settings.origin:
         return [("origin", False, "origin is not set (SWARM_ORIGIN): the repository the swarm lands on")]
     try:
-        mirror = repo.Mirror(settings.origin, settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
+        mirror = repo.Mirror(settings.origin, usable_workdir(settings) / "mirror.git", settings.branch).ensure()
         main = mirror.fetch()
         out = [("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")]
         out.append(("origin push", *mirror.probe_push(main)))

@@ -105,7 +105,12 @@ class Mirror:
     def fetch(self) -> str:
         """Bring the mirror up to date with origin; returns main's commit."""
         with self.locked():
-            _run(self._g, "fetch", "--quiet", "--prune", self.origin, *FETCH_REFSPECS)
+            try:
+                _run(self._g, "fetch", "--quiet", "--prune", self.origin, *FETCH_REFSPECS)
+            except GitError as exc:
+                raise GitError(
+                    f"cannot fetch from origin {self.origin} (setting 'origin', SWARM_ORIGIN): {exc}"
+                ) from None
         return self.main()
 
     def main(self) -> str:

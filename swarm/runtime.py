@@ -10,6 +10,7 @@ from pathlib import Path
 
 import redis
 
+from swarm.errors import SettingsError
 from swarm.events import Events, Hook
 from swarm.leases import Leases
 from swarm.repo import Mirror
@@ -40,8 +41,21 @@ def connect(settings: Settings, hook: Hook | None = None) -> Runtime:
     client = redis.Redis.from_url(
         settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
     )
-    mirror = Mirror(settings.origin, settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
+    mirror = Mirror(settings.origin, usable_workdir(settings) / "mirror.git", settings.branch).ensure()
     return Runtime(settings, client, Leases(client), mirror, Events(client, hook))
+
+
+def usable_workdir(settings: Settings) -> Path:
+    """The work directory, created if needed; a clear error naming the setting when it cannot be used."""
+    path = settings.workdir.resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".swarm-probe-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SettingsError(f"setting 'workdir' ({path}, SWARM_WORKDIR): cannot create or write it: {exc}") from None
+    return path
 
 
 def worker_id() -> str:

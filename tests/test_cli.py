@@ -291,3 +291,24 @@ def test_unblock_clears_a_vendors_cooldown_and_auth_error(config: Path, elsewher
     assert quota.blocked(r, "claude") is None and quota.blocked(r, "codex") is None
     bad = swarm("unblock", "nobody", config=config, cwd=elsewhere)
     assert bad.returncode == 2 and "no vendor 'nobody'" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "words"),
+    [
+        ('workdir = "/etc/hostname/swarm"', ["'workdir'", "/etc/hostname/swarm", "cannot create or write"]),
+        ('origin = "/nonexistent/origin.git"', ["'origin'", "/nonexistent/origin.git", "cannot fetch"]),
+    ],
+    ids=["workdir under a file", "origin that does not exist"],
+)
+def test_an_unusable_workdir_or_origin_is_named(
+    project: Project, redis_url: str, tmp_path: Path, elsewhere: Path, setting: str, words: list[str]
+) -> None:
+    good = {"origin": f'origin = "{project.origin}"', "workdir": f'workdir = "{project.workdir}"'}
+    good[setting.split(" = ")[0]] = setting
+    config = write_config(tmp_path / "s.toml", None, redis_url, extra="\n".join(good.values()), claude=AGENT)
+    result = swarm("status", config=config, cwd=elsewhere)
+    assert result.returncode == 2
+    no_traceback(result)
+    for word in words:
+        assert word in result.stderr, result.stderr
