@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,7 @@ from pydantic import Field
 
 from swarm.agents import streams
 from swarm.agents.base import AgentResult, AgentRun, Outcome
-from swarm.agents.streams import CliAgent, CliOptions
+from swarm.agents.streams import Check, CliAgent, CliOptions
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,20 @@ class ClaudeAgent(CliAgent):
         argv += ["--max-budget-usd", str(o.max_budget_usd)] if o.max_budget_usd else []
         argv += ["--allowedTools", *o.allowed_tools] if o.allowed_tools else []
         return argv + o.extra_args
+
+    def check(self) -> list[Check]:
+        """The shared checks, plus claude's refusal of bypassPermissions as root outside a declared sandbox."""
+        checks = super().check()
+        if os.geteuid() == 0 and self.options.permission_mode == "bypassPermissions":
+            sandboxed = self.options.env.get("IS_SANDBOX") == "1"
+            detail = (
+                "runs as root with IS_SANDBOX=1 (a container or VM)"
+                if sandboxed
+                else "claude refuses --permission-mode bypassPermissions as root: run workers as another user, set "
+                f'env = {{IS_SANDBOX = "1"}} in vendors.{self.vendor} inside a container, or use acceptEdits'
+            )
+            checks.insert(len(checks) - 1, (f"vendor {self.vendor} as root", sandboxed, detail))  # the key stays last
+        return checks
 
     def vendor_env(self, run: AgentRun, home: Path) -> dict[str, str]:
         return {

@@ -116,10 +116,12 @@ def test_a_missing_binary_is_failed_not_an_exception(tmp_path: Path, all_keys: d
 
 @pytest.mark.parametrize("cli", CLIS)
 def test_doctor_passes_with_the_recorded_help_and_a_key(cli: str, all_keys: dict[str, str]) -> None:
-    checks = adapter(cli).check()
+    as_root = cli == "claude" and os.geteuid() == 0  # claude's bypass mode as root needs a declared sandbox
+    checks = (adapter(cli, env={"IS_SANDBOX": "1"}) if as_root else adapter(cli)).check()
     assert all(ok for _, ok, _ in checks), checks
     assert "version" in checks[0][2]
-    assert [name for name, _, _ in checks] == [f"vendor {cli}", f"vendor {cli} flags", f"vendor {cli} api key"]
+    root = [f"vendor {cli} as root"] if as_root else []
+    assert [name for name, _, _ in checks] == [f"vendor {cli}", f"vendor {cli} flags", *root, f"vendor {cli} api key"]
 
 
 @pytest.mark.parametrize("cli", CLIS)

@@ -4,6 +4,7 @@ in bin/ standing in for the vendors' intelligence; and the real CLIs, where inst
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -126,8 +127,11 @@ def test_the_real_cli_without_credentials_is_an_auth_error(
     for name in (*KEY_VARS, "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"):
         monkeypatch.delenv(name, raising=False)
     run = agent_run(tmp_path, "Say hi.", timeout=90)
+    # claude refuses its bypass mode as root outside a declared sandbox (see ClaudeAgent.check); a test machine
+    # running as root is one, and the point here is what the CLI says about credentials.
+    options = {"env": {"IS_SANDBOX": "1"}} if cli == "claude" and os.geteuid() == 0 else {}
     started = time.monotonic()
-    result = registry.make(cli, cli, {}).run(run)
+    result = registry.make(cli, cli, options).run(run)
     assert result.outcome == "auth_error", result.message
     assert time.monotonic() - started < 90
 

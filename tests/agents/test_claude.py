@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -125,3 +126,15 @@ def test_options_are_validated_with_the_vendor_name() -> None:
     with pytest.raises(ValueError, match=r"vendors\.c\.permission_mode"):
         registry.validate_options("c", "claude", {"permission_mode": "yolo"})
     assert registry.make("c", "claude", {"model": "sonnet"}).executable() == "claude"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the check concerns workers running as root")
+def test_doctor_flags_bypass_permissions_as_root_outside_a_sandbox() -> None:
+    from swarm.agents import registry
+
+    plain = registry.make("claude", "claude", {})
+    sandboxed = registry.make("claude", "claude", {"env": {"IS_SANDBOX": "1"}})
+    root_check = [c for c in plain.check() if c[0] == "vendor claude as root"]  # type: ignore[attr-defined]
+    assert root_check and root_check[0][1] is False and "IS_SANDBOX" in root_check[0][2]
+    assert all(ok for name, ok, _ in sandboxed.check() if name == "vendor claude as root")  # type: ignore[attr-defined]
+    assert [c for c in sandboxed.check() if c[0] == "vendor claude as root"]  # type: ignore[attr-defined]
