@@ -13,5 +13,8 @@ COPY swarm ./swarm
 COPY engine_repo_template ./engine_repo_template
 RUN python3 -m venv /opt/swarm && pip install --no-cache-dir .
 RUN git config --system user.name swarm && git config --system user.email swarm@swarm.invalid
+# Workers run as a plain user: claude refuses its unattended permission mode as root (outside IS_SANDBOX=1).
+RUN useradd --create-home --uid 1000 swarm && mkdir -p /var/lib/swarm /srv && chown swarm:swarm /var/lib/swarm /srv
+USER swarm
 WORKDIR /var/lib/swarm
 CMD ["celery", "-A", "swarm", "worker", "-Q", "claude"]
