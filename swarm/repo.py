@@ -136,13 +136,14 @@ class Mirror:
             return None
 
     def read_folder(self, commit: str, folder: str) -> dict[str, bytes]:
-        """Every file directly in a folder at a commit, by path."""
-        out = _run(self._g, "ls-tree", "-z", "--name-only", f"{commit}", f"{folder.rstrip('/')}/")
+        """Every file directly in a folder at a commit, by path, read through one `git cat-file --batch`."""
+        out = _run(self._g, "ls-tree", "-z", f"{commit}", f"{folder.rstrip('/')}/")
         files = {}
-        for path in filter(None, out.split("\0")):
-            data = self.read(commit, path)
-            if data is not None:
-                files[path] = data
+        for entry in filter(None, out.split("\0")):
+            meta, _, path = entry.partition("\t")
+            _, kind, sha = meta.split()
+            if kind == "blob":
+                files[path] = self._g.get_object_data(sha)[3]
         return files
 
     def log(self, rev_range: str, fmt: str = "%H") -> list[str]:
