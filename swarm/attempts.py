@@ -76,7 +76,9 @@ def note_agent(rt: Runtime, task_id: str, lease: Lease, pgid: int) -> None:
     rt.redis.eval(_NOTE, 1, keys.ACTIVE, task_id, lease.value, "agent", f"{socket.gethostname()}:{pgid}")
 
 
-def end(rt: Runtime, task_id: str, lease: Lease, record: dict[str, Any], counts: bool = True) -> bool:
+def end(
+    rt: Runtime, task_id: str, lease: Lease, record: dict[str, Any], counts: bool = True, final: bool = False
+) -> bool:
     """Take the attempt out of flight and keep its record; True when this was the last allowed attempt.
 
     An attempt already finished as lost (its lease expired and a newer attempt or the reaper took over) is
@@ -86,10 +88,10 @@ def end(rt: Runtime, task_id: str, lease: Lease, record: dict[str, Any], counts:
     if not ours and record.get("outcome") != "landed":
         log.warning("attempt of %s was already finished as lost; not recording it again", task_id)
         return rt.redis.exists(keys.failed(task_id)) > 0
-    return _record(rt, task_id, record, counts)
+    return _record(rt, task_id, record, counts, final)
 
 
-def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool) -> bool:
+def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool, final: bool = False) -> bool:
     record = {**record, "ended": time.time()}
     pipe = rt.redis.pipeline()
     pipe.rpush(keys.history(task_id), json.dumps(record, default=str))
@@ -99,11 +101,11 @@ def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool) -> 
     pipe.execute()
     if record.get("outcome") == "landed":
         return False
-    if not counts:
+    if not counts and not final:
         rt.redis.decr(keys.attempts(task_id))
         return False
     used = int(rt.redis.get(keys.attempts(task_id)) or 0)
-    if used < rt.settings.max_attempts:
+    if used < rt.settings.max_attempts and not final:
         return False
     failure = {k: record.get(k) for k in ("reason", "detail", "log_dir", "vendor", "worker")}
     failure["attempts"] = used

@@ -29,9 +29,8 @@ class LeaseLost(SwarmError):
 class AttemptRejected(SwarmError):
     """An attempt ended without landing, for a reason worth recording (oracle red, no change, ...)."""
 
-    def __init__(self, reason: str, detail: str = "", *, requeue: bool = False, counts: bool = True) -> None:
+    def __init__(self, reason: str, detail: str = "", *, counts: bool = True) -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
-        self.requeue = requeue
         self.counts = counts

@@ -32,6 +32,8 @@ from swarm.settings import RepoSettings
 log = logging.getLogger(__name__)
 
 MERGE_LOCK_POLL = 0.2
+FREE_RUNS_FACTOR = 3
+"""A task may run this many times its attempt budget, counting attempts that were not its fault."""
 
 
 @dataclass
@@ -175,7 +177,7 @@ class Pipeline:
             log.warning("could not book the run of %s: %s", att.task_id, exc)
         self._check_lease(att)
         if result.outcome == "rate_limited":  # not the task's fault: it does not use up an attempt
-            raise AttemptRejected("agent_rate_limited", result.message, counts=False, requeue=True)
+            raise AttemptRejected("agent_rate_limited", result.message, counts=False)
         if result.outcome == "auth_error":
             raise AttemptRejected("agent_auth_error", result.message, counts=False)
         if result.outcome != "ok":
@@ -213,7 +215,8 @@ class Pipeline:
                 rebased = self.rt.mirror.rebase(candidate, base, onto)
                 if rebased.commit is None:
                     detail = f"rebase onto {onto[:12]} conflicts in {', '.join(rebased.conflicts) or 'some files'}"
-                    raise AttemptRejected("conflict", detail + "; the task goes back to the queue", requeue=True)
+                    # Not the agent's fault: the next attempt starts from the new main, without using up the budget.
+                    raise AttemptRejected("conflict", detail + "; the task goes back to the queue", counts=False)
                 worktree.checkout(rebased.commit)
                 self._emit(att, "full_oracle", commit=rebased.commit)
                 full = self._oracle(att, repo, worktree, "full")
@@ -230,7 +233,8 @@ class Pipeline:
                 if result is LandResult.ALREADY_LANDED:
                     raise AttemptRejected("already_landed", "the landed ref exists on origin", counts=False)
                 self._emit(att, "cas_lost", onto=onto)
-        raise AttemptRejected("main_moved", f"main moved under {self.rt.settings.land_retries + 1} landing rounds")
+        rounds = self.rt.settings.land_retries + 1
+        raise AttemptRejected("main_moved", f"main moved under {rounds} landing rounds", counts=False)
 
     # --- steps ---
 
@@ -334,8 +338,10 @@ class Pipeline:
 
     def _rejected(self, att: Attempt, rej: AttemptRejected) -> str:
         att.record.update(outcome="rejected", reason=rej.reason, detail=rej.detail)
+        # Free attempts (rate limits, conflicts, main moving) are bounded too, so no task loops forever.
+        final = att.number >= FREE_RUNS_FACTOR * self.rt.settings.max_attempts
         try:
-            failed = attempts.end(self.rt, att.task_id, att.lease, att.record, counts=rej.counts)
+            failed = attempts.end(self.rt, att.task_id, att.lease, att.record, counts=rej.counts, final=final)
         except redis.RedisError as exc:  # the reaper records this attempt as lost once Redis is back
             log.warning("could not record the rejected attempt of %s (%s): %s", att.task_id, rej, exc)
             return "rejected"

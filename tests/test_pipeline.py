@@ -196,6 +196,7 @@ def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) ->
     assert result == ["rejected"]
     assert attempts.history(rt, "clash")[-1]["reason"] == "conflict"
     assert not rt.redis.exists(keys.failed("clash"))
+    assert rt.redis.get(keys.attempts("clash")) == b"0", "a conflict does not use up the task's attempt budget"
 
 
 def test_the_prompt_holds_the_task_and_the_swarms_context(project: Project, rt: Runtime) -> None:

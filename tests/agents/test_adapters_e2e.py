@@ -77,10 +77,24 @@ def test_a_rate_limit_stream_ends_the_attempt_as_rate_limited(
 ) -> None:
     rt = connect(make_settings(project, redis_url, vendors=vendors()))
     project.add_tasks({"limited": task_file("Limited", "resets-in 600\nwrite src/alpha.txt alpha\nstream rate_limit")})
-    assert pipeline(rt).run("limited", cli) in ("rejected", "requeued", "cooling")
+    assert pipeline(rt).run("limited", cli) == "rejected"
     agent = attempts.history(rt, "limited")[-1]["agent"]
     assert agent["outcome"] == "rate_limited"
     assert "limited" not in project.landed()
+
+
+def test_rate_limits_do_not_use_up_attempts_but_cannot_keep_a_task_forever(
+    project: Project, redis_url: str, keys_set: dict[str, str]
+) -> None:
+    """max_attempts is 2 here: rate-limited runs are free, up to three times the budget, then the task fails."""
+    rt = connect(make_settings(project, redis_url, vendors=vendors()))
+    project.add_tasks({"limited": task_file("Limited", "resets-in 600\nstream rate_limit")})
+    outcomes = []
+    for _ in range(6):
+        quota.clear(rt.redis, "claude")  # an operator unblocking the vendor each time
+        outcomes.append(pipeline(rt).run("limited", "claude"))
+    assert outcomes == ["rejected"] * 5 + ["failed"]
+    assert [h["reason"] for h in attempts.history(rt, "limited")] == ["agent_rate_limited"] * 6
 
 
 def test_a_rate_limited_vendor_cools_for_every_worker_and_the_task_lands_through_another(
