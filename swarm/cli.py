@@ -201,6 +201,28 @@ def retry(ctx: click.Context, task_id: str) -> None:
 
 
 @cli.command()
+@click.argument("task_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def history(ctx: click.Context, task_id: str, as_json: bool) -> None:
+    """Every attempt of a task: when, where, how it ended and why, and where its logs are."""
+    rt = _runtime(ctx)
+    records = attempts.history(rt, task_id)
+    if as_json:
+        click.echo(json.dumps(records, indent=2, default=str))
+        return
+    if not records:
+        console.print(f"{task_id}: no attempt recorded yet")
+        return
+    for n, rec in enumerate(records, 1):
+        ended = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("ended", 0)))
+        why = f"{rec.get('reason')}: {rec.get('detail')}" if rec.get("detail") else rec.get("reason") or ""
+        console.print(f"#{n} {ended} {rec.get('vendor')} on {rec.get('worker')}: {rec.get('outcome')} {why}",
+                      highlight=False)  # fmt: skip
+        console.print(f"   logs: {rec.get('log_dir')}", highlight=False)
+
+
+@cli.command()
 @click.argument("vendor")
 @click.pass_context
 def unblock(ctx: click.Context, vendor: str) -> None:

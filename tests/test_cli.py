@@ -312,3 +312,20 @@ def test_an_unusable_workdir_or_origin_is_named(
     no_traceback(result)
     for word in words:
         assert word in result.stderr, result.stderr
+
+
+def test_history_lists_each_attempt_with_its_reason_and_logs(project: Project, config: Path, elsewhere: Path) -> None:
+    from swarm.runtime import connect
+    from swarm.settings import load_settings
+    from tests.test_pipeline import pipeline
+
+    project.add_tasks({"broken": task_file("Broken", "write src/alpha.txt BREAK")})
+    rt = connect(load_settings(config))
+    assert pipeline(rt).run("broken", "claude") == "rejected"
+    result = swarm("history", "broken", "--json", config=config, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads(result.stdout)
+    assert record["outcome"] == "rejected" and record["reason"] == "oracle_red"
+    assert Path(record["log_dir"], "oracle-fast.log").is_file() and Path(record["log_dir"], "prompt.md").is_file()
+    table = swarm("history", "broken", config=config, cwd=elsewhere)
+    assert "oracle_red" in table.stdout and record["log_dir"] in table.stdout
