@@ -27,7 +27,7 @@ from swarm.errors import AttemptRejected, SettingsError, SwarmError
 from swarm.leases import Heartbeat, Lease
 from swarm.repo import LandResult, Worktree, matches
 from swarm.runtime import Runtime
-from swarm.settings import RepoSettings
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,12 @@ class Attempt:
     number: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     record: dict[str, Any] = field(default_factory=dict)
+    logs: int = 0
+
+    def next_log(self, name: str) -> Path:
+        """A new log file of this attempt, numbered in the order of its runs (01-oracle-full.log, ...)."""
+        self.logs += 1
+        return self.log_dir / f"{self.logs:02d}-{name}.log"
 
     def trailers(self) -> str:
         return (
@@ -190,7 +196,9 @@ class Pipeline:
 
     def _protect(self, att: Attempt, repo: RepoSettings, main: str, candidate: str) -> str:
         """Changes to protected paths are put back as on main, or reject the attempt (per `.swarm.toml`)."""
-        touched = [p for p in self.rt.mirror.changed(main, candidate) if matches(p, repo.protected)]
+        # .swarm.toml names the oracle and the protected paths: it is protected whether or not it lists itself.
+        protected = [*repo.protected, REPO_SETTINGS_FILE]
+        touched = [p for p in self.rt.mirror.changed(main, candidate) if matches(p, protected)]
         if not touched:
             return candidate
         att.record["protected_touched"] = touched
@@ -268,7 +276,7 @@ class Pipeline:
             repo.oracle,
             tier,
             worktree.path,
-            log_path=att.log_dir / f"oracle-{tier}.log",
+            log_path=att.next_log(f"oracle-{tier}"),
             cache_dir=self.rt.workdir / "cache" / f"{att.vendor}-{self.worker}",
             agent_id=f"{att.vendor}-{self.worker}",
             timeout_cap=self.rt.settings.oracle_timeout,
@@ -285,9 +293,14 @@ class Pipeline:
         self._emit(att, "baseline_oracle", commit=main)
         worktree.checkout(main)
         result = self._oracle(att, repo, worktree, "full")
-        counts = {**result.counts(), "areas": result.summary.get("areas"), "ok": result.ok, "commit": main}
+        if not result.ok:
+            # Never cache a red or timed-out run: its counts would disable the no-drop check for this commit.
+            # A red main lets a green candidate land (it repairs main); the next attempt measures main again.
+            self._emit(att, "main_red", commit=main, reason=result.reason)
+            return None
+        counts = {**result.counts(), "areas": result.summary.get("areas"), "ok": True, "commit": main}
         self.rt.redis.set(keys.oracle(main), json.dumps(counts))
-        return counts if result.ok else None
+        return counts
 
     @contextmanager
     def _merge_lock(self, att: Attempt) -> Iterator[None]:

@@ -66,7 +66,8 @@ def run(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    with open(log_path, "ab") as out, open(stderr_path or os.devnull, "ab") as err:
+    # A fresh file per run: what a caller reads back (an oracle's summary line) must come from this run only.
+    with open(log_path, "wb") as out, open(stderr_path or os.devnull, "wb") as err:
         try:
             proc = subprocess.Popen(
                 list(argv),

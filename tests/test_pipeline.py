@@ -55,7 +55,7 @@ def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempt
     assert project.main_log() == before and "broken" not in project.landed()
     failure = json.loads(rt.redis.get(keys.failed("broken")))
     assert failure["reason"] == "oracle_red" and failure["attempts"] == 2
-    assert Path(failure["log_dir"], "oracle-fast.log").is_file()
+    assert list(Path(failure["log_dir"]).glob("*-oracle-fast.log"))
     assert [h["reason"] for h in attempts.history(rt, "broken")] == ["oracle_red", "oracle_red"]
     assert pipeline(rt).run("broken", "claude") == "done", "a failed task is not attempted again until retried"
 
@@ -245,3 +245,23 @@ def test_an_agent_cannot_push_from_its_worktree_nor_find_origin_there(project: P
     text = out.read_text()
     assert str(project.origin) not in text and "origin" not in text.split("\n")[-1]
     assert "does not appear to be a git repository" in text or "No configured push destination" in text
+
+
+def test_a_red_main_is_never_cached_as_a_baseline_and_a_green_repair_lands(project: Project, rt: Runtime) -> None:
+    (project.clone / "src" / "alpha.txt").write_text("BREAK\n")
+    project.add_tasks({"repair": task_file("Repair", "write src/alpha.txt alpha")}, message="A red commit by hand")
+    red_main = project.main_log()[0]
+    assert pipeline(rt).run("repair", "claude") == "landed"
+    assert not rt.redis.exists(keys.oracle(red_main)), "a red run's counts would disable the no-drop check"
+    assert rt.redis.exists(keys.oracle(project.main_log()[0]))
+
+
+def test_swarm_toml_is_protected_even_when_it_does_not_list_itself(project: Project, redis_url: str) -> None:
+    toml = (project.clone / ".swarm.toml").read_text().replace(', ".swarm.toml"]', "]")
+    (project.clone / ".swarm.toml").write_text(toml)
+    fake = 'write .swarm.toml [oracle]\\nfast = "true"\\nfull = "echo {}"\nwrite src/alpha.txt alpha'
+    project.add_tasks({"judge": task_file("Rewrite the judge", fake)})
+    rt = connect(make_settings(project, redis_url))
+    assert pipeline(rt).run("judge", "claude") == "landed"
+    assert project.show(".swarm.toml") == toml.strip(), "the landed commit keeps main's .swarm.toml"
+    assert attempts.history(rt, "judge")[-1]["protected_touched"] == [".swarm.toml"]
