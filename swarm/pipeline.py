@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -20,14 +21,14 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, keys, oracle, prompt, quota, state
+from swarm import attempts, keys, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
 from swarm.leases import Heartbeat, Lease
 from swarm.repo import LandResult, Worktree, matches
 from swarm.runtime import Runtime
-from swarm.settings import REPO_SETTINGS_FILE, RepoSettings
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, agent_home_env
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,17 @@ class Attempt:
     worker: str
     lease: Lease
     log_dir: Path
-    worktree_path: Path
     number: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
     record: dict[str, Any] = field(default_factory=dict)
     logs: int = 0
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    """Marks every process of this attempt's agent run (SWARM_RUN), even those that leave its process group."""
+    worktrees: list[Path] = field(default_factory=list)
+
+    @property
+    def keep_name(self) -> str:
+        return f"{self.task_id}-{self.lease.fence}"
 
     def next_log(self, name: str) -> Path:
         """A new log file of this attempt, numbered in the order of its runs (01-oracle-full.log, ...)."""
@@ -98,8 +105,7 @@ class Pipeline:
                 return self._attempt(att, main)
         finally:
             self._release(lease)
-            if not self.rt.settings.keep_worktrees:
-                self._remove_worktree(att)
+            self._clean_up(att)
 
     def _attempt(self, att: Attempt, main: str) -> str:
         try:
@@ -123,11 +129,15 @@ class Pipeline:
         repo = self._repo_settings(main)
         snap = state.take(self.rt, fetch=False)
         task = self._task(snap, att.task_id)
-        worktree = self.rt.mirror.add_worktree(att.worktree_path, main)
-        snap.oracle = self._baseline(att, repo, worktree, main) or snap.oracle  # the agent's baseline
-        candidate = self._run_agent(att, repo, task, snap, worktree, main)
+        workspace = self._worktree(att, main)
+        snap.oracle = self._baseline(att, repo, workspace, main) or snap.oracle  # the agent's baseline
+        candidate = self._run_agent(att, repo, task, snap, workspace, main)
         candidate = self._protect(att, repo, main, candidate)
-        worktree.checkout(candidate)
+        self.rt.mirror.keep(candidate, att.keep_name)
+        # The oracle runs in a fresh worktree of the swarm's own: nothing the agent left behind, or still runs,
+        # in its workspace can change the tree that is tested.
+        self._drop_worktree(workspace.path)
+        worktree = self._worktree(att, candidate)
         self._emit(att, "fast_oracle", commit=candidate)
         fast = self._oracle(att, repo, worktree, "fast")
         att.record["fast"] = fast.counts()
@@ -137,45 +147,18 @@ class Pipeline:
         return self._land(att, worktree, main, candidate)
 
     def _run_agent(
-        self,
-        att: Attempt,
-        repo: RepoSettings,
-        task: Task,
-        snap: state.Snapshot,
-        worktree: Worktree,
-        main: str,
+        self, att: Attempt, repo: RepoSettings, task: Task, snap: state.Snapshot, worktree: Worktree, main: str
     ) -> str:
+        """Run the vendor's agent in its workspace; its changes, whatever they are, become one candidate commit."""
         raw_prompt = self.rt.mirror.read(main, repo.prompt)
-        text = prompt.build(
-            repo,
-            raw_prompt.decode(errors="replace") if raw_prompt else None,
-            task,
-            snap,
-            att.number,
-            self.worker,
-        )
+        repo_prompt = raw_prompt.decode(errors="replace") if raw_prompt else None
         prompt_file = att.log_dir / "prompt.md"
-        prompt_file.write_text(text)
-        run = AgentRun(
-            task_id=att.task_id,
-            attempt=att.number,
-            vendor=att.vendor,
-            prompt_file=prompt_file,
-            worktree=worktree.path,
-            log_path=att.log_dir / "agent.log",
-            home=self.rt.workdir / "homes" / f"{att.vendor}-{self.worker}",
-            timeout=self._agent_timeout(att.vendor),
-            env={
-                "SWARM_TASK_ID": att.task_id,
-                "SWARM_PROMPT_FILE": str(prompt_file),
-                "SWARM_ATTEMPT": str(att.number),
-            },
-            cancel=att.cancel,
-            on_start=lambda pgid: attempts.note_agent(self.rt, att.task_id, att.lease, pgid),
-        )
-        run.home.mkdir(parents=True, exist_ok=True)
+        prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker))
         self._emit(att, "agent_running")
-        result = self.agents(att.vendor).run(run)
+        result = self.agents(att.vendor).run(self._agent_run(att, prompt_file, worktree))
+        escaped = proc.kill_marked(f"SWARM_RUN={att.run_id}")  # processes that left the agent's group
+        if escaped:
+            log.warning("killed %d process(es) the agent of %s left behind", len(escaped), att.task_id)
         att.record["agent"] = result.record()
         try:
             quota.after_run(self.rt.redis, att.vendor, att.task_id, result)  # spend; cool, park or clear the vendor
@@ -193,6 +176,30 @@ class Pipeline:
         if candidate is None:
             raise AttemptRejected("no_change", "the agent finished without changing any file")
         return candidate
+
+    def _agent_run(self, att: Attempt, prompt_file: Path, worktree: Worktree) -> AgentRun:
+        home = self.rt.workdir / "homes" / f"{att.vendor}-{self.worker}"
+        home.mkdir(parents=True, exist_ok=True)
+        env = {
+            **agent_home_env(home, f"{att.vendor} agent"),
+            "SWARM_TASK_ID": att.task_id,
+            "SWARM_PROMPT_FILE": str(prompt_file),
+            "SWARM_ATTEMPT": str(att.number),
+            "SWARM_RUN": att.run_id,
+        }
+        return AgentRun(
+            task_id=att.task_id,
+            attempt=att.number,
+            vendor=att.vendor,
+            prompt_file=prompt_file,
+            worktree=worktree.path,
+            log_path=att.log_dir / "agent.log",
+            home=home,
+            timeout=self._agent_timeout(att.vendor),
+            env=env,
+            cancel=att.cancel,
+            on_start=lambda pgid: attempts.note_agent(self.rt, att.task_id, att.lease, pgid),
+        )
 
     def _protect(self, att: Attempt, repo: RepoSettings, main: str, candidate: str) -> str:
         """Changes to protected paths are put back as on main, or reject the attempt (per `.swarm.toml`)."""
@@ -225,6 +232,7 @@ class Pipeline:
                     detail = f"rebase onto {onto[:12]} conflicts in {', '.join(rebased.conflicts) or 'some files'}"
                     # Not the agent's fault: the next attempt starts from the new main, without using up the budget.
                     raise AttemptRejected("conflict", detail + "; the task goes back to the queue", counts=False)
+                self.rt.mirror.keep(rebased.commit, f"{att.keep_name}-rebased")
                 worktree.checkout(rebased.commit)
                 self._emit(att, "full_oracle", commit=rebased.commit)
                 full = self._oracle(att, repo, worktree, "full")
@@ -250,8 +258,7 @@ class Pipeline:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log_dir = self.rt.workdir / "logs" / task_id / f"{stamp}-fence{lease.fence}"
         log_dir.mkdir(parents=True, exist_ok=True)
-        path = self.rt.workdir / "worktrees" / f"{task_id}-{self.worker}"
-        att = Attempt(task_id, vendor, self.worker, lease, log_dir, path)
+        att = Attempt(task_id, vendor, self.worker, lease, log_dir)
         att.record.update(vendor=vendor, worker=self.worker, fence=lease.fence, log_dir=str(log_dir))
         return att
 
@@ -362,12 +369,28 @@ class Pipeline:
         log.warning("task %s attempt %d rejected: %s", att.task_id, att.number, rej)
         return "failed" if failed else "rejected"
 
-    def _remove_worktree(self, att: Attempt) -> None:
+    def _clean_up(self, att: Attempt) -> None:
+        for name in (att.keep_name, f"{att.keep_name}-rebased"):
+            try:
+                self.rt.mirror.unkeep(name)
+            except SwarmError as exc:
+                log.warning("could not drop %s: %s", name, exc)
+        if not self.rt.settings.keep_worktrees:
+            for path in att.worktrees:
+                self._drop_worktree(path)
+
+    def _worktree(self, att: Attempt, commit: str) -> Worktree:
+        """A new worktree of this attempt at `commit`, at a path no earlier run has used."""
+        path = self.rt.workdir / "worktrees" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+        att.worktrees.append(path)
+        return self.rt.mirror.add_worktree(path, commit)
+
+    def _drop_worktree(self, path: Path) -> None:
         try:
-            self.rt.mirror.remove_worktree(att.worktree_path)
+            self.rt.mirror.remove_worktree(path)
         except SwarmError as exc:
-            log.warning("could not remove worktree %s: %s", att.worktree_path, exc)
-            shutil.rmtree(att.worktree_path, ignore_errors=True)
+            log.warning("could not remove worktree %s: %s", path, exc)
+            shutil.rmtree(path, ignore_errors=True)
 
     def _emit(self, att: Attempt, state_name: str, **fields: Any) -> None:
         self.rt.events.emit(

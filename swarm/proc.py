@@ -142,6 +142,23 @@ def kill_all() -> None:
         _live_groups.discard(pgid)
 
 
+def kill_marked(marker: str) -> list[int]:
+    """SIGKILL every process whose environment holds `marker` (e.g. SWARM_RUN=<id>): children of a run that left
+    its process group (setsid, daemons) still inherit its environment."""
+    killed = []
+    needle = marker.encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+        except (OSError, ValueError):
+            continue
+    return killed
+
+
 def kill_orphan(pgid: int, marker: str) -> bool:
     """Kill a group left by a dead worker on this host, if its leader still carries `marker` in its environment."""
     try:

@@ -25,6 +25,8 @@ from swarm.errors import GitError
 log = logging.getLogger(__name__)
 
 LANDED_PREFIX = "refs/swarm/landed/"
+KEEP_PREFIX = "refs/keep/"
+"""Local refs of attempts in flight; outside refs/swarm/, which mirrors origin and is pruned on fetch."""
 FETCH_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/swarm/*:refs/swarm/*")
 SWARM_IDENTITY = {"GIT_COMMITTER_NAME": "swarm", "GIT_COMMITTER_EMAIL": "swarm@swarm.invalid"}
 
@@ -41,6 +43,11 @@ class Rebased:
     conflicts: tuple[str, ...] = ()
 
 
+# Agents share the mirror's git directory through their worktrees and may change its config: whatever they set,
+# the swarm's own git commands run no hooks and no fsmonitor.
+GIT = ("git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
 def _git(cwd: Path) -> git.Git:
     g = git.Git(str(cwd))
     g.update_environment(GIT_TERMINAL_PROMPT="0", **SWARM_IDENTITY)
@@ -49,7 +56,7 @@ def _git(cwd: Path) -> git.Git:
 
 def _run(g: git.Git, *args: str, **kwargs: object) -> str:
     try:
-        return str(g.execute(["git", *args], **kwargs))  # type: ignore[call-overload]
+        return str(g.execute([*GIT, *args], **kwargs))  # type: ignore[call-overload]
     except git.GitCommandError as exc:
         stderr = (exc.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
         raise GitError(f"git {' '.join(args[:3])} in {g.working_dir} failed: {stderr or exc}") from None
@@ -106,7 +113,8 @@ class Mirror:
         """Bring the mirror up to date with origin; returns main's commit."""
         with self.locked():
             try:
-                _run(self._g, "fetch", "--quiet", "--prune", self.origin, *FETCH_REFSPECS)
+                # No FETCH_HEAD: it would tell an agent in a worktree where origin is.
+                _run(self._g, "fetch", "--quiet", "--prune", "--no-write-fetch-head", self.origin, *FETCH_REFSPECS)
             except GitError as exc:
                 raise GitError(
                     f"cannot fetch from origin {self.origin} (setting 'origin', SWARM_ORIGIN): {exc}"
@@ -129,7 +137,7 @@ class Mirror:
         """A file's content at a commit, or None when it is not there."""
         try:
             data: bytes = self._g.execute(
-                ["git", "cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False
+                [*GIT, "cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False
             )
             return data
         except git.GitCommandError:
@@ -179,7 +187,7 @@ class Mirror:
         status, out, _ = self._g.execute(
             # The candidate's only parent is `base`, an ancestor of `onto`: git finds that merge base itself
             # (and git 2.39 has no --merge-base).
-            ["git", "merge-tree", "--write-tree", "--name-only", onto, commit],
+            [*GIT, "merge-tree", "--write-tree", "--name-only", onto, commit],
             with_extended_output=True,
             with_exceptions=False,
         )
@@ -199,6 +207,13 @@ class Mirror:
         elif author:
             env.update(GIT_AUTHOR_NAME=author, GIT_AUTHOR_EMAIL=f"{author.replace('/', '.')}@swarm.invalid")
         return _run(self._g, "commit-tree", tree, "-p", parent, "-m", message, env=env).strip()
+
+    def keep(self, commit: str, name: str) -> None:
+        """Pin a commit not yet on any ref (an attempt's candidate), so no `git gc` in the mirror prunes it."""
+        _run(self._g, "update-ref", f"{KEEP_PREFIX}{name}", commit)
+
+    def unkeep(self, name: str) -> None:
+        _run(self._g, "update-ref", "-d", f"{KEEP_PREFIX}{name}", with_exceptions=False)
 
     def touched_by(self, commit: str) -> list[str]:
         """Paths a commit changed against its first parent (all of them for a root commit)."""
@@ -234,7 +249,7 @@ class Mirror:
         main_ref = f"refs/heads/{self.branch}"
         status, out, err = self._g.execute(
             [
-                "git", "push", "--atomic", "--porcelain", "--no-verify", self.origin,
+                *GIT, "push", "--atomic", "--porcelain", "--no-verify", self.origin,
                 f"--force-with-lease={main_ref}:{old}",
                 f"--force-with-lease={landed_ref}:",
                 f"{new}:{main_ref}",
@@ -258,13 +273,13 @@ class Mirror:
         """Push a throw-away ref to origin and delete it: proves the swarm can land there."""
         ref = "refs/swarm/doctor/probe"
         status, _, err = self._g.execute(
-            ["git", "push", "--quiet", self.origin, f"{commit}:{ref}"],
+            [*GIT, "push", "--quiet", self.origin, f"{commit}:{ref}"],
             with_extended_output=True,
             with_exceptions=False,
         )
         if status != 0:
             return False, f"cannot push to {self.origin}: {err.strip()}"
-        self._g.execute(["git", "push", "--quiet", self.origin, f":{ref}"], with_exceptions=False)
+        self._g.execute([*GIT, "push", "--quiet", self.origin, f":{ref}"], with_exceptions=False)
         return True, f"the swarm can push to {self.origin}"
 
 

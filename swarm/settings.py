@@ -294,3 +294,16 @@ def child_env(pass_env: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in _BASE_ENV or k.startswith("LC_")}
     env.update({k: os.environ[k] for k in pass_env if k in os.environ})
     return env
+
+
+def agent_home_env(home: Path, name: str) -> dict[str, str]:
+    """HOME of an agent is its worker slot's own folder (not the user's ~/.ssh and credentials), with the Rust
+    toolchain still found where it is installed, and a git identity for the agent's own commits."""
+    env = {"HOME": str(home), "GIT_AUTHOR_NAME": name, "GIT_COMMITTER_NAME": name}
+    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = f"{name.replace(' ', '-')}@swarm.invalid"
+    real_home = Path(os.environ.get("HOME") or Path.home())
+    for var, default in (("RUSTUP_HOME", real_home / ".rustup"), ("CARGO_HOME", real_home / ".cargo")):
+        value = os.environ.get(var) or (str(default) if default.exists() else "")
+        if value:
+            env[var] = value
+    return env

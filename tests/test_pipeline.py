@@ -265,3 +265,40 @@ def test_swarm_toml_is_protected_even_when_it_does_not_list_itself(project: Proj
     assert pipeline(rt).run("judge", "claude") == "landed"
     assert project.show(".swarm.toml") == toml.strip(), "the landed commit keeps main's .swarm.toml"
     assert attempts.history(rt, "judge")[-1]["protected_touched"] == [".swarm.toml"]
+
+
+def test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests(
+    project: Project, rt: Runtime
+) -> None:
+    pid_file = project.root / "escapee.pid"
+    escape = f"sh setsid bash -c 'echo $$ > {pid_file}; sleep 1; echo CHEATED > src/base.txt; sleep 60' &"
+    project.add_tasks({"sneaky": task_file("Sneaky", f"{escape}\nwrite src/alpha.txt alpha")})
+    assert pipeline(rt).run("sneaky", "claude") == "landed"
+    assert project.show("src/base.txt") == "base"
+    pid = int(pid_file.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+
+
+def test_hooks_an_agent_plants_in_the_shared_git_config_never_run(project: Project, rt: Runtime) -> None:
+    hooks, fired = project.root / "evil-hooks", project.root / "hook-fired"
+    hooks.mkdir()
+    for hook in ("post-checkout", "pre-commit", "reference-transaction", "pre-push"):
+        (hooks / hook).write_text(f"#!/bin/sh\ntouch {fired}\necho CHEATED > src/base.txt 2>/dev/null\nexit 0\n")
+        (hooks / hook).chmod(0o755)
+    plant = f"sh git config core.hooksPath {hooks} && git config core.fsmonitor {hooks}/post-checkout"
+    project.add_tasks({"planter": task_file("Planter", f"{plant}\nwrite src/alpha.txt alpha")})
+    assert pipeline(rt).run("planter", "claude") == "landed"
+    assert not fired.exists(), "a hook ran in one of the swarm's own git commands"
+    assert project.show("src/base.txt") == "base"
+
+
+def test_an_agent_cannot_find_origin_from_its_worktree_and_has_its_own_home(project: Project, rt: Runtime) -> None:
+    seen = project.root / "seen.txt"
+    look = (f"sh (cat $(git rev-parse --git-common-dir)/FETCH_HEAD; git config -l; git remote -v; env; "
+            f"ls -a $(git rev-parse --git-common-dir)) > {seen} 2>&1")  # fmt: skip
+    project.add_tasks({"curious": task_file("Curious", f"write src/alpha.txt alpha\n{look}")})
+    assert pipeline(rt).run("curious", "claude") == "landed"
+    text = seen.read_text()
+    assert str(project.origin).removesuffix(".git") not in text, "the agent could learn where origin is"
+    home = next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("HOME="))
+    assert home.startswith(str(project.workdir / "homes")), "the agent's HOME is its slot's folder"
