@@ -59,12 +59,7 @@ def dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
     try:
         return _dispatch(rt, enqueue)
     finally:
-        rt.redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            1,
-            keys.DISPATCH_LOCK,
-            token,
-        )
+        rt.leases.delete_if(keys.DISPATCH_LOCK, token)
 
 
 def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
@@ -73,7 +68,10 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
     if snap.repo_error:
         report.invalid.append(snap.repo_error)
         return report
-    marker_ttl = int(rt.settings.attempt_time_limit * 2)
+    # The marker only spares a second message while the first waits; if it expires early, the duplicate message
+    # is dropped by whichever worker gets it (lease, landed and failed checks), so a short TTL is safe and keeps a
+    # task whose message was lost (a worker killed holding it unstarted) from looking queued for long.
+    marker_ttl = int(max(600.0, 20 * rt.settings.dispatch_interval))
     _move_stuck(rt, snap, marker_ttl)
     free = free_slots(rt, snap)
     only = rt.settings.only_tasks
@@ -112,12 +110,7 @@ def _move_stuck(rt: Runtime, snap: Snapshot, marker_ttl: int) -> None:
         waited = marker_ttl - rt.redis.ttl(keys.queued(task_id))
         if waited <= rt.settings.cooling_move_after:
             continue
-        if rt.redis.eval(
-            "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-            1,
-            keys.queued(task_id),
-            vendor,
-        ):
+        if rt.leases.delete_if(keys.queued(task_id), vendor):
             snap.queued.pop(task_id)
             rt.events.emit(task_id, "moved", vendor=vendor, reason=f"{vendor} is blocked")
 

@@ -4,6 +4,7 @@ PREFIX = "swarm"
 
 LEASE_PATTERN = f"{PREFIX}:lease:*"
 MERGE_LOCK = f"{PREFIX}:lock:merge"
+MERGE_FENCE = f"{PREFIX}:fence:lock:merge"
 DISPATCH_LOCK = f"{PREFIX}:lock:dispatch"
 ACTIVE = f"{PREFIX}:active"
 """Hash task -> attempt JSON of attempts in flight; the reaper finds lost attempts here."""

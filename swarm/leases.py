@@ -81,6 +81,10 @@ class Leases:
         """Delete the lease only if we still own it; never someone else's."""
         return bool(self._release(keys=[lease.key], args=[lease.value]))
 
+    def delete_if(self, key: str, value: str) -> bool:
+        """Delete a key only while it still holds `value` (a queued marker, the dispatch lock)."""
+        return bool(self._release(keys=[key], args=[value]))
+
     def held(self, lease: Lease) -> bool:
         """Whether this exact lease is still the one in Redis."""
         current = self.r.get(lease.key)

@@ -81,31 +81,32 @@ class Pipeline:
     # --- the attempt, top to bottom ---
 
     def run(self, task_id: str, vendor: str) -> str:
-        """One attempt; returns what happened: landed, rejected, failed, busy, done, cooling."""
-        blocked = quota.blocked(self.rt.redis, vendor, self.rt.settings.vendors[vendor].daily_cap_usd)
-        if blocked:  # this vendor may not start attempts now: give the task back for another vendor
-            if self.rt.redis.get(keys.queued(task_id)) == vendor.encode():
-                self.rt.redis.delete(keys.queued(task_id))
-            self.rt.events.emit(task_id, "vendor_blocked", vendor=vendor, reason=blocked)
-            return "cooling"
-        lease = self.rt.leases.acquire_task(task_id, self.rt.settings.lease_ttl, worker=self.worker, vendor=vendor)
-        if lease is None:
-            log.info("task %s is leased by another worker; dropping this message", task_id)
-            return "busy"
-        self.rt.redis.delete(keys.queued(task_id))
-        att = self._new_attempt(task_id, vendor, lease)
+        """One attempt; returns what happened: landed, rejected, failed, busy, done, cooling, unknown_vendor."""
         try:
+            lease = self._lease(task_id, vendor)
+        except BaseException:
+            self._unqueue(task_id, vendor)  # the task must not look queued while no message is left for it
+            raise
+        if not isinstance(lease, Lease):
+            self._unqueue(task_id, vendor)
+            return lease
+        att: Attempt | None = None
+        try:
+            self.rt.redis.delete(keys.queued(task_id))
+            att = self._new_attempt(task_id, vendor, lease)
             attempts.reap_task(self.rt, task_id)  # a dead attempt's entry is finished before a new one starts
             main = self.rt.mirror.fetch()
             if task_id in self.rt.mirror.landed() or self.rt.redis.exists(keys.failed(task_id)):
                 return "done"
             att.number = attempts.begin(self.rt, task_id, vendor, self.worker, lease, str(att.log_dir))
             self._emit(att, "leased", fence=lease.fence)
-            with Heartbeat(self.rt.leases, lease, on_lost=lambda reason: att.cancel.set()):
+            cancel = att.cancel
+            with Heartbeat(self.rt.leases, lease, on_lost=lambda reason: cancel.set()):
                 return self._attempt(att, main)
         finally:
             self._release(lease)
-            self._clean_up(att)
+            if att is not None:
+                self._clean_up(att)
 
     def _attempt(self, att: Attempt, main: str) -> str:
         try:
@@ -254,6 +255,27 @@ class Pipeline:
 
     # --- steps ---
 
+    def _lease(self, task_id: str, vendor: str) -> Lease | str:
+        """The task's lease, or why this message is dropped instead (the task is then free for dispatch)."""
+        if vendor not in self.rt.settings.vendors:
+            log.error("no vendor %r in this worker's settings; dropping the message of %s", vendor, task_id)
+            return "unknown_vendor"
+        blocked = quota.blocked(self.rt.redis, vendor, self.rt.settings.vendors[vendor].daily_cap_usd)
+        if blocked:  # this vendor may not start attempts now: give the task back for another vendor
+            self.rt.events.emit(task_id, "vendor_blocked", vendor=vendor, reason=blocked)
+            return "cooling"
+        lease = self.rt.leases.acquire_task(task_id, self.rt.settings.lease_ttl, worker=self.worker, vendor=vendor)
+        if lease is None:
+            log.info("task %s is leased by another worker; dropping this message", task_id)
+            return "busy"
+        return lease
+
+    def _unqueue(self, task_id: str, vendor: str) -> None:
+        try:
+            self.rt.leases.delete_if(keys.queued(task_id), vendor)
+        except redis.RedisError as exc:  # the marker expires on its own
+            log.warning("could not clear the queued marker of %s: %s", task_id, exc)
+
     def _new_attempt(self, task_id: str, vendor: str, lease: Lease) -> Attempt:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log_dir = self.rt.workdir / "logs" / task_id / f"{stamp}-fence{lease.fence}"
@@ -315,9 +337,7 @@ class Pipeline:
         self._emit(att, "waiting_merge_lock")
         ttl = self.rt.settings.lease_ttl
         while True:
-            lock = self.rt.leases.acquire(
-                keys.MERGE_LOCK, keys.MERGE_LOCK + ":fence", ttl, task=att.task_id, worker=self.worker
-            )
+            lock = self.rt.leases.acquire(keys.MERGE_LOCK, keys.MERGE_FENCE, ttl, task=att.task_id, worker=self.worker)
             if lock is not None:
                 break
             self._check_lease(att)

@@ -302,3 +302,17 @@ def test_an_agent_cannot_find_origin_from_its_worktree_and_has_its_own_home(proj
     assert str(project.origin).removesuffix(".git") not in text, "the agent could learn where origin is"
     home = next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("HOME="))
     assert home.startswith(str(project.workdir / "homes")), "the agent's HOME is its slot's folder"
+
+
+def test_a_message_dropped_before_its_lease_leaves_the_task_free_for_dispatch(project: Project, rt: Runtime) -> None:
+    """A worker whose settings lack the vendor, or that hits an error before leasing, must clear the marker."""
+    project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
+    rt.redis.set(keys.queued("alpha"), "gemini")
+    assert pipeline(rt).run("alpha", "gemini") == "unknown_vendor"
+    assert not rt.redis.exists(keys.queued("alpha")), "the task would look queued for the marker's whole TTL"
+    rt.redis.set(keys.queued("alpha"), "claude")
+    broken = Pipeline(connect(make_settings(project, "redis://127.0.0.1:1/0")), lambda v: None, "w9")  # type: ignore[arg-type,return-value]
+    broken.rt.leases = rt.leases  # the marker is cleared through a Redis that answers
+    with pytest.raises(Exception):  # noqa: B017 - whatever the failure, the marker goes
+        broken.run("alpha", "claude")
+    assert not rt.redis.exists(keys.queued("alpha"))
