@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import time
 from typing import Any
@@ -140,3 +141,20 @@ def _kill_agent(task_id: str, where: str) -> None:
     host, _, pgid = where.rpartition(":")
     if host == socket.gethostname() and pgid.isdigit() and proc.kill_orphan(int(pgid), f"SWARM_TASK_ID={task_id}"):
         log.warning("killed the orphaned agent of %s (process group %s)", task_id, pgid)
+
+
+def sweep_host(rt: Runtime) -> dict[str, int]:
+    """Clean up after this host's dead worker processes: their agents and oracles, and their worktrees."""
+    host = socket.gethostname()
+    killed = proc.sweep_orphans(host)
+    removed = 0
+    dead = re.compile(rf"-{re.escape(host)}-(\d+)-[0-9a-f]{{6}}$")
+    folder = rt.workdir / "worktrees"
+    for path in sorted(folder.iterdir()) if folder.is_dir() else []:
+        match = dead.search(path.name)
+        if match and not proc.alive(int(match.group(1))):
+            rt.mirror.remove_worktree(path)
+            removed += 1
+    if killed or removed:
+        log.warning("swept %d process(es) and %d worktree(s) of dead workers on %s", len(killed), removed, host)
+    return {"processes": len(killed), "worktrees": removed}

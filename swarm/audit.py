@@ -94,6 +94,7 @@ def _oracle(mirror: Mirror, main: str, commits: list[str], report: AuditReport, 
     repo = parse_repo_settings(raw.decode(), f"main:{REPO_SETTINGS_FILE}")
     path = workdir / "audit-worktree"
     worktree = mirror.add_worktree(path, main)
+    results: dict[str, oracle_mod.OracleResult] = {}
     try:
         for sha in commits:
             worktree.checkout(sha)
@@ -102,7 +103,21 @@ def _oracle(mirror: Mirror, main: str, commits: list[str], report: AuditReport, 
                 agent_id="audit", timeout_cap=repo.oracle.timeout,
             )  # fmt: skip
             report.oracle_runs += 1
+            results[sha] = result
             if not result.ok:
                 report.problems.append(Problem(sha, f"red: {result.reason} (log {result.log_path})"))
     finally:
         mirror.remove_worktree(path)
+    _drops(mirror, results, report)
+
+
+def _drops(mirror: Mirror, results: dict[str, oracle_mod.OracleResult], report: AuditReport) -> None:
+    """No commit may pass fewer oracle cases than its parent, in total or in any area."""
+    for sha, result in results.items():
+        parent = mirror.parents(sha)[:1]
+        before = results.get(parent[0]) if parent else None
+        if not result.ok or before is None or not before.ok:
+            continue
+        reason = oracle_mod.judge(result, {**before.counts(), "areas": before.summary.get("areas")})
+        if reason:
+            report.problems.append(Problem(sha, f"{reason} (parent {parent[0][:12]})"))

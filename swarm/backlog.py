@@ -189,27 +189,27 @@ def _link_problem(task: Task, tasks: Mapping[str, Task], vendors: set[str] | Non
 
 
 def _cycles(tasks: Mapping[str, Task]) -> list[list[str]]:
-    """Each dependency cycle once, found by depth-first search."""
+    """Each dependency cycle once, by an iterative depth-first search: a long chain must not hit a recursion limit."""
     state: dict[str, int] = {}
-    stack: list[str] = []
     found: list[list[str]] = []
-
-    def visit(tid: str) -> None:
-        state[tid] = 1
-        stack.append(tid)
-        for dep in tasks[tid].depends_on:
-            if dep not in tasks:
+    for root in sorted(tasks):
+        if root in state:
+            continue
+        path: list[str] = [root]
+        todo: list[list[str]] = [[d for d in tasks[root].depends_on if d in tasks]]
+        state[root] = 1
+        while path:
+            if not todo[-1]:
+                state[path.pop()] = 2
+                todo.pop()
                 continue
+            dep = todo[-1].pop()
             if state.get(dep) == 1:
-                found.append(stack[stack.index(dep) :])
+                found.append(path[path.index(dep) :])
             elif dep not in state:
-                visit(dep)
-        stack.pop()
-        state[tid] = 2
-
-    for tid in sorted(tasks):
-        if tid not in state:
-            visit(tid)
+                state[dep] = 1
+                path.append(dep)
+                todo.append([d for d in tasks[dep].depends_on if d in tasks])
     seen: set[str] = set()
     unique = []
     for cycle in found:

@@ -45,7 +45,16 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
+# A control message not taken within its interval is superseded by the next one: it expires instead of piling up.
 beat_schedule = {
-    "dispatch": {"task": "swarm.tasks.dispatch", "schedule": _settings.dispatch_interval},
-    "reap": {"task": "swarm.tasks.reap", "schedule": _settings.reap_every},
+    "dispatch": {
+        "task": "swarm.tasks.dispatch",
+        "schedule": _settings.dispatch_interval,
+        "options": {"expires": _settings.dispatch_interval},
+    },
+    "reap": {
+        "task": "swarm.tasks.reap",
+        "schedule": _settings.reap_every,
+        "options": {"expires": _settings.reap_every},
+    },
 }

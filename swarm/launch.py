@@ -39,6 +39,12 @@ def plan(settings: Settings, workers: dict[str, int], flower_port: int | None) -
     for vendor, slots in workers.items():
         argv = celery("worker", "-Q", vendor, "-c", str(slots), "-n", f"{vendor}@%h", "--loglevel=INFO")
         procs.append(Process(f"worker-{vendor}", argv))
+    # Every worker also takes control tasks, but all of them may be busy with hour-long attempts: one small
+    # worker on the control queue alone keeps the reaper and dispatch running within seconds.
+    control = settings.control_queue
+    procs.append(
+        Process("control", celery("worker", "-Q", control, "-c", "1", "-n", f"{control}@%h", "--loglevel=INFO"))
+    )
     schedule = settings.workdir.resolve() / "celerybeat-schedule"
     procs.append(Process("beat", celery("beat", "-s", str(schedule), "--loglevel=INFO")))
     if flower_port is not None:

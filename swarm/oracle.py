@@ -63,13 +63,14 @@ def run(
     agent_id: str,
     timeout_cap: float,
     cancel: threading.Event | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> OracleResult:
     """Run one tier in the worktree; green means exit 0 and a summary line."""
     command = settings.fast if tier == "fast" else settings.full
     cache_dir.mkdir(parents=True, exist_ok=True)
     env = child_env()
     env.update({k: v.replace("{cache}", str(cache_dir)) for k, v in settings.env.items()})
-    env.update(AGENT_ID=agent_id, SWARM_ORACLE_TIER=tier)
+    env.update(AGENT_ID=agent_id, SWARM_ORACLE_TIER=tier, **(extra_env or {}))
     timeout = min(settings.timeout, timeout_cap)
     result = proc.run(["bash", "-c", command], cwd=worktree, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
     summary = parse_summary(proc.tail(log_path, 256 * 1024))

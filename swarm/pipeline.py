@@ -73,10 +73,12 @@ class Attempt:
 class Pipeline:
     """Runs attempts for one worker process; `agents` builds the adapter of a vendor."""
 
-    def __init__(self, rt: Runtime, agents: Callable[[str], Agent], worker: str) -> None:
+    def __init__(self, rt: Runtime, agents: Callable[[str], Agent], worker: str, slot: str | None = None) -> None:
         self.rt = rt
         self.agents = agents
         self.worker = worker
+        self.slot = slot or worker
+        """Names this worker slot's home and build cache: stable across restarts, so caches stay warm."""
 
     # --- the attempt, top to bottom ---
 
@@ -179,7 +181,7 @@ class Pipeline:
         return candidate
 
     def _agent_run(self, att: Attempt, prompt_file: Path, worktree: Worktree) -> AgentRun:
-        home = self.rt.workdir / "homes" / f"{att.vendor}-{self.worker}"
+        home = self.rt.workdir / "homes" / f"{att.vendor}-{self.slot}"
         home.mkdir(parents=True, exist_ok=True)
         env = {
             **agent_home_env(home, f"{att.vendor} agent"),
@@ -187,6 +189,7 @@ class Pipeline:
             "SWARM_PROMPT_FILE": str(prompt_file),
             "SWARM_ATTEMPT": str(att.number),
             "SWARM_RUN": att.run_id,
+            "SWARM_WORKER": self.worker,
         }
         return AgentRun(
             task_id=att.task_id,
@@ -306,10 +309,11 @@ class Pipeline:
             tier,
             worktree.path,
             log_path=att.next_log(f"oracle-{tier}"),
-            cache_dir=self.rt.workdir / "cache" / f"{att.vendor}-{self.worker}",
-            agent_id=f"{att.vendor}-{self.worker}",
+            cache_dir=self.rt.workdir / "cache" / f"{att.vendor}-{self.slot}",
+            agent_id=f"{att.vendor}-{self.slot}",
             timeout_cap=self.rt.settings.oracle_timeout,
             cancel=att.cancel,
+            extra_env={"SWARM_WORKER": self.worker},
         )
         self._check_lease(att)
         return result

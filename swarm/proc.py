@@ -159,6 +159,36 @@ def kill_marked(marker: str) -> list[int]:
     return killed
 
 
+def sweep_orphans(host: str) -> list[int]:
+    """Kill processes left by dead worker processes of this host: agents and oracles carry SWARM_WORKER=<host>-<pid>."""
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            owner = next(
+                (v for v in (entry / "environ").read_bytes().split(b"\0") if v.startswith(b"SWARM_WORKER=")), b""
+            )
+        except OSError:
+            continue
+        owner_host, _, owner_pid = owner.decode(errors="replace").removeprefix("SWARM_WORKER=").rpartition("-")
+        if owner_host == host and owner_pid.isdigit() and not alive(int(owner_pid)):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except OSError:
+                continue
+    return killed
+
+
+def alive(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def kill_orphan(pgid: int, marker: str) -> bool:
     """Kill a group left by a dead worker on this host, if its leader still carries `marker` in its environment."""
     try:

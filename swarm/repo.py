@@ -157,6 +157,9 @@ class Mirror:
     def log(self, rev_range: str, fmt: str = "%H") -> list[str]:
         return _run(self._g, "log", f"--format={fmt}", rev_range).splitlines()
 
+    def parents(self, commit: str) -> list[str]:
+        return _run(self._g, "rev-list", "--parents", "-n", "1", commit).split()[1:]
+
     def message(self, commit: str) -> str:
         return _run(self._g, "log", "-1", "--format=%B", commit)
 

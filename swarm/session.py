@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ from rich.text import Text
 
 from swarm import keys, launch, state
 from swarm.runtime import Runtime, connect
-from swarm.settings import Settings, load_settings
+from swarm.settings import Settings, load_settings, swarm_process_env
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -39,8 +38,7 @@ class Started:
 
 def child_environment(config: Path, redis_url: str, flower_auth: tuple[str, str] | None) -> dict[str, str]:
     """The swarm's processes see the deployment through SWARM_CONFIG and SWARM_REDIS_URL, nothing inherited."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "FLOWER_"))}
-    env.update(SWARM_CONFIG=str(config.resolve()), SWARM_REDIS_URL=redis_url)
+    env = swarm_process_env(config, redis_url)
     if flower_auth:
         env["FLOWER_BASIC_AUTH"] = f"{flower_auth[0]}:{flower_auth[1]}"
     return env

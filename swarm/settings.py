@@ -307,3 +307,11 @@ def agent_home_env(home: Path, name: str) -> dict[str, str]:
         if value:
             env[var] = value
     return env
+
+
+def swarm_process_env(config: Path, redis_url: str) -> dict[str, str]:
+    """The environment of the processes `swarm up` starts: this one's, with the deployment named explicitly
+    (SWARM_CONFIG, SWARM_REDIS_URL) instead of any SWARM_* or FLOWER_* variable inherited by chance."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "FLOWER_"))}
+    env.update(SWARM_CONFIG=str(config.resolve()), SWARM_REDIS_URL=redis_url)
+    return env

@@ -6,7 +6,9 @@ import logging
 import os
 from typing import Any
 
+from billiard.process import current_process
 from celery import Task
+from celery.signals import worker_process_init
 
 from swarm import attempts
 from swarm import dispatch as dispatch_mod
@@ -35,6 +37,22 @@ def agent_for(rt: Runtime, vendor: str) -> Agent:
     return registry.make(vendor, table.adapter, table.options())
 
 
+def slot_id(task: Task) -> str:
+    """This pool process's slot on its Celery node (e.g. claude@host-0): the same after a restart."""
+    node = str(task.request.hostname or "node").replace("@", "-")
+    index = getattr(current_process(), "index", None)
+    return f"{node}-{index}" if index is not None else worker_id()
+
+
+@worker_process_init.connect
+def _sweep_at_start(**kwargs: Any) -> None:
+    """A new pool process (also the replacement of a killed one) first cleans up after dead ones on this host."""
+    try:
+        attempts.sweep_host(runtime())
+    except Exception as exc:  # noqa: BLE001 - a sweep that fails must not keep the worker from starting
+        log.warning("sweep at start failed: %s", exc)
+
+
 def enqueue(task_id: str, vendor: str) -> None:
     run_task.apply_async(args=[task_id, vendor], queue=vendor)
 
@@ -55,7 +73,7 @@ def run_task(self: Task, task_id: str, vendor: str) -> str:
     rt = runtime()
     rt.events.hook = _flower(self)
     try:
-        outcome = Pipeline(rt, lambda v: agent_for(rt, v), worker_id()).run(task_id, vendor)
+        outcome = Pipeline(rt, lambda v: agent_for(rt, v), worker_id(), slot_id(self)).run(task_id, vendor)
     finally:
         rt.events.hook = None
     try:
@@ -76,6 +94,7 @@ def reap() -> list[str]:
     """Finish lost attempts (lease gone) and hand their tasks back to dispatch at once."""
     rt = runtime()
     lost = attempts.reap(rt)
+    attempts.sweep_host(rt)
     if lost:
         dispatch_mod.dispatch(rt, enqueue)
     return lost

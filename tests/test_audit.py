@@ -75,3 +75,13 @@ def test_a_coordination_commit_is_reported(project: Project, rt: Runtime, tmp_pa
     sha = push_commit(project, "claim gamma\n\nSwarm-Task: gamma\nSwarm-Agent: x", {"locks/gamma.lock": "agent-1"})
     report = audit(mirror(project, tmp_path))
     assert [(p.commit, "coordination" in p.reason) for p in report.problems] == [(sha, True)]
+
+
+def test_a_commit_passing_fewer_cases_than_its_parent_is_reported(
+    project: Project, rt: Runtime, tmp_path: Path
+) -> None:
+    landed_history(project, rt)
+    sha = push_commit(project, "Drop\n\nSwarm-Task: dropper\nSwarm-Agent: x", {"src/beta.txt": "not beta"})
+    report = audit(mirror(project, tmp_path), check_oracle=True, last=2, workdir=tmp_path / "audit")
+    assert [p.commit for p in report.problems] == [sha]
+    assert "dropped from 3" in report.problems[0].reason

@@ -281,3 +281,16 @@ def test_backlog_dataclass_defaults_are_not_shared() -> None:
     a, b = Backlog(), Backlog()
     a.invalid.append(TaskFileError("p", "r"))
     assert b.invalid == []
+
+
+def test_a_dependency_chain_of_five_thousand_tasks_is_read_without_hitting_the_recursion_limit() -> None:
+    from swarm import backlog
+
+    n = 5000
+    files = {f"tasks/t{i}.md": f"---\ntitle: T{i}\ndepends_on: [t{i - 1}]\n---\n".encode() for i in range(1, n)}
+    files["tasks/t0.md"] = b"---\ntitle: T0\ndepends_on: [t4999]\n---\n"
+    loaded = backlog.load(files)
+    assert len(loaded.invalid) == n and not loaded.tasks, "one cycle through all of them"
+    files["tasks/t0.md"] = b"---\ntitle: T0\n---\n"
+    loaded = backlog.load(files)
+    assert not loaded.invalid and len(loaded.tasks) == n

@@ -31,6 +31,7 @@ def test_compose_runs_one_worker_service_per_vendor_queue() -> None:
         assert "-n" not in command, "a fixed node name would collide when the service is scaled"
     beats = [name for name, svc in services.items() if "beat" in svc.get("command", [])]
     assert beats == ["beat"], "exactly one beat"
+    assert services["control"]["command"][:6] == ["celery", "-A", "swarm", "worker", "-Q", "merge"]
 
 
 def test_compose_environment_names_real_settings() -> None:
@@ -69,6 +70,7 @@ def test_procfile_has_the_same_processes_as_compose() -> None:
     for vendor in VENDORS:
         assert procs[f"worker_{vendor}"].startswith(f"celery -A swarm worker -Q {vendor} ")
     assert procs["beat"].startswith("celery -A swarm beat")
+    assert procs["control"].startswith("celery -A swarm worker -Q merge ")
     assert "noeviction" not in procs["redis"], "swarm redis sets noeviction itself"
 
 
