@@ -22,10 +22,6 @@ class GitError(SwarmError):
     """A git operation on the mirror, a worktree or origin failed."""
 
 
-class LeaseLost(SwarmError):
-    """The lease of a task expired or was taken over while the attempt was still running."""
-
-
 class AttemptRejected(SwarmError):
     """An attempt ended without landing, for a reason worth recording (oracle red, no change, ...)."""
 

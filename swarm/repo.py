@@ -314,10 +314,6 @@ class Worktree:
         _run(self.g, "checkout", "--detach", "--force", "--quiet", commit)
         _run(self.g, "clean", "-fdxq")
 
-    def conflict_markers(self) -> list[str]:
-        out = _run(self.g, "grep", "-l", "-E", "^(<<<<<<<|>>>>>>>) ", "--", ".", with_exceptions=False)
-        return out.splitlines()
-
 
 def matches(path: str, patterns: list[str]) -> bool:
     """Whether a repository path matches any glob; `**` crosses folders, `*` does not, `dir/**` is the folder."""

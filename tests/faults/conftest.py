@@ -6,7 +6,6 @@ The session's figures (scenarios, faults, tasks landed, lost, landed twice, red 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,5 +82,3 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if FIGURES["scenarios"]:
         line = ", ".join(f"{k} {v}" for k, v in FIGURES.items())
         terminalreporter.write_line(f"fault suite figures: {line}")
-        Path(terminalreporter.config.rootpath, ".pytest_cache").mkdir(exist_ok=True)
-        Path(terminalreporter.config.rootpath, ".pytest_cache", "fault-figures.json").write_text(json.dumps(FIGURES))
