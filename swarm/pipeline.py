@@ -93,17 +93,18 @@ class Pipeline:
             self._unqueue(task_id, vendor)
             return lease
         att: Attempt | None = None
+        cancel = threading.Event()
         try:
-            self.rt.redis.delete(keys.queued(task_id))
-            att = self._new_attempt(task_id, vendor, lease)
-            attempts.reap_task(self.rt, task_id)  # a dead attempt's entry is finished before a new one starts
-            main = self.rt.mirror.fetch()
-            if task_id in self.rt.mirror.landed() or self.rt.redis.exists(keys.failed(task_id)):
-                return "done"
-            att.number = attempts.begin(self.rt, task_id, vendor, self.worker, lease, str(att.log_dir))
-            self._emit(att, "leased", fence=lease.fence)
-            cancel = att.cancel
+            # The heartbeat starts at once: even a slow fetch of a big repository must not outlast the lease.
             with Heartbeat(self.rt.leases, lease, on_lost=lambda reason: cancel.set()):
+                self.rt.redis.delete(keys.queued(task_id))
+                att = self._new_attempt(task_id, vendor, lease, cancel)
+                attempts.reap_task(self.rt, task_id)  # a dead attempt's entry is finished before a new one starts
+                main = self.rt.mirror.fetch()
+                if task_id in self.rt.mirror.landed() or self.rt.redis.exists(keys.failed(task_id)):
+                    return "done"
+                att.number = attempts.begin(self.rt, task_id, vendor, self.worker, lease, str(att.log_dir))
+                self._emit(att, "leased", fence=lease.fence)
                 return self._attempt(att, main)
         finally:
             self._release(lease)
@@ -236,20 +237,22 @@ class Pipeline:
                     detail = f"rebase onto {onto[:12]} conflicts in {', '.join(rebased.conflicts) or 'some files'}"
                     # Not the agent's fault: the next attempt starts from the new main, without using up the budget.
                     raise AttemptRejected("conflict", detail + "; the task goes back to the queue", counts=False)
-                self.rt.mirror.keep(rebased.commit, f"{att.keep_name}-rebased")
-                worktree.checkout(rebased.commit)
-                self._emit(att, "full_oracle", commit=rebased.commit)
+                # main may protect more by now than when the agent started: check against what it protects now.
+                landing = self._protect(att, repo, onto, rebased.commit)
+                self.rt.mirror.keep(landing, f"{att.keep_name}-rebased")
+                worktree.checkout(landing)
+                self._emit(att, "full_oracle", commit=landing)
                 full = self._oracle(att, repo, worktree, "full")
                 att.record["full"] = full.counts()
                 reason = oracle.judge(full, baseline)
                 if reason:
                     raise AttemptRejected("oracle_red" if not full.ok else "oracle_dropped", reason)
                 self._check_lease(att)
-                result = self.rt.mirror.land(onto, rebased.commit, att.task_id)
+                result = self.rt.mirror.land(onto, landing, att.task_id)
                 if result is LandResult.LANDED:
                     att.record["rebased"] = onto != base
-                    self._landed(att, rebased.commit, full)
-                    return rebased.commit
+                    self._landed(att, landing, full)
+                    return landing
                 if result is LandResult.ALREADY_LANDED:
                     raise AttemptRejected("already_landed", "the landed ref exists on origin", counts=False)
                 self._emit(att, "cas_lost", onto=onto)
@@ -279,11 +282,11 @@ class Pipeline:
         except redis.RedisError as exc:  # the marker expires on its own
             log.warning("could not clear the queued marker of %s: %s", task_id, exc)
 
-    def _new_attempt(self, task_id: str, vendor: str, lease: Lease) -> Attempt:
+    def _new_attempt(self, task_id: str, vendor: str, lease: Lease, cancel: threading.Event) -> Attempt:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         log_dir = self.rt.workdir / "logs" / task_id / f"{stamp}-fence{lease.fence}"
         log_dir.mkdir(parents=True, exist_ok=True)
-        att = Attempt(task_id, vendor, self.worker, lease, log_dir)
+        att = Attempt(task_id, vendor, self.worker, lease, log_dir, cancel=cancel)
         att.record.update(vendor=vendor, worker=self.worker, fence=lease.fence, log_dir=str(log_dir))
         return att
 

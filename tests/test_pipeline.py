@@ -316,3 +316,23 @@ def test_a_message_dropped_before_its_lease_leaves_the_task_free_for_dispatch(pr
     with pytest.raises(Exception):  # noqa: B017 - whatever the failure, the marker goes
         broken.run("alpha", "claude")
     assert not rt.redis.exists(keys.queued("alpha"))
+
+
+def test_a_path_main_started_protecting_during_the_attempt_is_protected_at_landing(
+    project: Project, rt: Runtime
+) -> None:
+    gate, started = project.root / "gate", project.root / "started"
+    script = f"sh touch {started}\nwait-file {gate} 20\nwrite src/alpha.txt alpha\nwrite src/base.txt rewritten"
+    project.add_tasks({"late": task_file("Late", script)})
+    result: list[str] = []
+    t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
+    t.start()
+    _wait(started.exists)
+    toml = (project.clone / ".swarm.toml").read_text().replace('"checks/**",', '"checks/**", "src/base.txt",')
+    (project.clone / ".swarm.toml").write_text(toml)
+    project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
+    project.commit_all("Protect src/base.txt")
+    gate.touch()
+    t.join()
+    assert result == ["landed"]
+    assert project.show("src/base.txt") == "base" and project.show("src/alpha.txt") == "alpha"
