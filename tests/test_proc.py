@@ -56,11 +56,12 @@ def test_output_and_exit_code_go_to_the_result_and_the_log(tmp_path: Path) -> No
     assert result.log_path == tmp_path / "out.log"
 
 
-def test_the_log_is_appended_and_its_folder_created(tmp_path: Path) -> None:
+def test_each_run_writes_a_fresh_log_and_its_folder_is_created(tmp_path: Path) -> None:
+    """A caller reads a run's output back (the oracle's summary line): it must never be an earlier run's."""
     log = tmp_path / "deep" / "er" / "agent.log"
     for word in ("first", "second"):
         proc.run(["echo", word], cwd=tmp_path, env=ENV, timeout=5, log_path=log)
-    assert log.read_text() == "first\nsecond\n"
+    assert log.read_text() == "second\n"
 
 
 def test_stderr_can_go_to_its_own_file(tmp_path: Path) -> None:
