@@ -20,6 +20,6 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check swarm tests
-	$(BIN)/ruff format --check swarm tests
+	$(BIN)/ruff check swarm tests scripts
+	$(BIN)/ruff format --check swarm tests scripts
 	$(BIN)/mypy
