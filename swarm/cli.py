@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 import redis
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from swarm import attempts, repo, state
@@ -95,11 +96,16 @@ lease_ttl = 30
 agent_timeout = 3600
 max_attempts = 3
 
-# One table per vendor; its name is the Celery queue: `celery -A swarm worker -Q <name>`.
+# One table per vendor; its name is the Celery queue: `celery -A swarm worker -Q <name>`. See README: Configuration.
 # [vendors.claude]
-# adapter = "command"
+# adapter = "claude"          # also: codex, gemini, command (any program), replay (the demo agent)
 # concurrency = 2
-# command = ["claude", "-p", "--output-format", "json", "--permission-mode", "acceptEdits", "{{prompt_file}}"]
+# model = "sonnet"
+# daily_cap_usd = 50
+#
+# [vendors.codex]
+# adapter = "codex"
+# concurrency = 2
 """
 
 
@@ -114,7 +120,7 @@ def dispatch_cmd(ctx: click.Context) -> None:
         console.print("another dispatch is running; nothing done")
         return
     for line in report.invalid:
-        console.print(f"[red]invalid[/] {line}")
+        console.print(f"[red]invalid[/] {escape(line)}", highlight=False)
     for task_id, vendor in report.enqueued:
         console.print(f"queued {task_id} -> {vendor}")
     if report.waiting:
@@ -149,7 +155,7 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(f"main {report['main'][:12]}  oracle: passed {oracle.get('passed', '?')} failed "
                   f"{oracle.get('failed', '?')}  tasks: {counts}")  # fmt: skip
     if report["repo_error"]:
-        console.print(f"[red]{report['repo_error']}[/]")
+        console.print(f"[red]{escape(report['repo_error'])}[/]", highlight=False)
     table = Table("task", "state", "pri", "vendor", "attempts", "cost", "detail")
     colors = {
         "landed": "green",
@@ -168,9 +174,9 @@ def _print_status(report: dict[str, Any]) -> None:
         elif row["state"] == "blocked":
             detail = "waits for " + ", ".join(row["depends_on"])
         color = colors.get(row["state"], "white")
-        table.add_row(row["id"], f"[{color}]{row['state']}[/]", str(row.get("priority", "")),
+        table.add_row(escape(row["id"]), f"[{color}]{row['state']}[/]", str(row.get("priority", "")),
                       row.get("lease", {}).get("vendor") or row.get("queued_on") or row.get("vendor") or "",
-                      str(row.get("attempts", "")), _cost(row.get("spend")), detail[:100])  # fmt: skip
+                      str(row.get("attempts", "")), _cost(row.get("spend")), escape(detail[:100]))  # fmt: skip
     console.print(table)
     vendors = Table("vendor", "state", "tokens in/out today", "spent today", "total spent")
     for name, info in report["vendors"].items():
@@ -253,7 +259,7 @@ def doctor(ctx: click.Context) -> None:
     def check(name: str, ok: bool, detail: str) -> None:
         nonlocal problems
         problems += 0 if ok else 1
-        console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {name}: {detail}")
+        console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {escape(name)}: {escape(detail)}", highlight=False)
 
     settings = _settings(ctx)
     check("settings", True, f"{len(settings.vendors)} vendor(s): {', '.join(settings.vendors) or 'none'}")
@@ -422,7 +428,7 @@ def audit(ctx: click.Context, check_oracle: bool, last: int | None) -> None:
     mirror = repo.Mirror(settings.origin or "", settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
     report = audit_mod.audit(mirror, check_oracle, last, settings.workdir.resolve())
     for problem in report.problems:
-        console.print(f"[red]BROKEN[/] {problem}", highlight=False)
+        console.print(f"[red]BROKEN[/] {escape(str(problem))}", highlight=False)
     console.print(f"{report.commits} commits on {settings.branch}, {report.landed} tasks landed, "
                   f"{report.oracle_runs} oracle runs: " + ("all promises kept" if report.ok else
                   f"{len(report.problems)} problem(s)"))  # fmt: skip

@@ -329,3 +329,11 @@ def test_history_lists_each_attempt_with_its_reason_and_logs(project: Project, c
     assert list(Path(record["log_dir"]).glob("*-oracle-fast.log")) and Path(record["log_dir"], "prompt.md").is_file()
     table = swarm("history", "broken", config=config, cwd=elsewhere)
     assert "oracle_red" in table.stdout and record["log_dir"] in table.stdout
+
+
+def test_brackets_in_reasons_are_printed_not_eaten_as_markup(project: Project, config: Path, elsewhere: Path) -> None:
+    (project.clone / "tasks" / "Bad_Name.md").write_text("---\ntitle: x\n---\n")
+    project.add_tasks({"ok": task_file("Fine")})
+    result = swarm("status", config=config, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    assert "[a-z0-9][a-z0-9-]*" in result.stdout.replace("\n", ""), result.stdout
