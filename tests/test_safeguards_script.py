@@ -1,0 +1,20 @@
+"""Each safeguard, removed alone in a copy of the code, makes scenarios of the suite fail (check_safeguards.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.cluster import REPO_ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def test_removing_any_one_safeguard_fails_the_suite() -> None:
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "check_safeguards.py")], capture_output=True,
+                         text=True, timeout=900)  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == 5 and all(line.startswith("caught") for line in lines), out.stdout
