@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from swarm import attempts, repo, state
+from swarm import attempts, keys, repo, state
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
 from swarm.runtime import Runtime, connect, usable_workdir
@@ -204,6 +204,29 @@ def retry(ctx: click.Context, task_id: str) -> None:
     queued = dict(dispatch_mod.dispatch(rt, enqueue).enqueued)
     if task_id in queued:
         console.print(f"queued {task_id} -> {queued[task_id]}")
+
+
+@cli.command("coalesce")
+@click.pass_context
+def coalesce_cmd(ctx: click.Context) -> None:
+    """Queue a clean-up pass now: an agent follows the repository's coalesce prompt (merge duplicated code and docs)."""
+    from swarm import coalesce
+
+    enqueue = _enqueue()
+    rt = _runtime(ctx)
+    snap = state.take(rt)
+    if snap.repo is None or not snap.repo.coalesce_prompt:
+        raise SwarmError(f"{REPO_SETTINGS_FILE} on {rt.settings.branch} names no coalesce_prompt")
+    task_id = coalesce.next_id(snap.landed)
+    if task_id in snap.leases or task_id in snap.queued:
+        console.print(f"{task_id} is already {'running' if task_id in snap.leases else 'queued'}")
+        return
+    dispatch_mod.retry(rt, task_id)  # a pass of this number that failed gets a fresh attempt budget
+    free = dispatch_mod.free_slots(rt, snap)
+    vendor = max(sorted(free), key=lambda v: free[v])  # asked for by hand: it goes even if every slot is busy
+    rt.redis.set(keys.queued(task_id), vendor, ex=600)
+    enqueue(task_id, vendor)
+    console.print(f"queued {task_id} -> {vendor}")
 
 
 @cli.command()

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from swarm import keys, quota, state
+from swarm import coalesce, keys, quota, state
 from swarm.runtime import Runtime
 from swarm.state import Snapshot
 
@@ -78,21 +78,31 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
     for task in snap.backlog.ready(snap.landed):
         if snap.state(task.id) != "ready" or (only and not any(fnmatch.fnmatchcase(task.id, p) for p in only)):
             continue
-        vendor = choose_vendor(task.vendor, free)
-        if vendor is None:
-            report.waiting.append(task.id)
-            continue
-        if not rt.redis.set(keys.queued(task.id), vendor, nx=True, ex=marker_ttl):
-            continue
-        try:
-            enqueue(task.id, vendor)
-        except Exception:
-            rt.redis.delete(keys.queued(task.id))
-            raise
-        free[vendor] -= 1
-        report.enqueued.append((task.id, vendor))
-        rt.events.emit(task.id, "queued", vendor=vendor)
+        _enqueue_one(rt, task.id, task.vendor, free, marker_ttl, enqueue, report)
+    cleanup = coalesce.due(rt.settings, snap.repo, snap.landed)
+    if cleanup and not {cleanup} & (set(snap.leases) | set(snap.queued) | set(snap.failed)):
+        _enqueue_one(rt, cleanup, None, free, marker_ttl, enqueue, report)
     return report
+
+
+def _enqueue_one(
+    rt: Runtime, task_id: str, task_vendor: str | None, free: dict[str, int], marker_ttl: int, enqueue: Enqueue,
+    report: DispatchReport,
+) -> None:  # fmt: skip
+    vendor = choose_vendor(task_vendor, free)
+    if vendor is None:
+        report.waiting.append(task_id)
+        return
+    if not rt.redis.set(keys.queued(task_id), vendor, nx=True, ex=marker_ttl):
+        return
+    try:
+        enqueue(task_id, vendor)
+    except Exception:
+        rt.redis.delete(keys.queued(task_id))
+        raise
+    free[vendor] -= 1
+    report.enqueued.append((task_id, vendor))
+    rt.events.emit(task_id, "queued", vendor=vendor)
 
 
 def _move_stuck(rt: Runtime, snap: Snapshot, marker_ttl: int) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, keys, oracle, proc, prompt, quota, state
+from swarm import attempts, coalesce, keys, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
@@ -132,7 +132,7 @@ class Pipeline:
     def _work(self, att: Attempt, main: str) -> str:
         repo = self._repo_settings(main)
         snap = state.take(self.rt, fetch=False)
-        task = self._task(snap, att.task_id)
+        task = self._task(snap, att.task_id, repo, main)
         workspace = self._worktree(att, main)
         snap.oracle = self._baseline(att, repo, workspace, main) or snap.oracle  # the agent's baseline
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
@@ -296,7 +296,12 @@ class Pipeline:
         except SettingsError as exc:
             raise AttemptRejected("repo_settings", str(exc)) from None
 
-    def _task(self, snap: state.Snapshot, task_id: str) -> Task:
+    def _task(self, snap: state.Snapshot, task_id: str, repo: RepoSettings, main: str) -> Task:
+        if coalesce.is_pass(task_id):
+            text = self.rt.mirror.read(main, repo.coalesce_prompt) if repo.coalesce_prompt else None
+            if text is None:
+                raise AttemptRejected("invalid_task", f"{task_id}: no coalesce_prompt file in .swarm.toml on main")
+            return coalesce.task(task_id, repo, text.decode(errors="replace"))
         task = snap.backlog.tasks.get(task_id)
         if task is None:
             bad = [str(e) for e in snap.backlog.invalid if e.path.endswith(f"/{task_id}.md")]

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     """Seconds between reaper runs (beat); a third of `lease_ttl` when unset."""
     control_queue: str = "merge"
     """Queue of the control tasks (dispatch, reap); every worker also consumes it."""
+    coalesce_every: int = Field(0, ge=0)
+    """After every N landed tasks, queue a clean-up pass with the repository's coalesce prompt (0: only by hand)."""
     cooling_move_after: float = Field(300.0, ge=0)
     """Seconds a task naming no vendor may wait queued on a cooling or blocked vendor before it moves elsewhere."""
     only_tasks: list[str] = Field(default_factory=list)

@@ -337,3 +337,17 @@ def test_brackets_in_reasons_are_printed_not_eaten_as_markup(project: Project, c
     result = swarm("status", config=config, cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     assert "[a-z0-9][a-z0-9-]*" in result.stdout.replace("\n", ""), result.stdout
+
+
+def test_coalesce_queues_a_clean_up_pass_once(project: Project, config: Path, elsewhere: Path, r: redis.Redis) -> None:
+    from tests.test_pipeline import with_coalesce_prompt
+
+    none = swarm("coalesce", config=config, cwd=elsewhere)
+    assert none.returncode == 2 and "coalesce_prompt" in none.stderr
+    with_coalesce_prompt(project)
+    first = swarm("coalesce", config=config, cwd=elsewhere)
+    assert first.returncode == 0, first.stderr
+    vendor = r.get(keys.queued("coalesce-1"))
+    assert vendor and f"queued coalesce-1 -> {vendor.decode()}" in first.stdout and r.llen(vendor) == 1
+    again = swarm("coalesce", config=config, cwd=elsewhere)
+    assert "already queued" in again.stdout and r.llen(vendor) == 1

@@ -248,3 +248,23 @@ def test_choose_vendor_and_free_slots_rules() -> None:
     assert dispatch.choose_vendor(None, {}) is None
     assert dispatch.choose_vendor("codex", {"claude": 5, "codex": 0}) is None
     assert dispatch.choose_vendor("gemini", {"claude": 5}) is None
+
+
+def test_a_clean_up_pass_is_queued_after_every_n_landings(project: Project, redis_url: str) -> None:
+    from swarm.runtime import connect
+    from tests.conftest import make_settings
+    from tests.test_pipeline import pipeline, with_coalesce_prompt
+
+    with_coalesce_prompt(project)
+    project.add_tasks({"beta": task_file("Beta", "write src/beta.txt beta")})
+    rt = connect(make_settings(project, redis_url, coalesce_every=1))
+    sent: list[tuple[str, str]] = []
+    assert dispatch.dispatch(rt, lambda t, v: sent.append((t, v))).enqueued == sent
+    assert [t for t, _ in sent] == ["beta"], "nothing landed yet: no clean-up pass"
+    assert pipeline(rt).run("beta", sent[0][1]) == "landed"
+    sent.clear()
+    dispatch.dispatch(rt, lambda t, v: sent.append((t, v)))
+    assert [t for t, _ in sent] == ["coalesce-1"]
+    sent.clear()
+    dispatch.dispatch(rt, lambda t, v: sent.append((t, v)))
+    assert sent == [], "queued once"

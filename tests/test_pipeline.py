@@ -336,3 +336,26 @@ def test_a_path_main_started_protecting_during_the_attempt_is_protected_at_landi
     t.join()
     assert result == ["landed"]
     assert project.show("src/base.txt") == "base" and project.show("src/alpha.txt") == "alpha"
+
+
+def with_coalesce_prompt(project: Project, script: str = "write src/alpha.txt alpha") -> None:
+    prompts = 'prompt = "AGENT_PROMPT.md"\ncoalesce_prompt = "COALESCE.md"'
+    toml = (project.clone / ".swarm.toml").read_text().replace('prompt = "AGENT_PROMPT.md"', prompts)
+    (project.clone / ".swarm.toml").write_text(toml)
+    (project.clone / "COALESCE.md").write_text(f"Merge duplicated code.\n\n```agent\n{script}\n```\n")
+    project.add_tasks({}, message="A coalesce prompt")
+
+
+def test_a_clean_up_pass_follows_the_coalesce_prompt_and_lands_like_a_task(project: Project, rt: Runtime) -> None:
+    with_coalesce_prompt(project)
+    assert pipeline(rt).run("coalesce-1", "codex") == "landed"
+    head = project.main_log()[0]
+    assert project.landed()["coalesce-1"] == head
+    assert trailers(project, head)["Swarm-Task"] == "coalesce-1"
+    prompt_text = (Path(attempts.history(rt, "coalesce-1")[-1]["log_dir"]) / "prompt.md").read_text()
+    assert "Merge duplicated code." in prompt_text
+
+
+def test_a_clean_up_pass_without_a_coalesce_prompt_is_an_invalid_task(project: Project, rt: Runtime) -> None:
+    assert pipeline(rt).run("coalesce-1", "claude") == "rejected"
+    assert attempts.history(rt, "coalesce-1")[-1]["reason"] == "invalid_task"
