@@ -142,19 +142,31 @@ def kill_all() -> None:
         _live_groups.discard(pgid)
 
 
-def kill_marked(marker: str) -> list[int]:
-    """SIGKILL every process whose environment holds `marker` (e.g. SWARM_RUN=<id>): children of a run that left
-    its process group (setsid, daemons) still inherit its environment."""
-    killed = []
+def _environ(pid: int | str) -> list[bytes]:
+    """A process's environment as NAME=value entries ([] when it is gone, a zombie, or not ours to read)."""
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def marked(marker: str) -> list[int]:
+    """Pids of the live processes whose environment holds `marker` (e.g. SWARM_RUN=<id>)."""
     needle = marker.encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
+    own = os.getpid()
+    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and int(e.name) != own
+            and needle in _environ(e.name)]  # fmt: skip
+
+
+def kill_marked(marker: str) -> list[int]:
+    """SIGKILL every process carrying `marker`: children of a run that left its process group (setsid, daemons)
+    still inherit its environment."""
+    killed = []
+    for pid in marked(marker):
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-        except (OSError, ValueError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+        except OSError:
             continue
     return killed
 
@@ -165,12 +177,7 @@ def sweep_orphans(host: str) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            owner = next(
-                (v for v in (entry / "environ").read_bytes().split(b"\0") if v.startswith(b"SWARM_WORKER=")), b""
-            )
-        except OSError:
-            continue
+        owner = next((v for v in _environ(entry.name) if v.startswith(b"SWARM_WORKER=")), b"")
         owner_host, _, owner_pid = owner.decode(errors="replace").removeprefix("SWARM_WORKER=").rpartition("-")
         if owner_host == host and owner_pid.isdigit() and not alive(int(owner_pid)):
             try:
@@ -182,20 +189,16 @@ def sweep_orphans(host: str) -> list[int]:
 
 
 def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
+    """Whether a process exists and runs (a zombie or a dead one holds no resources and runs no code)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (OSError, IndexError):
         return False
 
 
 def kill_orphan(pgid: int, marker: str) -> bool:
     """Kill a group left by a dead worker on this host, if its leader still carries `marker` in its environment."""
-    try:
-        environ = Path(f"/proc/{pgid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    if marker.encode() not in environ:
+    if marker.encode() not in _environ(pgid):
         return False
     _signal_group(pgid, signal.SIGKILL)
     return True

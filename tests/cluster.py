@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import SCRIPTED_AGENT, Project
+from tests.conftest import SCRIPTED_AGENT, Project, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +93,9 @@ class Cluster:
         return dict(json.loads(self.swarm("status", "--json").stdout))
 
     def wait_for_workers(self, names: list[str], timeout: float = 60) -> None:
-        wait(lambda: all(b"ready." in (self.logs / f"{n}.log").read_bytes() for n in names), timeout, "workers ready")
+        wait_for(
+            lambda: all(b"ready." in (self.logs / f"{n}.log").read_bytes() for n in names), timeout, "workers ready"
+        )
 
     def stop(self) -> None:
         for proc in self.procs.values():
@@ -119,28 +120,3 @@ def _kill_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except ProcessLookupError:
         pass
-
-
-def wait(cond: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def processes_with_env(marker: str) -> list[int]:
-    """Pids of live processes whose environment holds `marker` (e.g. SWARM_TASK_ID=x)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes().split(b"\0"):
-                stat = (entry / "stat").read_text()
-                if stat.rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found

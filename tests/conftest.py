@@ -7,7 +7,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,16 @@ GIT_IDENTITY = {
 }
 TOY_REPO = TESTS / "data" / "toy_repo"
 SCRIPTED_AGENT = TESTS / "agents" / "scripted_agent.py"
+
+
+def wait_for(cond: Callable[[], object], timeout: float, what: str) -> float:
+    """Poll cond until it is true; returns the seconds it took, or fails naming what was awaited."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if cond():
+            return time.monotonic() - start
+        time.sleep(0.01)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import REPO_ROOT, processes_with_env
+from swarm import proc
+from tests.cluster import REPO_ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -40,4 +41,4 @@ def test_the_demo_lands_the_recorded_tasks_rejects_a_wrong_attempt_and_raises_th
     log = subprocess.run(["git", "-C", str(demo_dir / "origin.git"), "log", "--format=%B", "main"],
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert log.count("Swarm-Task: ") == landed + 1, "one commit per task, plus the project's first"
-    assert not processes_with_env(f"SWARM_CONFIG={demo_dir / 'swarm.toml'}"), "the demo left processes running"
+    assert not proc.marked(f"SWARM_CONFIG={demo_dir / 'swarm.toml'}"), "the demo left processes running"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, processes_with_env, wait, write_config
-from tests.conftest import Project, task_file
+from swarm import proc
+from tests.cluster import Cluster, write_config
+from tests.conftest import Project, task_file, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -56,11 +57,11 @@ def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
     cluster.beat()
 
     # victim1: SIGKILL the pool process that holds its lease, mid-run.
-    wait(started1.exists, 60, "victim1's first attempt to start")
+    wait_for(started1.exists, 60, "victim1's first attempt to start")
     holder = cluster.status()["leases"]["victim1"]["worker"]
     os.kill(int(holder.rsplit("-", 1)[1]), signal.SIGKILL)
     # victim2: SIGKILL the main process of the worker whose pool process holds its lease.
-    wait(started2.exists, 90, "victim2's first attempt to start")
+    wait_for(started2.exists, 90, "victim2's first attempt to start")
     holder_pid = int(cluster.status()["leases"]["victim2"]["worker"].rsplit("-", 1)[1])
     parent = int(Path(f"/proc/{holder_pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     victim_worker = next(name for name, p in cluster.procs.items() if p.pid == parent)
@@ -70,7 +71,7 @@ def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
         states = {t["id"]: t["state"] for t in cluster.status()["tasks"]}
         return all(s in ("landed", "failed") for s in states.values())
 
-    wait(settled, 150, "every task landed or failed")
+    wait_for(settled, 150, "every task landed or failed")
     report = cluster.status()
     states = {t["id"]: t for t in report["tasks"]}
     assert {tid for tid, t in states.items() if t["state"] == "landed"} == {
@@ -99,9 +100,9 @@ def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
 
     # the killed attempts: each task landed once, on a later attempt; no agent of theirs is left running.
     assert states["victim1"]["attempts"] >= 2 and states["victim2"]["attempts"] >= 2
-    leftover = processes_with_env("SWARM_TASK_ID=victim1")
+    leftover = proc.marked("SWARM_TASK_ID=victim1")
     assert leftover == [], [Path(f"/proc/{p}/cmdline").read_text().replace("\0", " ") for p in leftover]
-    wait(lambda: processes_with_env("SWARM_TASK_ID=victim2") == [], 10, "victim2's orphaned agent to be gone")
+    wait_for(lambda: proc.marked("SWARM_TASK_ID=victim2") == [], 10, "victim2's orphaned agent to be gone")
     assert cluster.procs[victim_worker].poll() is not None
 
     audit = cluster.swarm("audit", "--oracle", check=False)

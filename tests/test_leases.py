@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +18,7 @@ from swarm.embedded import EmbeddedRedis
 from swarm.leases import Heartbeat, Lease, Leases
 from swarm.runtime import connect
 from swarm.settings import Settings
-from tests.conftest import Project
-
-
-def wait_for(cond: Callable[[], object], timeout: float, what: str) -> float:
-    """Poll cond until true; returns the seconds it took."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if cond():
-            return time.monotonic() - start
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+from tests.conftest import Project, wait_for
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from swarm import attempts, keys
 from swarm.agents import registry
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.conftest import Project, make_settings, task_file
+from tests.conftest import Project, make_settings, task_file, wait_for
 
 
 def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
@@ -106,7 +106,7 @@ def test_two_workers_racing_for_one_task_one_lease_wins(project: Project, rt: Ru
     results: list[str] = []
     first = threading.Thread(target=lambda: results.append(pipeline(rt, "w1").run("race", "claude")))
     first.start()
-    _wait(lambda: rt.redis.exists(keys.lease("race")))
+    wait_for(lambda: rt.redis.exists(keys.lease("race")), 20, "the first worker to lease the task")
     second = pipeline(connect(settings), "w2").run("race", "codex")
     gate.touch()
     first.join()
@@ -122,7 +122,7 @@ def test_a_lease_lost_mid_attempt_cannot_land(project: Project, rt: Runtime) -> 
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
     t.start()
-    _wait(started.exists)
+    wait_for(started.exists, 20, "the agent to start")
     rt.redis.delete(keys.lease("late"))  # as if it expired while the worker was stalled
     t.join(timeout=30)
     assert result == ["rejected"]
@@ -137,12 +137,12 @@ def test_two_attempts_of_one_task_racing_to_land_exactly_one_lands(project: Proj
     results: list[str] = []
     first = threading.Thread(target=lambda: results.append(pipeline(rt, "w1").run("twice", "claude")))
     first.start()
-    _wait(lambda: rt.redis.exists(keys.lease("twice")))
+    wait_for(lambda: rt.redis.exists(keys.lease("twice")), 20, "the first attempt to lease the task")
     rt.redis.delete(keys.lease("twice"))  # a second attempt gets a lease, as after a wrongly expired one
     rt2 = connect(settings)
     second = threading.Thread(target=lambda: results.append(pipeline(rt2, "w2").run("twice", "codex")))
     second.start()
-    _wait(lambda: rt.redis.hget(keys.ACTIVE, "twice") and b"w2" in rt.redis.hget(keys.ACTIVE, "twice"))
+    wait_for(lambda: b"w2" in (rt.redis.hget(keys.ACTIVE, "twice") or b""), 20, "the second attempt to start")
     gate.touch()
     first.join()
     second.join()
@@ -165,7 +165,7 @@ def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_te
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("beta", "claude")))
     t.start()
-    _wait(started.exists)
+    wait_for(started.exists, 20, "the agent to start")
     (project.clone / "src" / "alpha.txt").write_text("alpha\n")
     project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
     project.commit_all("Alpha by hand")
@@ -187,7 +187,7 @@ def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) ->
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("clash", "claude")))
     t.start()
-    _wait(started.exists)
+    wait_for(started.exists, 20, "the agent to start")
     project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
     (project.clone / "src" / "base.txt").write_text("theirs\n")
     project.commit_all("Conflicting change")
@@ -222,17 +222,6 @@ def test_an_agent_that_hangs_is_killed_at_the_timeout(project: Project, redis_ur
     assert attempts.history(rt, "hang")[-1]["reason"] == "agent_timeout"
     pid = int(marker.read_text())
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
-
-
-def _wait(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def test_an_agent_cannot_push_from_its_worktree_nor_find_origin_there(project: Project, rt: Runtime) -> None:
@@ -327,7 +316,7 @@ def test_a_path_main_started_protecting_during_the_attempt_is_protected_at_landi
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
     t.start()
-    _wait(started.exists)
+    wait_for(started.exists, 20, "the agent to start")
     toml = (project.clone / ".swarm.toml").read_text().replace('"checks/**",', '"checks/**", "src/base.txt",')
     (project.clone / ".swarm.toml").write_text(toml)
     project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)

@@ -7,33 +7,15 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from swarm import proc
 from swarm.settings import child_env
+from tests.conftest import wait_for
 
 ENV = child_env()
-
-
-def wait_for(cond: Callable[[], object], timeout: float, what: str) -> float:
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if cond():
-            return time.monotonic() - start
-        time.sleep(0.01)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def alive(pid: int) -> bool:
-    """Whether pid is a live process (zombies count as gone: they hold no resources and run no code)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 def sh(script: str, tmp_path: Path, timeout: float = 10, **kwargs: object) -> proc.ProcResult:
@@ -111,7 +93,7 @@ def test_a_timeout_kills_the_whole_group_including_a_background_grandchild(tmp_p
     assert result.timed_out and not result.ok and result.returncode is not None and result.returncode < 0
     assert "timed out" in result.describe()
     assert took < 0.5 + proc.GRACE_SECONDS + 1
-    wait_for(lambda: not alive(grandchild), 2, "the grandchild to die")
+    wait_for(lambda: not proc.alive(grandchild), 2, "the grandchild to die")
 
 
 def test_a_timeout_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
@@ -120,7 +102,7 @@ def test_a_timeout_kills_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
     grandchild = read_pid(tmp_path / "grandchild")
     assert result.timed_out and result.returncode == -9
     assert result.duration < 0.3 + proc.GRACE_SECONDS + 1
-    wait_for(lambda: not alive(grandchild), 2, "the grandchild to die")
+    wait_for(lambda: not proc.alive(grandchild), 2, "the grandchild to die")
 
 
 def test_cancel_stops_a_running_child_quickly(tmp_path: Path) -> None:
@@ -140,7 +122,7 @@ def test_cancel_stops_a_running_child_quickly(tmp_path: Path) -> None:
     result = out[0]
     assert result.cancelled and not result.timed_out and not result.ok
     assert result.describe().startswith("cancelled")
-    wait_for(lambda: not alive(grandchild), 2, "the grandchild to die")
+    wait_for(lambda: not proc.alive(grandchild), 2, "the grandchild to die")
 
 
 def test_a_cancel_set_before_start_stops_the_child_at_once(tmp_path: Path) -> None:
@@ -155,7 +137,7 @@ def test_a_normal_exit_kills_leftover_background_children(tmp_path: Path) -> Non
     assert result.ok and result.returncode == 0
     assert result.duration < 5, "run() does not wait for the background child"
     bg = read_pid(tmp_path / "bg")
-    wait_for(lambda: not alive(bg), 2, "the background child to die")
+    wait_for(lambda: not proc.alive(bg), 2, "the background child to die")
 
 
 def _group_members(pgid: int) -> list[int]:
@@ -236,7 +218,7 @@ def test_kill_orphan_needs_the_marker_in_the_leaders_environment(tmp_path: Path)
     runner.start()
     wait_for(lambda: pgids, 5, "the child to start")
     assert proc.kill_orphan(pgids[0], "SWARM_TASK_ID=other") is False
-    assert alive(pgids[0])
+    assert proc.alive(pgids[0])
     assert proc.kill_orphan(pgids[0], "SWARM_TASK_ID=t1") is True
     runner.join(timeout=5)
     assert not runner.is_alive()

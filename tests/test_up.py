@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import REPO_ROOT, processes_with_env, wait
-from tests.conftest import SCRIPTED_AGENT, Project, task_file
+from swarm.proc import marked
+from tests.cluster import REPO_ROOT
+from tests.conftest import SCRIPTED_AGENT, Project, task_file, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +39,14 @@ def test_up_runs_the_swarm_and_ctrl_c_stops_everything(project: Project) -> None
     project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
     proc = up(config, "--workers", "claude=1,codex=1")
     try:
-        wait(lambda: "alpha" in project.landed() or proc.poll() is not None, 120, "alpha to land through swarm up")
+        wait_for(lambda: "alpha" in project.landed() or proc.poll() is not None, 120, "alpha to land through swarm up")
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
         marker = f"SWARM_CONFIG={config}"
-        assert len(processes_with_env(marker)) >= 4, "workers, beat and Flower run with the swarm's config"
+        assert len(marked(marker)) >= 4, "workers, beat and Flower run with the swarm's config"
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends to the foreground process
         proc.wait(timeout=60)
         assert proc.returncode == 130
-        wait(lambda: not processes_with_env(marker), 20, "every process of the swarm to stop")
+        wait_for(lambda: not marked(marker), 20, "every process of the swarm to stop")
         redis_dir = str(project.workdir / "redis")
         left = subprocess.run(["pgrep", "-f", redis_dir], capture_output=True, text=True).stdout.split()
         assert left == [], "the embedded Redis was stopped too"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from swarm import proc
 from swarm.agents import registry
 from swarm.agents.streams import CliAgent
 from tests.agents.helpers import BIN, HELP, KEY_VARS, agent_run, script
@@ -89,7 +90,7 @@ def test_a_hanging_cli_is_killed_at_the_timeout_with_its_process_group(
     assert result.outcome == "timeout" and "timed out" in result.message
     assert time.monotonic() - started < 10
     for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), f"process {pid} of the hanging {cli} outlived the timeout"
+        assert not proc.alive(pid), f"process {pid} of the hanging {cli} outlived the timeout"
 
 
 def test_a_lost_lease_stops_the_cli_at_once(tmp_path: Path, all_keys: dict[str, str]) -> None:
@@ -160,14 +161,6 @@ def test_doctor_checks_only_flags_the_options_use(all_keys: dict[str, str]) -> N
     assert "--model" not in adapter("claude").flags()
     assert "--model" in adapter("claude", model="opus").flags()
     assert "--max-turns" not in adapter("claude", max_turns=5).flags(), "accepted though hidden from --help"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _kill(pgid: int) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarm import attempts, quota
+from swarm import attempts, proc, quota
 from swarm.agents import registry
 from swarm.agents.base import AgentResult
 from swarm.pipeline import Pipeline
@@ -126,7 +126,7 @@ def test_a_hanging_cli_is_killed_at_the_vendor_timeout_with_its_whole_group(
     assert time.monotonic() - started < 20
     assert attempts.history(rt, "stuck")[-1]["agent"]["outcome"] == "timeout"
     for pid in map(int, pids.read_text().split()):
-        assert not _alive(pid), f"process {pid} outlived the timeout"
+        assert not proc.alive(pid), f"process {pid} outlived the timeout"
 
 
 # --- the real CLIs, where installed: no credentials must read as auth_error, well within the timeout ---
@@ -154,11 +154,3 @@ def _result_fields(record: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in record.items() if k in AgentResult.__dataclass_fields__}
     fields.pop("log_path", None)
     return fields
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from swarm.embedded import EmbeddedRedis, find_redis_server
-from tests.cluster import Cluster, wait, write_config
-from tests.conftest import Project
+from tests.cluster import Cluster, write_config
+from tests.conftest import Project, wait_for
 
 FIGURES: dict[str, int] = {"scenarios": 0, "faults": 0, "landed": 0, "lost": 0, "twice": 0, "red": 0}
 
@@ -44,7 +44,7 @@ class Fault:
                 return False
             return bool(tasks) and all(t["state"] in ("landed", "failed") for t in tasks)
 
-        wait(settled, timeout, "every task landed or failed")
+        wait_for(settled, timeout, "every task landed or failed")
         report = self.cluster.status()
         states = {t["id"]: t["state"] for t in report["tasks"]}
         landed = {t for t, s in states.items() if s == "landed"}

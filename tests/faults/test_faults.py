@@ -9,9 +9,10 @@ import time
 
 import pytest
 
+from swarm import proc
 from swarm.embedded import EmbeddedRedis
-from tests.cluster import Cluster, processes_with_env, wait, write_config
-from tests.conftest import Project, task_file
+from tests.cluster import Cluster, write_config
+from tests.conftest import Project, task_file, wait_for
 from tests.faults.conftest import Fault
 from tests.faults.proxy import Proxy
 
@@ -37,13 +38,13 @@ def test_worker_main_process_sigkilled_mid_attempt(fault: Fault) -> None:
     script = f"@1 sh touch {started}\n@1 sleep 120\nwrite src/v.txt v"
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", script, priority=9, vendor="claude")})
     start(fault)
-    wait(started.exists, 60, "the victim's first attempt")
+    wait_for(started.exists, 60, "the victim's first attempt")
     pool = fault.cluster.lease_holder("victim")
     assert pool is not None
     os.kill(fault.cluster.procs[fault.cluster.worker_of(pool)].pid, signal.SIGKILL)
     fault.inject("SIGKILL worker main process")
     fault.settle({"alpha", "beta", "victim"})
-    wait(lambda: not processes_with_env("SWARM_TASK_ID=victim"), 15, "the orphaned agent to be killed")
+    wait_for(lambda: not proc.marked("SWARM_TASK_ID=victim"), 15, "the orphaned agent to be killed")
 
 
 def test_worker_pool_child_sigkilled_mid_attempt(fault: Fault) -> None:
@@ -51,12 +52,12 @@ def test_worker_pool_child_sigkilled_mid_attempt(fault: Fault) -> None:
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", f"@1 sh touch {started}\n@1 sleep 120\n"
                                                           "write src/v.txt v", priority=9)})  # fmt: skip
     start(fault)
-    wait(started.exists, 60, "the victim's first attempt")
+    wait_for(started.exists, 60, "the victim's first attempt")
     os.kill(fault.cluster.lease_holder("victim") or 0, signal.SIGKILL)
     fault.inject("SIGKILL pool child")
     report = fault.settle({"alpha", "beta", "victim"})
     assert next(t for t in report["tasks"] if t["id"] == "victim")["attempts"] >= 2
-    assert not processes_with_env("SWARM_TASK_ID=victim")
+    assert not proc.marked("SWARM_TASK_ID=victim")
 
 
 def test_worker_sigstopped_past_its_lease_cannot_land_and_its_agent_is_killed(fault: Fault) -> None:
@@ -64,13 +65,13 @@ def test_worker_sigstopped_past_its_lease_cannot_land_and_its_agent_is_killed(fa
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", f"@1 sh touch {started}\n@1 wait-file {gate} 120\n"
                                                           "write src/v.txt v", priority=9)})  # fmt: skip
     start(fault)
-    wait(started.exists, 60, "the victim's first attempt")
+    wait_for(started.exists, 60, "the victim's first attempt")
     pool = fault.cluster.lease_holder("victim") or 0
-    first_agent = processes_with_env("SWARM_TASK_ID=victim")
+    first_agent = proc.marked("SWARM_TASK_ID=victim")
     os.kill(pool, signal.SIGSTOP)
     fault.inject("SIGSTOP worker past its lease TTL")
-    wait(lambda: "victim" in fault.project.landed(), 60, "the victim to land through another worker")
-    assert not [p for p in first_agent if p in processes_with_env("SWARM_TASK_ID=victim")], "stale agent killed"
+    wait_for(lambda: "victim" in fault.project.landed(), 60, "the victim to land through another worker")
+    assert not [p for p in first_agent if p in proc.marked("SWARM_TASK_ID=victim")], "stale agent killed"
     gate.touch()
     os.kill(pool, signal.SIGCONT)
     report = fault.settle({"alpha", "beta", "victim"})
@@ -83,7 +84,7 @@ def test_redis_restarted_mid_run(fault: Fault) -> None:
         {**GOOD, "slow": task_file("Slow", f"@1 sh touch {started}\n@1 sleep 8\nwrite src/s.txt s")}
     )
     start(fault)
-    wait(started.exists, 60, "an attempt in flight")
+    wait_for(started.exists, 60, "an attempt in flight")
     fault.redis.stop()
     time.sleep(1.5)  # Redis is down for a while: part of the fault, not a wait for a condition
     fault.redis.start()
@@ -96,8 +97,8 @@ def test_redis_wiped_mid_run_dispatch_rebuilds_from_git(fault: Fault) -> None:
     fault.project.add_tasks({**GOOD, "slow": task_file("Slow", f"@1 sh touch {started}\n@1 sleep 6\nwrite src/s.txt s",
                                                        priority=9)})  # fmt: skip
     start(fault)
-    wait(started.exists, 60, "an attempt in flight")
-    wait(lambda: "alpha" in fault.project.landed(), 60, "alpha to land before the wipe")
+    wait_for(started.exists, 60, "an attempt in flight")
+    wait_for(lambda: "alpha" in fault.project.landed(), 60, "alpha to land before the wipe")
     import redis
 
     redis.Redis.from_url(fault.redis.url).flushall()
@@ -136,14 +137,14 @@ def test_a_network_cut_between_a_worker_and_redis_longer_than_the_ttl(fault: Fau
     try:
         fault.cluster.worker("cut", "codex", env={"SWARM_REDIS_URL": proxy.url()})
         start(fault, workers=(("w1", "claude"),))
-        wait(started.exists, 60, "the victim's attempt behind the proxy")
+        wait_for(started.exists, 60, "the victim's attempt behind the proxy")
         proxy.cut()
         fault.inject("network cut worker<->Redis longer than the lease TTL")
         fault.cluster.worker("w4", "codex")  # another codex worker takes the task once the lease is gone
-        wait(lambda: "victim" in fault.project.landed(), 90, "the victim to land through another worker")
+        wait_for(lambda: "victim" in fault.project.landed(), 90, "the victim to land through another worker")
         proxy.restore()
         fault.settle({"alpha", "beta", "victim"})
-        wait(lambda: not processes_with_env("SWARM_TASK_ID=victim"), 15, "the cut-off attempt's agent to be killed")
+        wait_for(lambda: not proc.marked("SWARM_TASK_ID=victim"), 15, "the cut-off attempt's agent to be killed")
     finally:
         proxy.close()
 

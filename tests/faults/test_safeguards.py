@@ -14,8 +14,8 @@ from pathlib import Path
 
 from swarm import attempts, keys
 from swarm.runtime import connect
-from tests.cluster import REPO_ROOT, wait
-from tests.conftest import Project, make_settings, task_file
+from tests.cluster import REPO_ROOT
+from tests.conftest import Project, make_settings, task_file, wait_for
 from tests.test_pipeline import pipeline
 
 RUN_ATTEMPT = """
@@ -53,13 +53,13 @@ def test_a_worker_stalled_after_its_full_oracle_cannot_land_once_its_lease_is_go
     stop_file.write_text(str(stalled.pid))
     rt = connect(make_settings(project, redis_url, lease_ttl=2.0))
     try:
-        wait(lambda: Path(f"/proc/{stalled.pid}/stat").read_text().split(")")[1].split()[0] == "T", 60, "the stall")
+        wait_for(lambda: Path(f"/proc/{stalled.pid}/stat").read_text().split(")")[1].split()[0] == "T", 60, "the stall")
         stop_file.unlink()
-        wait(lambda: not rt.redis.exists(keys.lease("task")), 10, "the stalled attempt's lease to expire")
+        wait_for(lambda: not rt.redis.exists(keys.lease("task")), 10, "the stalled attempt's lease to expire")
         second: list[str] = []
         other = threading.Thread(target=lambda: second.append(pipeline(rt, "fresh").run("task", "codex")))
         other.start()
-        wait(lambda: rt.redis.exists(keys.lease("task")), 10, "a second attempt to lease the task")
+        wait_for(lambda: rt.redis.exists(keys.lease("task")), 10, "a second attempt to lease the task")
         os.kill(stalled.pid, signal.SIGCONT)
         first = stalled.communicate(timeout=60)[0].strip()
         gate.touch()
