@@ -140,16 +140,16 @@ def record_spend(r: redis.Redis, vendor: str, task_id: str, result: AgentResult)
 
 def spend(r: redis.Redis, vendor: str, day: str | None = None) -> dict[str, float]:
     """A vendor's tokens, cost and attempts on a UTC day (today by default)."""
-    return _numbers(r.hgetall(keys.spend_day(vendor, day or today())))
+    return numbers(r.hgetall(keys.spend_day(vendor, day or today())))
 
 
 def spend_total(r: redis.Redis, vendor: str) -> dict[str, float]:
-    return _numbers(r.hgetall(keys.spend_total(vendor)))
+    return numbers(r.hgetall(keys.spend_total(vendor)))
 
 
 def task_spend(r: redis.Redis, task_id: str) -> dict[str, float]:
     """A task's tokens, cost and attempts over all its attempts, with `cost_usd:<vendor>` per vendor."""
-    return _numbers(r.hgetall(keys.spend_task(task_id)))
+    return numbers(r.hgetall(keys.spend_task(task_id)))
 
 
 def spent_today(r: redis.Redis, vendor: str) -> float:
@@ -220,7 +220,8 @@ def _json(raw: bytes | str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _numbers(raw: Mapping[Any, Any]) -> dict[str, float]:
+def numbers(raw: Mapping[Any, Any]) -> dict[str, float]:
+    """A spend hash from Redis as numbers: token counts as ints, costs as floats."""
     out: dict[str, float] = {}
     for k, v in raw.items():
         key = k.decode() if isinstance(k, bytes) else str(k)

@@ -351,3 +351,24 @@ def test_coalesce_queues_a_clean_up_pass_once(project: Project, config: Path, el
     assert vendor and f"queued coalesce-1 -> {vendor.decode()}" in first.stdout and r.llen(vendor) == 1
     again = swarm("coalesce", config=config, cwd=elsewhere)
     assert "already queued" in again.stdout and r.llen(vendor) == 1
+
+
+def test_status_shows_each_tasks_last_attempt_and_spend(project: Project, config: Path, elsewhere: Path) -> None:
+    from swarm import quota
+    from swarm.agents.base import AgentResult
+    from swarm.runtime import connect
+    from swarm.settings import load_settings
+    from tests.test_pipeline import pipeline
+
+    project.add_tasks({"broken": task_file("Broken", "write src/alpha.txt BREAK"), "idle": task_file("Idle")})
+    rt = connect(load_settings(config))
+    assert pipeline(rt).run("broken", "claude") == "rejected"
+    quota.record_spend(
+        rt.redis, "claude", "broken", AgentResult("ok", input_tokens=1000, output_tokens=10, cost_usd=0.25)
+    )
+    result = swarm("status", "--json", config=config, cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+    rows = {row["id"]: row for row in json.loads(result.stdout)["tasks"]}
+    assert rows["broken"]["last_attempt"]["reason"] == "oracle_red"
+    assert rows["broken"]["spend"]["cost_usd"] == 0.25 and rows["broken"]["spend"]["input_tokens"] == 1000
+    assert "last_attempt" not in rows["idle"] and "spend" not in rows["idle"]
