@@ -14,6 +14,10 @@ LANDINGS = f"{PREFIX}:landings"
 """List of recent landings, newest first."""
 METRICS = f"{PREFIX}:metrics"
 """Hash of counters (attempts, landed, rejected:<reason>, ...)."""
+LEDGER_LOADED = f"{PREFIX}:ledger:loaded"
+"""Set once Redis holds what origin's ledger knows (ledger.py); gone exactly when Redis lost its data."""
+LEDGER_LOADING = f"{PREFIX}:ledger:loading"
+"""Lock of the one process rebuilding Redis from the ledger."""
 
 
 def lease(task_id: str) -> str:

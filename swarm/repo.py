@@ -9,9 +9,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +27,11 @@ from swarm.errors import GitError
 log = logging.getLogger(__name__)
 
 LANDED_PREFIX = "refs/swarm/landed/"
+RECORDS_PREFIX = "refs/swarm/attempts/"
+"""One commit chain per task on origin: the ledger of its attempts (see ledger.py)."""
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+CAS_LOST = ("stale info", "fetch first", "non-fast-forward", "cannot lock ref", "failed to update ref")
+"""What git says when another push changed the ref first (client-side lease check or origin's ref lock)."""
 KEEP_PREFIX = "refs/keep/"
 """Local refs of attempts in flight; outside refs/swarm/, which mirrors origin and is pruned on fetch."""
 FETCH_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/swarm/*:refs/swarm/*")
@@ -271,6 +278,55 @@ class Mirror:
         if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
             return LandResult.MAIN_MOVED
         raise GitError(f"landing push of {task_id} to {self.origin} failed: {err.strip() or out.strip()}")
+
+    def append_record(self, ref: str, message: str, tries: int = 20) -> str:
+        """Append a commit holding `message` to `ref` on origin by compare-and-swap; returns the new tip.
+
+        A writer that lost the race fetches the ref's new tip and appends on top of it, so concurrent writers
+        never drop each other's records.
+        """
+        for round_ in range(tries):
+            if round_:  # writers that collided back off by different amounts, so one of them wins the next round
+                time.sleep(random.uniform(0, 0.05 * 2 ** min(round_, 5)))
+            old = self._local_rev(ref)
+            parent = ["-p", old] if old else []
+            new = _run(self._g, "commit-tree", EMPTY_TREE, *parent, "-m", message, env=SWARM_IDENTITY).strip()
+            status, out, err = self._g.execute(
+                [*GIT, "push", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={ref}:{old}",
+                 f"{new}:{ref}"],
+                with_extended_output=True,
+                with_exceptions=False,
+            )  # fmt: skip
+            if status == 0:
+                with self.locked():
+                    _run(self._g, "update-ref", ref, new)
+                return new
+            report = f"{out}\n{err}"
+            if not any(lost in report for lost in CAS_LOST):
+                raise GitError(f"cannot append to {ref} on {self.origin}: {err.strip() or out.strip()}")
+            self._refresh(ref)
+        raise GitError(f"cannot append to {ref} on {self.origin}: lost the compare-and-swap {tries} times")
+
+    def _local_rev(self, ref: str) -> str:
+        return _run(self._g, "rev-parse", "--verify", "--quiet", ref, with_exceptions=False).strip()
+
+    def _refresh(self, ref: str) -> None:
+        """Bring one ref of the mirror to origin's value (deleted when origin has none)."""
+        with self.locked():
+            listed = _run(self._g, "ls-remote", self.origin, ref).split()
+            if listed:
+                _run(self._g, "fetch", "--quiet", "--no-write-fetch-head", self.origin, f"+{ref}:{ref}")
+            else:
+                _run(self._g, "update-ref", "-d", ref, with_exceptions=False)
+
+    def records(self, ref: str) -> list[str]:
+        """Messages of every commit on `ref`, or on every ref under it when it ends in "/", each chain oldest first
+        (as of the last fetch)."""
+        if not _run(self._g, "for-each-ref", "--count=1", "--format=%(refname)", ref).strip():
+            return []
+        revs = [f"--glob={ref}*"] if ref.endswith("/") else [ref]
+        out = _run(self._g, "log", "--reverse", "--topo-order", "--format=%x1e%B", *revs, "--")
+        return [m.strip() for m in out.split("\x1e") if m.strip()]
 
     def probe_push(self, commit: str) -> tuple[bool, str]:
         """Push a throw-away ref to origin and delete it: proves the swarm can land there."""

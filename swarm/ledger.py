@@ -1,0 +1,203 @@
+"""The ledger of paid work: every attempt's record on origin, so budgets, history and fences survive Redis.
+
+Each task has a commit chain `refs/swarm/attempts/<task>` on origin; each commit's message is one JSON record:
+`begin` when an attempt starts (its fence and number), `end` when it ends (outcome, reason, cost, tokens,
+commit), `retry` when `swarm retry` gives the task a fresh budget. Appends are compare-and-swap pushes, so
+concurrent writers never lose a record. When Redis comes back empty, `ensure_loaded` rebuilds from these chains
+what Redis forgot: the budget used since the last retry, the failed mark, run numbers, fences and history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from swarm import keys
+from swarm.errors import SwarmError
+from swarm.repo import RECORDS_PREFIX, Mirror
+from swarm.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+HEADER = "swarm attempt record"
+"""First line of every record commit's message; the JSON record follows on the next line."""
+RECORD_FIELDS = (
+    "task", "event", "attempt", "fence", "outcome", "reason", "detail", "vendor", "worker", "started", "ended",
+    "duration", "cost_usd", "tokens", "commit", "counts", "failed", "log_dir", "at",
+)  # fmt: skip
+HISTORY_KEEP = 50
+LOAD_LOCK_MS = 120_000
+LOAD_WAIT_SECONDS = 60.0
+LOST = {
+    "event": "end", "outcome": "lost", "reason": "lost", "counts": False,
+    "detail": "no end record: the attempt's worker died, or lost Redis and origin, before it could write one",
+}  # fmt: skip
+
+
+def ref(task_id: str) -> str:
+    return f"{RECORDS_PREFIX}{task_id}"
+
+
+def entry(task_id: str, event: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The ledger's record of an attempt record: its known fields, plus token totals from the agent's run."""
+    out: dict[str, Any] = {k: record[k] for k in RECORD_FIELDS if record.get(k) is not None}
+    agent = record.get("agent") or {}
+    tokens = sum(int(agent.get(k) or 0) for k in ("input_tokens", "output_tokens", "cached_tokens"))
+    if tokens:
+        out.setdefault("tokens", tokens)
+    if agent.get("cost_usd") is not None:
+        out.setdefault("cost_usd", agent["cost_usd"])
+    if "started" in out and "ended" in out:
+        out.setdefault("duration", round(float(out["ended"]) - float(out["started"]), 3))
+    out.update(task=task_id, event=event, at=out.get("at") or time.time())
+    return out
+
+
+def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any]) -> bool:
+    """Append one record to the task's chain on origin; False (and a warning) when origin cannot take it now."""
+    body = entry(task_id, event, record)
+    try:
+        mirror.append_record(ref(task_id), f"{HEADER}\n{json.dumps(body, sort_keys=True, default=str)}\n")
+        return True
+    except SwarmError as exc:
+        log.warning("could not write the %s record of %s to origin's ledger: %s", event, task_id, exc)
+        return False
+
+
+def read(mirror: Mirror, task_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every task's records (or one task's), oldest first, from the mirror's copy of origin (fetch first)."""
+    books: dict[str, list[dict[str, Any]]] = {}
+    for message in mirror.records(ref(task_id) if task_id else RECORDS_PREFIX):
+        head, _, body = message.partition("\n")
+        if head.strip() != HEADER:
+            continue
+        try:
+            record = json.loads(body)
+        except ValueError:
+            log.warning("skipping a ledger record that is not JSON: %.80s", body)
+            continue
+        if isinstance(record, dict) and isinstance(record.get("task"), str):
+            books.setdefault(record["task"], []).append(record)
+    return books
+
+
+@dataclass
+class Book:
+    """What a task's chain says was paid for."""
+
+    runs: int = 0
+    """Highest attempt number ever begun."""
+    fence: int = 0
+    """Highest fence ever used."""
+    used: int = 0
+    """Attempts that counted against the budget since the last retry."""
+    failed: dict[str, Any] | None = None
+    """The failure of the last attempt since the last retry, when it used up the budget."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """Attempt records (end records; a begin with no end shows as lost)."""
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> Book:
+    """Fold a chain, oldest first, into the numbers Redis keeps."""
+    book = Book()
+    begun: dict[int, dict[str, Any]] = {}
+    ended: set[int] = set()
+    for rec in records:
+        fence = int(rec.get("fence") or 0)
+        book.fence = max(book.fence, fence)
+        book.runs = max(book.runs, int(rec.get("attempt") or 0))
+        if rec.get("event") == "retry":
+            book.used, book.failed = 0, None
+        elif rec.get("event") == "begin":
+            begun[fence] = rec
+        elif rec.get("event") == "end" and fence not in ended:  # a fence ends once, whoever wrote it first
+            ended.add(fence)
+            book.history.append(rec)
+            book.used += 1 if rec.get("counts", True) and rec.get("outcome") != "landed" else 0
+            book.failed = _failure(rec, book.used) if rec.get("failed") else None
+    for fence, rec in begun.items():  # begun, never ended: the worker died or lost Redis before it could say
+        if fence not in ended:
+            book.history.append({**rec, **LOST})
+    book.history.sort(key=lambda r: float(r.get("ended") or r.get("at") or 0))
+    return book
+
+
+def _failure(rec: dict[str, Any], used: int) -> dict[str, Any]:
+    return {**{k: rec.get(k) for k in ("reason", "detail", "log_dir", "vendor", "worker")}, "attempts": used}
+
+
+# KEYS: fence, runs, attempts. ARGV: fence, runs, used. Counters only ever rise: what a running swarm counted
+# since the wipe is kept when it is more than the ledger knows.
+_RAISE = """
+for i = 1, 3 do
+  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tonumber(ARGV[i]) > cur then redis.call('SET', KEYS[i], ARGV[i]) end
+end
+return 1
+"""
+
+
+def restore(rt: Runtime, books: dict[str, Book]) -> None:
+    """Write back into Redis what it forgot; never lowers a counter Redis holds."""
+    for task_id, book in books.items():
+        rt.redis.eval(
+            _RAISE, 3, keys.fence(task_id), keys.runs(task_id), keys.attempts(task_id), book.fence, book.runs,
+            book.used,
+        )  # fmt: skip
+        if book.failed is not None:
+            rt.redis.set(keys.failed(task_id), json.dumps(book.failed, default=str), nx=True)
+        if book.history and rt.redis.llen(keys.history(task_id)) < min(len(book.history), HISTORY_KEEP):
+            pipe = rt.redis.pipeline()
+            pipe.delete(keys.history(task_id))
+            pipe.rpush(keys.history(task_id), *(json.dumps(r, default=str) for r in book.history[-HISTORY_KEEP:]))
+            pipe.execute()
+
+
+def ensure_loaded(rt: Runtime) -> bool:
+    """Rebuild Redis from the ledger if Redis came back empty; True when this call did the rebuild.
+
+    The `loaded` mark lives in Redis with no expiry, so it vanishes exactly when Redis loses its data. One process
+    rebuilds under a lock; the others wait for it, so no lease is taken with a fence the ledger has used.
+    """
+    if rt.redis.exists(keys.LEDGER_LOADED):
+        return False
+    token = secrets.token_hex(8)
+    if not rt.redis.set(keys.LEDGER_LOADING, token, nx=True, px=LOAD_LOCK_MS):
+        _wait_loaded(rt)
+        return False
+    try:
+        rt.mirror.fetch()
+        books = {task: summarize(records) for task, records in read(rt.mirror).items()}
+        restore(rt, books)
+        rt.redis.set(keys.LEDGER_LOADED, json.dumps({"at": time.time(), "tasks": len(books)}))
+        if books:
+            log.warning("Redis had no ledger mark: restored budgets, fences and history of %d task(s) from origin",
+                        len(books))  # fmt: skip
+        return True
+    finally:
+        rt.leases.delete_if(keys.LEDGER_LOADING, token)
+
+
+def _wait_loaded(rt: Runtime) -> None:
+    deadline = time.monotonic() + LOAD_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if rt.redis.exists(keys.LEDGER_LOADED):
+            return
+        if not rt.redis.exists(keys.LEDGER_LOADING):  # the loader died: take over
+            ensure_loaded(rt)
+            return
+        time.sleep(0.1)
+    raise redis.RedisError("the ledger is still being restored from origin by another process; try again")
+
+
+def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
+    """A task's attempt records straight from origin: whole, whatever Redis lost."""
+    rt.mirror.fetch()
+    return summarize(read(rt.mirror, task_id).get(task_id, [])).history

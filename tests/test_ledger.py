@@ -1,0 +1,99 @@
+"""The ledger on origin: concurrent appends lose nothing, and a wiped Redis gets budgets, fences and history back."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import redis
+
+from swarm import keys, ledger
+from swarm.repo import Mirror
+from swarm.runtime import Runtime
+from tests.conftest import Project
+
+
+def _mirror(project: Project, tmp_path: Path, name: str) -> Mirror:
+    return Mirror(str(project.origin), tmp_path / name / "mirror.git").ensure()
+
+
+def test_concurrent_writers_on_separate_hosts_never_lose_a_record(project: Project, tmp_path: Path) -> None:
+    mirrors = [_mirror(project, tmp_path, f"host{i}") for i in range(4)]
+    errors: list[BaseException] = []
+
+    def writer(i: int, mirror: Mirror) -> None:
+        try:
+            for n in range(5):
+                assert ledger.write(mirror, "shared", "end", {"fence": i * 10 + n, "worker": f"w{i}"})
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(i, m)) for i, m in enumerate(mirrors)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    reader = _mirror(project, tmp_path, "reader")
+    reader.fetch()
+    records = ledger.read(reader)["shared"]
+    assert sorted(r["fence"] for r in records) == sorted(i * 10 + n for i in range(4) for n in range(5))
+    for i in range(4):  # each writer's records stay in the order it wrote them
+        assert [r["fence"] for r in records if r["worker"] == f"w{i}"] == [i * 10 + n for n in range(5)]
+
+
+def _attempt(rt: Runtime, task: str, fence: int, number: int, **end: object) -> None:
+    ledger.write(rt.mirror, task, "begin", {"fence": fence, "attempt": number, "vendor": "claude", "started": 100.0})
+    if end:
+        record = {"fence": fence, "attempt": number, "vendor": "claude", "started": 100.0, "ended": 160.5, **end}
+        ledger.write(rt.mirror, task, "end", record)
+
+
+def test_a_wiped_redis_gets_budgets_fences_failures_and_history_back(rt: Runtime, r: redis.Redis) -> None:
+    agent = {"input_tokens": 1000, "output_tokens": 200, "cost_usd": 0.25}
+    _attempt(rt, "bad", 1, 1, outcome="rejected", reason="oracle_red", counts=True, agent=agent)
+    _attempt(rt, "bad", 2, 2, outcome="rejected", reason="oracle_red", counts=True, failed=True)
+    _attempt(rt, "busy", 1, 1, outcome="rejected", reason="agent_rate_limited", counts=False)
+    _attempt(rt, "busy", 2, 2, outcome="rejected", reason="oracle_red", counts=True)
+    _attempt(rt, "busy", 3, 3)  # in flight when Redis was wiped: it never wrote its end
+    r.flushall()
+
+    assert ledger.ensure_loaded(rt)
+    assert r.get(keys.attempts("bad")) == b"2" and r.get(keys.runs("bad")) == b"2"
+    assert json.loads(r.get(keys.failed("bad")) or "{}")["reason"] == "oracle_red"
+    assert r.get(keys.attempts("busy")) == b"1", "only the attempt that counted uses the budget"
+    assert r.get(keys.runs("busy")) == b"3" and not r.exists(keys.failed("busy"))
+    fence = rt.leases.acquire_task("busy", 5.0, worker="w")
+    assert fence is not None and fence.fence == 4, "fences continue above the last one used, in flight too"
+    history = [json.loads(x) for x in r.lrange(keys.history("bad"), 0, -1)]
+    assert [h["reason"] for h in history] == ["oracle_red", "oracle_red"]
+    assert history[0]["tokens"] == 1200 and history[0]["cost_usd"] == 0.25 and history[0]["duration"] == 60.5
+    lost = [json.loads(x) for x in r.lrange(keys.history("busy"), 0, -1)][-1]
+    assert lost["outcome"] == "lost" and lost["fence"] == 3 and lost["counts"] is False
+    assert not ledger.ensure_loaded(rt), "loaded once per wipe"
+
+
+def test_retry_starts_a_fresh_budget_in_the_ledger_too(rt: Runtime, r: redis.Redis) -> None:
+    _attempt(rt, "bad", 1, 1, outcome="rejected", reason="oracle_red", counts=True, failed=True)
+    ledger.write(rt.mirror, "bad", "retry", {})
+    _attempt(rt, "bad", 2, 2, outcome="rejected", reason="oracle_red", counts=True)
+    r.flushall()
+    ledger.ensure_loaded(rt)
+    assert r.get(keys.attempts("bad")) == b"1" and not r.exists(keys.failed("bad"))
+    assert len(ledger.history(rt, "bad")) == 2
+
+
+def test_restore_never_lowers_what_redis_counted_since_the_wipe(rt: Runtime, r: redis.Redis) -> None:
+    _attempt(rt, "t", 1, 1, outcome="rejected", reason="oracle_red", counts=True)
+    r.flushall()
+    r.set(keys.fence("t"), 7)
+    ledger.ensure_loaded(rt)
+    assert r.get(keys.fence("t")) == b"7" and r.get(keys.attempts("t")) == b"1"
+
+
+def test_one_task_history_is_not_mixed_with_a_task_whose_name_extends_it(rt: Runtime) -> None:
+    _attempt(rt, "a", 1, 1, outcome="landed", reason="")
+    _attempt(rt, "a-b", 1, 1, outcome="rejected", reason="oracle_red", counts=True)
+    assert [h["outcome"] for h in ledger.history(rt, "a")] == ["landed"]
+    assert ledger.history(rt, "missing") == []
