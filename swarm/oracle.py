@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from swarm import proc
+from swarm import proc, runners
 from swarm.settings import OracleSettings, child_env
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def run(
     env.update(AGENT_ID=agent_id, SWARM_ORACLE_TIER=tier, **(extra_env or {}))
     timeout = min(settings.timeout, timeout_cap)
     result = proc.run(["bash", "-c", command], cwd=worktree, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
-    summary = parse_summary(proc.tail(log_path, 256 * 1024))
+    summary = runners.summarize(settings.runner, proc.tail(log_path, runners.OUTPUT_BYTES), worktree)
     verdict = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
     if summary is not None:
         verdict.summary = summary

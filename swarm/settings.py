@@ -245,6 +245,15 @@ class OracleSettings(BaseModel):
     """Seconds one oracle run may take before its process group is killed."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment for the oracle; `{cache}` is replaced by a per-worker cache folder."""
+    runner: str = "json"
+    """How to read the counts: json (its last JSON line), cargo, pytest, go, node, junit:<path>, generic or auto."""
+
+    @field_validator("runner")
+    @classmethod
+    def _runner(cls, value: str) -> str:
+        from swarm import runners
+
+        return runners.check_name(value)
 
 
 class RepoSettings(BaseModel):
