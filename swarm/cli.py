@@ -314,7 +314,8 @@ def _origin_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     if not settings.origin:
         return [("origin", False, "origin is not set (SWARM_ORIGIN): the repository the swarm lands on")]
     try:
-        mirror = repo.Mirror(settings.origin, usable_workdir(settings) / "mirror.git", settings.branch).ensure()
+        path = usable_workdir(settings) / "mirror.git"
+        mirror = repo.Mirror(settings.origin, path, settings.branch, settings.git_timeout).ensure()
         main = mirror.fetch()
         out = [("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")]
         out.append(("origin push", *mirror.probe_push(main)))
@@ -448,7 +449,8 @@ def audit(ctx: click.Context, check_oracle: bool, last: int | None) -> None:
 
     settings = _settings(ctx)
     settings.require("origin")
-    mirror = repo.Mirror(settings.origin or "", settings.workdir.resolve() / "mirror.git", settings.branch).ensure()
+    path = settings.workdir.resolve() / "mirror.git"
+    mirror = repo.Mirror(settings.origin or "", path, settings.branch, settings.git_timeout).ensure()
     report = audit_mod.audit(mirror, check_oracle, last, settings.workdir.resolve())
     for problem in report.problems:
         console.print(f"[red]BROKEN[/] {escape(str(problem))}", highlight=False)
@@ -469,7 +471,7 @@ def redis_cmd(port: int, folder: Path) -> None:
     with interrupt_on_signals(), EmbeddedRedis(folder, port=port, persist=True) as server:
         console.print(f"redis at {server.url} (data in {folder}); Ctrl-C stops it")
         try:
-            while server.proc is not None and server.proc.poll() is None:
+            while server.running():
                 time.sleep(1)
         except KeyboardInterrupt:
             pass

@@ -5,15 +5,17 @@ from __future__ import annotations
 import logging
 import shutil
 import socket
-import subprocess
 import time
 from pathlib import Path
 
 import redis
 
+from swarm import proc
 from swarm.errors import SwarmError
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE = 5.0
 
 
 def find_redis_server() -> str | None:
@@ -42,7 +44,7 @@ class EmbeddedRedis:
         self.folder = folder.resolve()
         self.port = port or free_port()
         self.persist = persist
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.service: proc.Service | None = None
 
     @property
     def url(self) -> str:
@@ -56,12 +58,14 @@ class EmbeddedRedis:
         argv = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder)]
         argv += ["--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", str(self.folder / "redis.log")]
         argv += ["--appendonly", "yes", "--save", ""] if self.persist else ["--appendonly", "no", "--save", ""]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, start_new_session=True)
+        # redis-server needs no environment; its start-up output goes next to its redis.log.
+        self.service = proc.start_service("redis", argv, cwd=self.folder, env={}, log_path=self.folder / "redis.out")
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SwarmError(f"redis-server exited with {self.proc.returncode}; see {self.folder / 'redis.log'}")
+            if not self.service.running():
+                code = self.service.popen.returncode
+                raise SwarmError(f"redis-server exited with {code}; see {self.folder / 'redis.log'}")
             try:
                 client.ping()
                 return self
@@ -70,15 +74,17 @@ class EmbeddedRedis:
         self.stop()
         raise SwarmError(f"redis-server did not answer on port {self.port} within {timeout:.0f}s")
 
+    @property
+    def pid(self) -> int | None:
+        return self.service.pid if self.service is not None else None
+
+    def running(self) -> bool:
+        return self.service is not None and self.service.running()
+
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.service is not None:
+            proc.stop_services([self.service], grace=STOP_GRACE)
+            self.service = None
 
     def __enter__(self) -> EmbeddedRedis:
         return self.start()

@@ -1,20 +1,20 @@
-"""Starts and stops the swarm's processes on one machine: embedded Redis, workers per vendor, beat, Flower.
+"""The processes of a swarm on one machine (embedded Redis, a worker per vendor, beat, Flower) and their supervisor.
 
-Each process runs in its own session so that stopping the swarm takes down everything it started, agents too.
+Every process starts through `proc.start_service`, in its own session, so stopping the swarm takes down everything
+it started, agents too. honcho (which runs the Procfile) is not used here: its Manager blocks the main thread in
+its own loop, installs its own signal handlers and prints every line to stdout, while `swarm up` and `swarm demo`
+need the main thread for their live view and must stop the swarm on their own terms.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from swarm import proc
 from swarm.embedded import EmbeddedRedis, free_port
 from swarm.settings import Settings
 
@@ -54,57 +54,33 @@ def plan(settings: Settings, workers: dict[str, int], flower_port: int | None) -
 
 @dataclass
 class Supervisor:
-    """Runs a set of processes with a shared environment; `stop()` ends them all, whatever state they are in."""
+    """Runs a set of services with a shared environment; `stop()` ends them all, whatever state they are in."""
 
     logs: Path
     env: dict[str, str]
     cwd: Path
-    running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    running: list[proc.Service] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
 
     def start_redis(self, folder: Path) -> str:
         self.redis = EmbeddedRedis(folder, persist=True).start()
         return self.redis.url
 
-    def start(self, proc: Process) -> None:
-        self.logs.mkdir(parents=True, exist_ok=True)
-        with open(self.logs / f"{proc.name}.log", "ab") as out:
-            self.running[proc.name] = subprocess.Popen(
-                proc.argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+    def start(self, process: Process) -> None:
+        log_path = self.logs / f"{process.name}.log"
+        service = proc.start_service(process.name, process.argv, cwd=self.cwd, env=self.env, log_path=log_path)
+        self.running.append(service)
 
     def dead(self) -> list[str]:
-        return [name for name, p in self.running.items() if p.poll() is not None]
+        return [service.name for service in self.running if not service.running()]
 
     def stop(self) -> None:
-        """SIGTERM every process group (Celery's warm shutdown), then SIGKILL what is left, then Redis."""
-        for proc in self.running.values():
-            _signal(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for proc in self.running.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                log.warning("process %d did not stop in %.0fs; killing it", proc.pid, STOP_GRACE)
-            _signal(proc.pid, signal.SIGKILL)
-            proc.wait()
+        """Stop every service (warm shutdown first, then SIGKILL), then Redis."""
+        proc.stop_services(self.running, STOP_GRACE)
         self.running.clear()
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
-
-
-def _signal(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def flower_credentials() -> tuple[str, str]:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from swarm import proc, runners
-from swarm.settings import OracleSettings, child_env
+from swarm.environ import child_env
+from swarm.settings import OracleSettings
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,12 @@ import redis
 from swarm import attempts, coalesce, keys, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
+from swarm.environ import agent_home_env
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
 from swarm.leases import Heartbeat, Lease
 from swarm.repo import LandResult, Worktree, matches
 from swarm.runtime import Runtime
-from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, agent_home_env
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""The one place that starts processes: own session, stdin closed, output to a log, timeout kills the group."""
+"""The one place that starts processes: own session, stdin closed, output to a log, timeout kills the group.
+
+`run` is for children the caller waits for (agents, oracles); `start_service` for long-lived ones (Redis, workers).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 log = logging.getLogger(__name__)
 
@@ -142,20 +147,24 @@ def kill_all() -> None:
         _live_groups.discard(pgid)
 
 
-def _environ(pid: int | str) -> list[bytes]:
-    """A process's environment as NAME=value entries ([] when it is gone, a zombie, or not ours to read)."""
+def _environ(pid: int) -> dict[str, str]:
+    """A process's environment ({} when it is gone, a zombie, or not ours to read)."""
     try:
-        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return []
+        return dict(psutil.Process(pid).environ())
+    except (psutil.Error, OSError):
+        return {}
+
+
+def _carries(pid: int, marker: str) -> bool:
+    """Whether the process's environment holds `marker`, a NAME=value entry."""
+    name, _, value = marker.partition("=")
+    return _environ(pid).get(name) == value
 
 
 def marked(marker: str) -> list[int]:
     """Pids of the live processes whose environment holds `marker` (e.g. SWARM_RUN=<id>)."""
-    needle = marker.encode()
     own = os.getpid()
-    return [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and int(e.name) != own
-            and needle in _environ(e.name)]  # fmt: skip
+    return [pid for pid in psutil.pids() if pid != own and alive(pid) and _carries(pid, marker)]
 
 
 def kill_marked(marker: str) -> list[int]:
@@ -174,15 +183,12 @@ def kill_marked(marker: str) -> list[int]:
 def sweep_orphans(host: str) -> list[int]:
     """Kill processes left by dead worker processes of this host: agents and oracles carry SWARM_WORKER=<host>-<pid>."""
     killed = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        owner = next((v for v in _environ(entry.name) if v.startswith(b"SWARM_WORKER=")), b"")
-        owner_host, _, owner_pid = owner.decode(errors="replace").removeprefix("SWARM_WORKER=").rpartition("-")
+    for pid in psutil.pids():
+        owner_host, _, owner_pid = _environ(pid).get("SWARM_WORKER", "").rpartition("-")
         if owner_host == host and owner_pid.isdigit() and not alive(int(owner_pid)):
             try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
             except OSError:
                 continue
     return killed
@@ -191,17 +197,70 @@ def sweep_orphans(host: str) -> list[int]:
 def alive(pid: int) -> bool:
     """Whether a process exists and runs (a zombie or a dead one holds no resources and runs no code)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
+        return psutil.Process(pid).status() not in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except psutil.Error:
         return False
 
 
 def kill_orphan(pgid: int, marker: str) -> bool:
     """Kill a group left by a dead worker on this host, if its leader still carries `marker` in its environment."""
-    if marker.encode() not in _environ(pgid):
+    if not _carries(pgid, marker):
         return False
     _signal_group(pgid, signal.SIGKILL)
     return True
+
+
+def descendants(pid: int | None = None) -> list[int]:
+    """Pids of every live process below `pid` (this process when None), children of children included."""
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+@dataclass
+class Service:
+    """A long-lived child (Redis, a Celery worker, beat, Flower): own session, stdin closed, output appended to a log.
+
+    Unlike `run`, nothing waits for it: its owner checks `running()` and ends it with `stop_services`.
+    """
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+
+def start_service(name: str, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: Path) -> Service:
+    """Start a long-lived child in its own session (so stopping it takes down everything it started)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as out:
+        popen = subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    return Service(name, popen, log_path)
+
+
+def stop_services(services: Sequence[Service], grace: float) -> None:
+    """SIGTERM every service's group at once (Celery's warm shutdown), wait up to `grace`, SIGKILL what is left."""
+    for service in services:
+        _signal_group(service.pid, signal.SIGCONT)  # a stopped process cannot act on SIGTERM
+        _signal_group(service.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for service in services:
+        try:
+            service.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s (pid %d) did not stop in %.0fs; killing it", service.name, service.pid, grace)
+        _signal_group(service.pid, signal.SIGKILL)
+        service.popen.wait()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import git
 
@@ -55,15 +56,52 @@ class Rebased:
 GIT = ("git", "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 
-def _git(cwd: Path) -> git.Git:
-    g = git.Git(str(cwd))
+DEFAULT_GIT_TIMEOUT = 120.0
+"""Seconds any one git command may take (setting `git_timeout`): a stalled fetch or push must not hold a lock."""
+
+
+class _Git(git.Git):
+    """A git.Git whose commands are killed after `timeout` seconds."""
+
+    def __init__(self, cwd: Path, timeout: float) -> None:
+        super().__init__(str(cwd))
+        self.timeout = timeout
+
+
+def _git(cwd: Path, timeout: float = DEFAULT_GIT_TIMEOUT) -> _Git:
+    g = _Git(cwd, timeout)
     g.update_environment(GIT_TERMINAL_PROMPT="0", **SWARM_IDENTITY)
     return g
 
 
+def _execute(g: git.Git, args: list[str], **kwargs: object) -> Any:
+    """The one door to git: every command runs with the swarm's -c options and is killed at the timeout."""
+    timeout = getattr(g, "timeout", DEFAULT_GIT_TIMEOUT)
+    try:
+        result = g.execute([*GIT, *args], kill_after_timeout=timeout, **kwargs)  # type: ignore[call-overload]
+    except git.GitCommandError as exc:
+        if _timed_out(exc.stderr):
+            raise _timeout_error(args, g, timeout) from None
+        raise
+    if isinstance(result, tuple) and _timed_out(result[2]):  # with_exceptions=False: the status says only -9
+        raise _timeout_error(args, g, timeout)
+    return result
+
+
+def _timed_out(stderr: object) -> bool:
+    return "Timeout: the command" in str(stderr or "")
+
+
+def _timeout_error(args: list[str], g: git.Git, timeout: float) -> GitError:
+    return GitError(
+        f"git {' '.join(args[:3])} in {g.working_dir} did not finish within {timeout:g}s and was killed "
+        "(setting 'git_timeout', SWARM_GIT_TIMEOUT)"
+    )
+
+
 def _run(g: git.Git, *args: str, **kwargs: object) -> str:
     try:
-        return str(g.execute([*GIT, *args], **kwargs))  # type: ignore[call-overload]
+        return str(_execute(g, list(args), **kwargs))
     except git.GitCommandError as exc:
         stderr = (exc.stderr or "").strip().removeprefix("stderr: ").strip("'\n ")
         raise GitError(f"git {' '.join(args[:3])} in {g.working_dir} failed: {stderr or exc}") from None
@@ -79,11 +117,12 @@ def absolute_origin(origin: str) -> str:
 class Mirror:
     """A bare per-host copy of origin that every worker process on the host shares, under a file lock."""
 
-    def __init__(self, origin: str, path: Path, branch: str = "main") -> None:
+    def __init__(self, origin: str, path: Path, branch: str = "main", git_timeout: float = DEFAULT_GIT_TIMEOUT) -> None:
         self.origin = absolute_origin(origin)
         self.path = path
         self.branch = branch
-        self.g = _git(path) if path.exists() else None
+        self.git_timeout = git_timeout
+        self.g = _git(path, git_timeout) if path.exists() else None
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -100,10 +139,10 @@ class Mirror:
         with self.locked():
             if not (self.path / "HEAD").exists():
                 self.path.mkdir(parents=True, exist_ok=True)
-                g = _git(self.path)
+                g = _git(self.path, self.git_timeout)
                 _run(g, "init", "--bare", "--quiet")
                 _run(g, "config", "gc.auto", "0")
-            self.g = _git(self.path)
+            self.g = _git(self.path, self.git_timeout)
             # Agents work in worktrees of this mirror. It keeps no remote, so `git push` there has nowhere to go
             # and `git remote -v` does not tell an agent where origin is: only the swarm, by explicit URL, lands.
             if "origin" in _run(self.g, "remote").split():
@@ -143,8 +182,8 @@ class Mirror:
     def read(self, commit: str, path: str) -> bytes | None:
         """A file's content at a commit, or None when it is not there."""
         try:
-            data: bytes = self._g.execute(
-                [*GIT, "cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False
+            data: bytes = _execute(
+                self._g, ["cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False
             )
             return data
         except git.GitCommandError:
@@ -194,10 +233,11 @@ class Mirror:
         """Replay commit (whose parent is base) onto `onto` without a worktree, keeping message and author."""
         if base == onto:
             return Rebased(commit)
-        status, out, _ = self._g.execute(
+        status, out, _ = _execute(
+            self._g,
             # The candidate's only parent is `base`, an ancestor of `onto`: git finds that merge base itself
             # (and git 2.39 has no --merge-base).
-            [*GIT, "merge-tree", "--write-tree", "--name-only", onto, commit],
+            ["merge-tree", "--write-tree", "--name-only", onto, commit],
             with_extended_output=True,
             with_exceptions=False,
         )
@@ -257,9 +297,10 @@ class Mirror:
         """The atomic compare-and-swap: main OLD->NEW and the landed ref created, both or neither."""
         landed_ref = f"{LANDED_PREFIX}{task_id}"
         main_ref = f"refs/heads/{self.branch}"
-        status, out, err = self._g.execute(
+        status, out, err = _execute(
+            self._g,
             [
-                *GIT, "push", "--atomic", "--porcelain", "--no-verify", self.origin,
+                "push", "--atomic", "--porcelain", "--no-verify", self.origin,
                 f"--force-with-lease={main_ref}:{old}",
                 f"--force-with-lease={landed_ref}:",
                 f"{new}:{main_ref}",
@@ -331,14 +372,15 @@ class Mirror:
     def probe_push(self, commit: str) -> tuple[bool, str]:
         """Push a throw-away ref to origin and delete it: proves the swarm can land there."""
         ref = "refs/swarm/doctor/probe"
-        status, _, err = self._g.execute(
-            [*GIT, "push", "--quiet", self.origin, f"{commit}:{ref}"],
+        status, _, err = _execute(
+            self._g,
+            ["push", "--quiet", self.origin, f"{commit}:{ref}"],
             with_extended_output=True,
             with_exceptions=False,
         )
         if status != 0:
             return False, f"cannot push to {self.origin}: {err.strip()}"
-        self._g.execute([*GIT, "push", "--quiet", self.origin, f":{ref}"], with_exceptions=False)
+        _execute(self._g, ["push", "--quiet", self.origin, f":{ref}"], with_exceptions=False)
         return True, f"the swarm can push to {self.origin}"
 
 
@@ -348,7 +390,7 @@ class Worktree:
     def __init__(self, path: Path, mirror: Mirror) -> None:
         self.path = path
         self.mirror = mirror
-        self.g = _git(path)
+        self.g = _git(path, mirror.git_timeout)
 
     def snapshot(self, base: str, message: str, author: str) -> str | None:
         """One commit on `base` holding the worktree's files as they are (agent commits squashed); None if no change."""

@@ -41,7 +41,8 @@ def connect(settings: Settings, hook: Hook | None = None) -> Runtime:
     client = redis.Redis.from_url(
         settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
     )
-    mirror = Mirror(settings.origin, usable_workdir(settings) / "mirror.git", settings.branch).ensure()
+    path = usable_workdir(settings) / "mirror.git"
+    mirror = Mirror(settings.origin, path, settings.branch, settings.git_timeout).ensure()
     return Runtime(settings, client, Leases(client), mirror, Events(client, hook))
 
 

@@ -18,8 +18,9 @@ from rich.table import Table
 from rich.text import Text
 
 from swarm import keys, launch, state
+from swarm.environ import swarm_process_env
 from swarm.runtime import Runtime, connect
-from swarm.settings import Settings, load_settings, swarm_process_env
+from swarm.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)

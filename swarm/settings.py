@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     """Globs of the task ids this swarm dispatches (all tasks when empty): run a slice of a big backlog."""
     keep_worktrees: bool = False
     """Leave worktrees of finished attempts on disk, for debugging."""
+    git_timeout: float = Field(120.0, gt=0)
+    """Seconds any one git command (fetch, push, worktree...) may take before it is killed and the step fails."""
 
     @field_validator("redis_url")
     @classmethod
@@ -108,7 +110,8 @@ class Settings(BaseSettings):
     @field_validator("vendors")
     @classmethod
     def _vendors(cls, value: dict[str, VendorSettings]) -> dict[str, VendorSettings]:
-        from swarm.agents import registry  # settings validate adapter options; adapters never import settings
+        # Imported here: the registry imports the adapters, which import swarm.environ, which imports this module.
+        from swarm.agents import registry
 
         for name, vendor in value.items():
             if not VENDOR_NAME.match(name):
@@ -295,34 +298,9 @@ def parse_repo_settings(text: str, where: str) -> RepoSettings:
         raise SettingsError(explain(exc, source=where)) from None
 
 
-# --- the environment handed to child processes: only what a tool needs, never the swarm's own secrets ---
-
-_BASE_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
+# --- the inherited environment, for swarm.environ to compose child environments from ---
 
 
-def child_env(pass_env: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
-    """Base environment for agents and oracles: PATH, HOME, locale, plus the names asked for explicitly."""
-    env = {k: v for k, v in os.environ.items() if k in _BASE_ENV or k.startswith("LC_")}
-    env.update({k: os.environ[k] for k in pass_env if k in os.environ})
-    return env
-
-
-def agent_home_env(home: Path, name: str) -> dict[str, str]:
-    """HOME of an agent is its worker slot's own folder (not the user's ~/.ssh and credentials), with the Rust
-    toolchain still found where it is installed, and a git identity for the agent's own commits."""
-    env = {"HOME": str(home), "GIT_AUTHOR_NAME": name, "GIT_COMMITTER_NAME": name}
-    env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = f"{name.replace(' ', '-')}@swarm.invalid"
-    real_home = Path(os.environ.get("HOME") or Path.home())
-    for var, default in (("RUSTUP_HOME", real_home / ".rustup"), ("CARGO_HOME", real_home / ".cargo")):
-        value = os.environ.get(var) or (str(default) if default.exists() else "")
-        if value:
-            env[var] = value
-    return env
-
-
-def swarm_process_env(config: Path, redis_url: str) -> dict[str, str]:
-    """The environment of the processes `swarm up` starts: this one's, with the deployment named explicitly
-    (SWARM_CONFIG, SWARM_REDIS_URL) instead of any SWARM_* or FLOWER_* variable inherited by chance."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SWARM_", "FLOWER_"))}
-    env.update(SWARM_CONFIG=str(config.resolve()), SWARM_REDIS_URL=redis_url)
-    return env
+def inherited_environment() -> dict[str, str]:
+    """A copy of this process's environment: what child environments are built from (see swarm.environ)."""
+    return dict(os.environ)

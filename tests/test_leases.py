@@ -212,8 +212,8 @@ def second_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
     try:
         yield server
     finally:
-        if server.proc is not None and server.proc.poll() is None:
-            os.kill(server.proc.pid, signal.SIGCONT)
+        if server.pid is not None and server.running():
+            os.kill(server.pid, signal.SIGCONT)
         server.stop()
 
 
@@ -251,11 +251,11 @@ def test_with_the_runtimes_client_a_hanging_redis_is_noticed_before_the_lease_ex
         wait_for(lambda: rt.redis.pttl(lease.key) < ttl * 1000 - 50, 2, "time to pass on the lease")
         wait_for(lambda: rt.redis.pttl(lease.key) > ttl * 1000 - 50, 2, "one renewal")
         last_renewal = time.monotonic()
-        assert second_redis.proc is not None
-        os.kill(second_redis.proc.pid, signal.SIGSTOP)
+        assert second_redis.pid is not None
+        os.kill(second_redis.pid, signal.SIGSTOP)
         try:
             lost.event.wait(ttl + 1)
         finally:
-            os.kill(second_redis.proc.pid, signal.SIGCONT)
+            os.kill(second_redis.pid, signal.SIGCONT)
         assert lost.calls, "on_lost was not called although the lease could not be renewed"
         assert lost.calls[0][0] - last_renewal < ttl, "on_lost comes before the lease may have expired"

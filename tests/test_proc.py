@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from swarm import proc
-from swarm.settings import child_env
+from swarm.environ import child_env
 from tests.conftest import wait_for
 
 ENV = child_env()

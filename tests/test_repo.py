@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from swarm import repo
+from swarm import proc, repo
 from swarm.errors import GitError
 from swarm.repo import LANDED_PREFIX, LandResult, Mirror, matches
-from tests.conftest import TOY_REPO, Project
+from tests.conftest import TOY_REPO, Project, wait_for
 
 
 def git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
@@ -467,3 +467,21 @@ def test_absolute_origin() -> None:
     assert repo.absolute_origin("git@github.com:a/b.git") == "git@github.com:a/b.git"
     assert repo.absolute_origin("ssh://git@host/x") == "ssh://git@host/x"
     assert repo.absolute_origin("rel/origin.git") == str(Path.cwd() / "rel" / "origin.git")
+
+
+def test_a_git_command_that_hangs_is_killed_at_the_timeout_with_an_error_naming_it(tmp_path: Path) -> None:
+    """A stalled fetch must not hold the mirror lock and the worker's slot forever (setting git_timeout)."""
+    pid_file = tmp_path / "transport.pid"
+    hang = tmp_path / "hang.sh"  # stands in for an ssh transport whose link was cut: it never answers
+    hang.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 300\n")
+    hang.chmod(0o755)
+    stalled = Mirror("git@unreachable.invalid:repo.git", tmp_path / "mirror.git", git_timeout=2).ensure()
+    git(stalled.path, "config", "core.sshCommand", str(hang))
+    with pytest.raises(GitError) as info:
+        stalled.fetch()
+    message = str(info.value)
+    assert "git fetch" in message and "within 2s" in message and "git_timeout" in message
+    pid = int(pid_file.read_text())
+    wait_for(lambda: not proc.alive(pid), 10, "the hung transport to be killed")
+    with stalled.locked():  # the lock was released: this would block forever otherwise
+        pass

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from swarm.errors import SettingsError
-from swarm.settings import Settings, child_env, config_file, load_settings, parse_repo_settings
+from swarm.settings import Settings, config_file, load_settings, parse_repo_settings
 
 VENDOR = '[vendors.claude]\nadapter = "command"\ncommand = ["claude-cli", "{prompt_file}"]\n'
 
@@ -117,16 +117,6 @@ def test_require_names_the_setting_and_its_env_var(clean_env: Path) -> None:
 def test_require_treats_an_empty_value_as_unset() -> None:
     with pytest.raises(SettingsError, match="'origin'"):
         Settings(origin="").require("origin")
-
-
-def test_child_env_passes_only_the_base_and_what_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SWARM_REDIS_URL", "redis://secret:1/0")
-    monkeypatch.setenv("SECRET_TOKEN", "t0ken")
-    monkeypatch.setenv("LC_ALL", "C.UTF-8")
-    env = child_env(["SECRET_TOKEN", "NOT_SET_ANYWHERE"])
-    assert env["PATH"] == os.environ["PATH"] and env["LC_ALL"] == "C.UTF-8" and env["SECRET_TOKEN"] == "t0ken"
-    assert "SWARM_REDIS_URL" not in env and "NOT_SET_ANYWHERE" not in env
-    assert "SECRET_TOKEN" not in child_env()
 
 
 V = 'adapter = "command"\ncommand = ["x", "{prompt_file}"]\n'

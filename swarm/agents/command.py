@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from swarm import proc
 from swarm.agents.base import AgentResult, AgentRun
-from swarm.settings import child_env
+from swarm.environ import child_env
 
 log = logging.getLogger(__name__)
 

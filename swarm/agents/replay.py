@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from swarm import proc
 from swarm.agents.base import AgentResult, AgentRun
-from swarm.settings import child_env
+from swarm.environ import child_env
 
 log = logging.getLogger(__name__)
 
