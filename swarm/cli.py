@@ -72,25 +72,46 @@ def _enqueue() -> Callable[[str, str], None]:
 
 @cli.command()
 @click.argument("directory", type=click.Path(path_type=Path))
-@click.option("--template", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
-              help="Folder to start the project from (default: engine_repo_template).")  # fmt: skip
-def init(directory: Path, template: Path | None) -> None:
+@click.option(
+    "--template",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Folder to start the project from (default: engine_repo_template).",
+)
+@click.option(
+    "--adopt",
+    "source",
+    default=None,
+    metavar="PATH_OR_URL",
+    help="Make this existing repository (with its origin) a swarm project instead.",
+)
+@click.option("--oracle", "command", default=None, help="With --adopt: the oracle command (default: detected).")
+@click.option("--runner", default=None, help="With --adopt: how its output is read (cargo, pytest, go, ...).")
+def init(directory: Path, template: Path | None, source: str | None, command: str | None,
+         runner: str | None) -> None:  # fmt: skip
     """Make a new project in DIRECTORY: a bare origin, a working clone, and a swarm.toml pointing at them."""
-    template = template or DEFAULT_TEMPLATE
     directory = directory.resolve()
-    origin, clone = directory / "origin.git", directory / "work"
-    head = repo.init_project(template, origin, clone)
+    if source is not None:
+        from swarm import adopt
+
+        adopted = adopt.adopt(source, directory, runner, command)
+        origin, branch = adopted.origin, adopted.branch
+        console.print(escape(adopt.describe(adopted)), highlight=False)
+    else:
+        origin, branch, clone = str(directory / "origin.git"), "main", directory / "work"
+        head = repo.init_project(template or DEFAULT_TEMPLATE, Path(origin), clone)
+        console.print(f"[green]created[/] {origin} (main at {head[:12]}) and its clone {clone}")
     config = directory / "swarm.toml"
     if not config.exists():
-        config.write_text(_starter_config(origin, directory / ".swarm"))
-    console.print(f"[green]created[/] {origin} (main at {head[:12]}) and its clone {clone}")
+        config.write_text(_starter_config(origin, directory / ".swarm", branch))
     console.print(f"settings: {config}  (set redis_url and vendors there, then `swarm --config {config} doctor`)")
 
 
-def _starter_config(origin: Path, workdir: Path) -> str:
+def _starter_config(origin: str, workdir: Path, branch: str = "main") -> str:
     return f"""# Deployment settings of this swarm (see README: Configuration). SWARM_* variables override them.
-origin = "{origin}"
-workdir = "{workdir}"
+origin = {json.dumps(origin)}
+workdir = {json.dumps(str(workdir))}
+branch = {json.dumps(branch)}
 # redis_url = "redis://127.0.0.1:6379/0"   # required by workers; `swarm demo` starts its own
 lease_ttl = 30
 agent_timeout = 3600

@@ -28,6 +28,8 @@ from swarm.errors import GitError
 log = logging.getLogger(__name__)
 
 LANDED_PREFIX = "refs/swarm/landed/"
+ADOPTED_REF = "refs/swarm/adopted"
+"""The commit through which `swarm init --adopt` made an existing repository a swarm project."""
 RECORDS_PREFIX = "refs/swarm/attempts/"
 """One commit chain per task on origin: the ledger of its attempts (see ledger.py)."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -172,6 +174,10 @@ class Mirror:
 
     def rev(self, ref: str) -> str:
         return _run(self._g, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+    def adopted(self) -> str | None:
+        """The adoption commit (refs/swarm/adopted, as of the last fetch), or None for a project the swarm began."""
+        return self._local_rev(ADOPTED_REF) or None
 
     def landed(self) -> dict[str, str]:
         """Landed task ids and the commit each landed as, from the last fetch."""
@@ -460,3 +466,56 @@ def init_project(template: Path, origin: Path, clone: Path, branch: str = "main"
     _run(g, "push", "--quiet", "origin", f"HEAD:refs/heads/{branch}")
     _run(g, "branch", "--set-upstream-to", f"origin/{branch}")
     return _run(g, "rev-parse", "HEAD").strip()
+
+
+# --- adopting an existing repository (`swarm init --adopt`) ---
+
+
+def origin_of(source: str, bare_copy: Path) -> str:
+    """Where the swarm lands for an existing repository: a URL or bare repository as given; a working clone's own
+    `origin` remote; or, for a working clone without one, a bare copy of it made at `bare_copy`."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        _run(_git(Path.cwd()), "ls-remote", "--heads", source)  # reachable, or a GitError naming it
+        return source
+    g = _git(path)
+    if _run(g, "rev-parse", "--is-bare-repository").strip() == "true":
+        return str(path.resolve())
+    remote = _run(g, "config", "--get", "remote.origin.url", with_exceptions=False).strip()
+    if remote:
+        return remote if "://" in remote or ":" in remote.split("/")[0] else str((path / remote).resolve())
+    if bare_copy.exists() and any(bare_copy.iterdir()):
+        raise GitError(f"{bare_copy} already exists and is not empty; choose another folder")
+    _run(_git(Path.cwd()), "clone", "--quiet", "--bare", str(path.resolve()), str(bare_copy))
+    return str(bare_copy.resolve())
+
+
+def clone_default_branch(origin: str, clone: Path) -> str:
+    """Clone origin into `clone`; returns origin's default branch, or a GitError for an empty repository."""
+    if clone.exists() and any(clone.iterdir()):
+        raise GitError(f"{clone} already exists and is not empty; choose another folder")
+    _run(_git(Path.cwd()), "clone", "--quiet", "--no-recurse-submodules", origin, str(clone))
+    g = _git(clone)
+    if not _run(g, "rev-parse", "--verify", "--quiet", "HEAD", with_exceptions=False).strip():
+        raise GitError(f"{origin} has no commits: adopt a repository with history, or use `swarm init`")
+    return _run(g, "symbolic-ref", "--short", "HEAD").strip()
+
+
+def commit_adoption(clone: Path, branch: str, message: str) -> str:
+    """Commit every change of the clone as one commit and push it to origin's branch and to refs/swarm/adopted,
+    atomically and only if the repository was never adopted before."""
+    g = _git(clone)
+    _run(g, "add", "--all")
+    env = {"GIT_AUTHOR_NAME": "swarm init", "GIT_AUTHOR_EMAIL": "init@swarm.invalid", **SWARM_IDENTITY}
+    _run(g, "commit", "--quiet", "--no-verify", "-m", message, env=env)
+    head = _run(g, "rev-parse", "HEAD").strip()
+    status, out, err = g.execute(
+        [*GIT, "push", "--atomic", "--porcelain", "--no-verify", "origin", f"--force-with-lease={ADOPTED_REF}:",
+         f"HEAD:refs/heads/{branch}", f"HEAD:{ADOPTED_REF}"],
+        with_extended_output=True,
+        with_exceptions=False,
+    )  # fmt: skip
+    if status != 0:
+        raise GitError(f"cannot push the adoption commit to origin ({branch} and {ADOPTED_REF}): "
+                       f"{err.strip() or out.strip()}")  # fmt: skip
+    return head
