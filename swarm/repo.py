@@ -509,8 +509,9 @@ def commit_adoption(clone: Path, branch: str, message: str) -> str:
     env = {"GIT_AUTHOR_NAME": "swarm init", "GIT_AUTHOR_EMAIL": "init@swarm.invalid", **SWARM_IDENTITY}
     _run(g, "commit", "--quiet", "--no-verify", "-m", message, env=env)
     head = _run(g, "rev-parse", "HEAD").strip()
-    status, out, err = g.execute(
-        [*GIT, "push", "--atomic", "--porcelain", "--no-verify", "origin", f"--force-with-lease={ADOPTED_REF}:",
+    status, out, err = _execute(
+        g,
+        ["push", "--atomic", "--porcelain", "--no-verify", "origin", f"--force-with-lease={ADOPTED_REF}:",
          f"HEAD:refs/heads/{branch}", f"HEAD:{ADOPTED_REF}"],
         with_extended_output=True,
         with_exceptions=False,
