@@ -8,14 +8,27 @@ import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import celeryd_after_setup, worker_process_init
+from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_after_setup, worker_process_init
 
-from swarm import proc
+from swarm import celeryconfig, proc
+from swarm.redact import redact_logging
 
 log = logging.getLogger(__name__)
 
 app = Celery("swarm", include=["swarm.tasks"])
-app.config_from_object("swarm.celeryconfig")
+
+
+@app.on_configure.connect
+def _configure(sender: Celery, **kwargs: Any) -> None:
+    """Settings are read when Celery first needs its config, not when `swarm` is imported."""
+    sender.config_from_object(celeryconfig.load())
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _redact_logs(logger: logging.Logger, **kwargs: Any) -> None:
+    """Worker and beat logs never show the Redis password."""
+    redact_logging(logger)
 
 
 @celeryd_after_setup.connect

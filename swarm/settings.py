@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from swarm.errors import SettingsError
+from swarm.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,9 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
         if value is not None and not re.match(r"^(redis|rediss|unix)://", value):
-            raise ValueError(f"{value!r} is not a Redis URL (redis://host:port/db, rediss://..., unix://path)")
+            raise ValueError(
+                f"{redact(repr(value))} is not a Redis URL (redis://host:port/db, rediss://..., unix://path)"
+            )
         return value
 
     @field_validator("vendors")
@@ -223,7 +226,9 @@ def explain(exc: ValidationError, source: str, env_prefix: str = "") -> str:
     lines = []
     for err in exc.errors():
         name = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        given = f" (got {err['input']!r})" if not isinstance(err.get("input"), dict) and "input" in err else ""
+        given = (
+            f" (got {redact(repr(err['input']))})" if not isinstance(err.get("input"), dict) and "input" in err else ""
+        )
         msg = err["msg"].removeprefix("Value error, ")
         where = f"{source}" + (f" or {env_prefix}{name.split('.')[0].upper()}" if env_prefix else "")
         lines.append(f"setting {name!r} in {where}: {msg}{given}")

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+from celery import Celery
+
+from swarm import celeryconfig
+from swarm.settings import Settings
 from tests.cluster import REPO_ROOT, write_config
 from tests.conftest import Project
 
@@ -56,3 +61,36 @@ def test_a_worker_with_a_bad_setting_stops_at_start_with_its_name(project: Proje
     assert out.returncode == 2
     assert "lease_ttl" in out.stderr and "greater than 0" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_importing_the_app_does_no_work_even_with_a_broken_config(tmp_path: Path) -> None:
+    """Settings are read when Celery first needs its config: importing swarm loads, prints and exits nothing."""
+    env = {"SWARM_CONFIG": str(tmp_path / "missing.toml"), "PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}
+    code = "import swarm.celery, swarm.celeryconfig, swarm.tasks; print('imported')"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout == "imported\n" and out.stderr == "", out.stderr
+
+
+def tls_app(url: str) -> Celery:
+    app = Celery("tls-probe")
+    app.config_from_object(celeryconfig.from_settings(Settings(redis_url=url, origin="/o")))
+    return app
+
+
+def test_a_bare_rediss_url_works_for_workers_and_verifies_the_certificate() -> None:
+    """Celery refuses `rediss://` without ssl_cert_reqs; the swarm defaults to verifying (CERT_REQUIRED)."""
+    app = tls_app("rediss://:s3cret@127.0.0.1:6380/0")
+    assert app.backend.connparams["ssl_cert_reqs"] == ssl.CERT_REQUIRED  # building the backend raised before
+    assert app.connection_for_write().ssl == {"ssl_cert_reqs": ssl.CERT_REQUIRED}
+
+
+def test_ssl_parameters_in_the_url_win_over_the_default() -> None:
+    app = tls_app("rediss://:s3cret@127.0.0.1:6380/0?ssl_cert_reqs=none&ssl_ca_certs=/etc/swarm/ca.pem")
+    assert app.backend.connparams["ssl_cert_reqs"] == ssl.CERT_NONE
+    assert app.backend.connparams["ssl_ca_certs"] == "/etc/swarm/ca.pem"
+    assert app.connection_for_write().ssl["ssl_cert_reqs"] == ssl.CERT_NONE
+
+
+def test_a_plain_redis_url_gets_no_tls_settings() -> None:
+    conf = celeryconfig.from_settings(Settings(redis_url="redis://127.0.0.1:6379/0", origin="/o"))
+    assert "broker_use_ssl" not in conf and "redis_backend_use_ssl" not in conf
