@@ -55,7 +55,9 @@ def from_settings(settings: Settings) -> dict[str, Any]:
         "accept_content": ["json"],
         "result_expires": 7 * 24 * 3600,
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # No task-sent events: beat sends dispatch and reap every few seconds and each sent event would list them
+        # in Flower. Queued attempts show in `swarm status`; Flower shows an attempt once a worker receives it.
+        "task_send_sent_event": False,
         "task_track_started": True,
         "beat_schedule": beat_schedule(settings),
     }

@@ -6,6 +6,7 @@ import logging
 import os
 from typing import Any
 
+import redis
 from billiard.process import current_process
 from celery import Task
 from celery.signals import worker_process_init
@@ -14,6 +15,8 @@ from swarm import attempts
 from swarm import dispatch as dispatch_mod
 from swarm.agents import Agent, registry
 from swarm.celery import app
+from swarm.errors import SwarmError
+from swarm.flower import AttemptView
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect, worker_id
 from swarm.settings import load_settings
@@ -57,39 +60,33 @@ def enqueue(task_id: str, vendor: str) -> None:
     run_task.apply_async(args=[task_id, vendor], queue=vendor)
 
 
-def _flower(task: Task) -> Any:
-    """Forward each state of an attempt to Celery: a custom task event (Flower) and the result backend."""
-
-    def hook(state: str, entry: dict[str, Any]) -> None:
-        task.send_event(f"task-{state}", **entry)
-        task.update_state(state=state.upper(), meta=entry)
-
-    return hook
-
-
 @app.task(bind=True, name="swarm.tasks.run_task")
-def run_task(self: Task, task_id: str, vendor: str) -> str:
+def run_task(self: Task, task_id: str, vendor: str) -> dict[str, Any]:
     """One attempt of one task on this worker's vendor, then dispatch whatever became ready or free."""
     rt = runtime()
-    rt.events.hook = _flower(self)
+    rt.events.hook = view = AttemptView(self)
     try:
         outcome = Pipeline(rt, lambda v: agent_for(rt, v), worker_id(), slot_id(self)).run(task_id, vendor)
+    except (SwarmError, redis.RedisError) as exc:  # Redis or git unreachable: the reaper records a lost attempt
+        log.warning("attempt of %s interrupted: %s", task_id, exc)
+        view.fail("interrupted", {"task": task_id, "outcome": "interrupted", "reason": f"{type(exc).__name__}: {exc}"})
     finally:
         rt.events.hook = None
     try:
         dispatch_mod.dispatch(rt, enqueue)
     except Exception as exc:  # noqa: BLE001 - beat dispatches again soon; the attempt's outcome stands
         log.warning("dispatch after %s failed: %s", task_id, exc)
-    return outcome
+    return view.end(rt, task_id, outcome)
 
 
-@app.task(name="swarm.tasks.dispatch", time_limit=300, soft_time_limit=240)
+# Control tasks run every few seconds: no events and no results, so they do not crowd attempts out of Flower.
+@app.task(name="swarm.tasks.dispatch", send_events=False, ignore_result=True, time_limit=300, soft_time_limit=240)
 def dispatch() -> dict[str, Any]:
     report = dispatch_mod.dispatch(runtime(), enqueue)
     return {"enqueued": report.enqueued, "invalid": report.invalid, "busy": report.skipped_busy}
 
 
-@app.task(name="swarm.tasks.reap", time_limit=300, soft_time_limit=240)
+@app.task(name="swarm.tasks.reap", send_events=False, ignore_result=True, time_limit=300, soft_time_limit=240)
 def reap() -> list[str]:
     """Finish lost attempts (lease gone) and hand their tasks back to dispatch at once."""
     rt = runtime()

@@ -43,7 +43,7 @@ def probe(project: Project, config: Path) -> dict:  # type: ignore[type-arg]
 def test_celery_finds_the_app_with_its_reliability_settings(project: Project, redis_url: str) -> None:
     conf = probe(project, write_config(project, redis_url, {"claude": 2, "codex": 1}, agent_timeout=600))
     assert conf["acks_late"] and conf["reject_on_worker_lost"] and conf["prefetch"] == 1
-    assert conf["retry_on_startup"] and conf["events"] and conf["sent_event"] and conf["track_started"]
+    assert conf["retry_on_startup"] and conf["events"] and not conf["sent_event"] and conf["track_started"]
     assert conf["soft_time_limit"] < conf["time_limit"]
     assert conf["time_limit"] >= 600, "an attempt may run as long as its agent timeout and more"
     assert conf["visibility"] > conf["time_limit"], "a shorter visibility timeout re-delivers healthy attempts"
