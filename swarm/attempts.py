@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Any
 
-from swarm import keys, proc
+from swarm import identity, keys, proc
 from swarm.leases import Lease
 from swarm.runtime import Runtime
 
@@ -146,7 +146,7 @@ def _kill_agent(task_id: str, where: str) -> None:
 def sweep_host(rt: Runtime) -> dict[str, int]:
     """Clean up after this host's dead worker processes: their agents and oracles, and their worktrees."""
     host = socket.gethostname()
-    killed = proc.sweep_orphans(host)
+    killed = proc.sweep_orphans(host, identity.swarm_id(rt.settings))
     removed = 0
     dead = re.compile(rf"-{re.escape(host)}-(\d+)-[0-9a-f]{{6}}$")
     folder = rt.workdir / "worktrees"

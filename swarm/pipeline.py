@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, coalesce, keys, oracle, proc, prompt, quota, state
+from swarm import attempts, coalesce, identity, keys, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.environ import agent_home_env
@@ -192,6 +192,7 @@ class Pipeline:
             "SWARM_ATTEMPT": str(att.number),
             "SWARM_RUN": att.run_id,
             "SWARM_WORKER": self.worker,
+            **identity.marker(self.rt.settings),
         }
         return AgentRun(
             task_id=att.task_id,
@@ -322,7 +323,7 @@ class Pipeline:
             agent_id=f"{att.vendor}-{self.slot}",
             timeout_cap=self.rt.settings.oracle_timeout,
             cancel=att.cancel,
-            extra_env={"SWARM_WORKER": self.worker},
+            extra_env={"SWARM_WORKER": self.worker, **identity.marker(self.rt.settings)},
         )
         self._check_lease(att)
         return result

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -19,6 +20,7 @@ import psutil
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1
 GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.05
 _live_groups: set[int] = set()
@@ -63,11 +65,13 @@ def run(
     stderr_path: Path | None = None,
     cancel: threading.Event | None = None,
     on_start: Callable[[int], None] | None = None,
+    die_with_parent: bool = True,
 ) -> ProcResult:
     """Run argv in a new session with stdin from /dev/null and output to log_path (stderr too, unless given).
 
     The whole process group is killed when `timeout` passes or `cancel` is set, and after a normal exit too, so
-    nothing the child left in the background outlives it.
+    nothing the child left in the background outlives it. With `die_with_parent` the child is SIGKILLed by the
+    kernel when the thread that started it dies (a worker SIGKILLed mid-run never leaves its agent running).
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -82,8 +86,9 @@ def run(
                 stdout=out,
                 stderr=err if stderr_path else subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_death_signal(os.getpid()) if die_with_parent else None,
             )
-        except OSError as exc:
+        except (OSError, subprocess.SubprocessError) as exc:
             out.write(f"swarm: could not start {argv[0]!r}: {exc}\n".encode())
             return ProcResult(tuple(argv), 127, False, False, 0.0, log_path)
         _live_groups.add(proc.pid)
@@ -100,6 +105,19 @@ def run(
             kill_group(proc.pid, None)
         _live_groups.discard(proc.pid)
     return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, time.monotonic() - start, log_path)
+
+
+def _death_signal(parent: int) -> Callable[[], None]:
+    """A pre-exec step asking the kernel to SIGKILL the child when its parent dies (Linux PR_SET_PDEATHSIG)."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # the parent died before the signal was armed: nobody is left to wait for us
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
 
 
 def _watch(
@@ -180,11 +198,15 @@ def kill_marked(marker: str) -> list[int]:
     return killed
 
 
-def sweep_orphans(host: str) -> list[int]:
-    """Kill processes left by dead worker processes of this host: agents and oracles carry SWARM_WORKER=<host>-<pid>."""
+def sweep_orphans(host: str, swarm: str) -> list[int]:
+    """Kill processes left by dead worker processes of this host and this swarm: agents and oracles carry
+    SWARM_WORKER=<host>-<pid> and SWARM_SWARM=<swarm id>; another swarm's processes are never touched."""
     killed = []
     for pid in psutil.pids():
-        owner_host, _, owner_pid = _environ(pid).get("SWARM_WORKER", "").rpartition("-")
+        environ = _environ(pid)
+        if environ.get("SWARM_SWARM") != swarm:
+            continue
+        owner_host, _, owner_pid = environ.get("SWARM_WORKER", "").rpartition("-")
         if owner_host == host and owner_pid.isdigit() and not alive(int(owner_pid)):
             try:
                 os.kill(pid, signal.SIGKILL)
