@@ -338,9 +338,9 @@ class Mirror:
             old = self._local_rev(ref)
             parent = ["-p", old] if old else []
             new = _run(self._g, "commit-tree", EMPTY_TREE, *parent, "-m", message, env=SWARM_IDENTITY).strip()
-            status, out, err = self._g.execute(
-                [*GIT, "push", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={ref}:{old}",
-                 f"{new}:{ref}"],
+            status, out, err = _execute(
+                self._g,
+                ["push", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={ref}:{old}", f"{new}:{ref}"],
                 with_extended_output=True,
                 with_exceptions=False,
             )  # fmt: skip
