@@ -2,6 +2,10 @@
 
 Every commit on main carries Swarm-Task and Swarm-Agent trailers; every landed ref points to a commit on main
 that carries its task; no task landed twice; no coordination commit; with `oracle`, every commit is green.
+A repository adopted with `swarm init --adopt` is audited from its adoption commit (`refs/swarm/adopted`) on:
+what came before was not the swarm's work. Two kinds of commit made by people are accepted besides landings:
+one that only adds or edits task files in the backlog folder (`swarm add`, or by hand), and one that says why a
+person made it with a `Swarm-Human: <reason>` trailer.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from pathlib import Path
 
 from swarm import oracle as oracle_mod
 from swarm.errors import SettingsError
-from swarm.repo import Mirror
+from swarm.repo import ADOPTED_REF, Mirror
 from swarm.settings import REPO_SETTINGS_FILE, parse_repo_settings
 
 log = logging.getLogger(__name__)
@@ -51,17 +55,21 @@ def audit(
     """Audit origin's main as of a fresh fetch."""
     main = mirror.fetch()
     report = AuditReport()
-    commits = _commits(mirror, main)
+    commits = _commits(mirror, main, report)
     report.commits = len(commits)
+    backlog = _backlog_folder(mirror, main)
     tasks_on_main: dict[str, list[str]] = collections.defaultdict(list)
-    for sha, task, agent in commits:
-        if not task or not agent:
-            report.problems.append(Problem(sha, "no Swarm-Task/Swarm-Agent trailers: not the work of a task"))
-        tasks_on_main[task].append(sha)
-        touched = [p for p in mirror.touched_by(sha) if COORDINATION_PATH.search(p)] if task else []
-        if touched:
-            report.problems.append(Problem(sha, f"coordination files committed: {', '.join(touched)}"))
-    on_main = {sha for sha, _, _ in commits}
+    for sha, task, agent, human in commits:
+        touched = mirror.touched_by(sha)
+        if task and agent:
+            tasks_on_main[task].append(sha)
+        elif not human and not _only_backlog(touched, backlog):
+            report.problems.append(Problem(sha, "no Swarm-Task/Swarm-Agent trailers: not the work of a task (a "
+                                                "person's commit says why in a Swarm-Human: trailer)"))  # fmt: skip
+        coordination = [p for p in touched if COORDINATION_PATH.search(p)]
+        if coordination:
+            report.problems.append(Problem(sha, f"coordination files committed: {', '.join(coordination)}"))
+    on_main = {sha for sha, _, _, _ in commits}
     landed = mirror.landed()
     report.landed = len(landed)
     for task, sha in sorted(landed.items()):
@@ -73,17 +81,34 @@ def audit(
             dupes = ", ".join(s[:12] for s in tasks_on_main[task])
             report.problems.append(Problem(sha, f"task {task} landed more than once: {dupes}"))
     if check_oracle:
-        _oracle(mirror, main, [sha for sha, _, _ in commits][:last], report, workdir or mirror.path.parent)
+        _oracle(mirror, main, [sha for sha, _, _, _ in commits][:last], report, workdir or mirror.path.parent)
     return report
 
 
-def _commits(mirror: Mirror, main: str) -> list[tuple[str, str, str]]:
-    fmt = "%x00".join(["%H", TRAILER.format("Swarm-Task"), TRAILER.format("Swarm-Agent")])
+def _commits(mirror: Mirror, main: str, report: AuditReport) -> list[tuple[str, str, str, str]]:
+    """Main's commits, newest first, from the adoption commit on when the repository was adopted."""
+    fmt = "%x00".join(["%H", *(TRAILER.format(key) for key in ("Swarm-Task", "Swarm-Agent", "Swarm-Human"))])
+    adopted = mirror.adopted()
     out = []
-    for line in mirror.log(main, fmt):
-        sha, task, agent = line.split("\0")
-        out.append((sha, task.strip(), agent.strip()))
+    for line in mirror.log(main if adopted is None else f"{adopted}^..{main}", fmt):  # adoption commits have a parent
+        sha, task, agent, human = line.split("\0")
+        out.append((sha, task.strip(), agent.strip(), human.strip()))
+    if adopted is not None and adopted not in {sha for sha, *_ in out}:
+        report.problems.append(Problem(adopted, f"{ADOPTED_REF} is not on main: main was rewritten after adoption"))
     return out
+
+
+def _backlog_folder(mirror: Mirror, main: str) -> str:
+    raw = mirror.read(main, REPO_SETTINGS_FILE)
+    try:
+        return parse_repo_settings(raw.decode(), f"main:{REPO_SETTINGS_FILE}").backlog if raw else "tasks"
+    except SettingsError:
+        return "tasks"
+
+
+def _only_backlog(paths: list[str], backlog: str) -> bool:
+    """A commit that only adds or edits task files: backlog work by a person, which changes no code."""
+    return bool(paths) and all(p.startswith(f"{backlog}/") and p.endswith(".md") for p in paths)
 
 
 def _oracle(mirror: Mirror, main: str, commits: list[str], report: AuditReport, workdir: Path) -> None:

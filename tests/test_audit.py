@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from swarm.audit import audit
 from swarm.repo import Mirror
-from swarm.runtime import Runtime
-from tests.conftest import GIT_IDENTITY, Project, task_file
+from swarm.runtime import Runtime, connect
+from tests.conftest import GIT_IDENTITY, Project, make_settings, task_file
 from tests.test_pipeline import pipeline
 
 
@@ -85,3 +86,42 @@ def test_a_commit_passing_fewer_cases_than_its_parent_is_reported(
     report = audit(mirror(project, tmp_path), check_oracle=True, last=2, workdir=tmp_path / "audit")
     assert [p.commit for p in report.problems] == [sha]
     assert "dropped from 3" in report.problems[0].reason
+
+
+def adopted_project(tmp_path: Path) -> Project:
+    """A user's Python repository with history of its own, adopted with a pytest oracle."""
+    from swarm import adopt
+    from tests.test_adopt import python_project
+
+    work = python_project(tmp_path, branch="main")
+    command = f"{sys.executable} -m pytest -p no:cacheprovider --junitxml=.swarm-junit.xml"
+    adopted = adopt.adopt(str(work), tmp_path / "swarm", runner="pytest", command=command)
+    return Project(tmp_path / "swarm", Path(adopted.origin), adopted.clone, tmp_path / "swarm" / "workdir")
+
+
+def hand_commit(project: Project, message: str, files: dict[str, str]) -> str:
+    return push_commit(project, message, files)
+
+
+def test_an_adopted_repository_is_audited_from_its_adoption_commit(tmp_path: Path, redis_url: str) -> None:
+    project = adopted_project(tmp_path)
+    added = hand_commit(project, "Add a task by hand", {"tasks/alpha.md": task_file("Alpha", "write alpha.txt a")})
+    rt = connect(make_settings(project, redis_url))
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    human = hand_commit(project, "Bump the copyright\n\nSwarm-Human: licence year, no code", {"LICENSE": "2026\n"})
+    report = audit(mirror(project, tmp_path), check_oracle=True, workdir=tmp_path / "audit")
+    assert report.ok, [str(p) for p in report.problems]
+    assert report.commits == 4, "adoption, the hand-added task, the landing, the person's commit; not the 2 before"
+    assert report.oracle_runs == 4 and report.landed == 1
+    assert added in project.main_log() and human in project.main_log()
+    rogue = hand_commit(project, "Quick fix", {"calc.py": "def add(a, b):\n    return b + a\n"})
+    sneaky = hand_commit(project, "Sneak code in with a task", {"tasks/beta.md": task_file("Beta"), "x.py": ""})
+    problems = audit(mirror(project, tmp_path)).problems
+    assert {p.commit for p in problems} == {rogue, sneaky}, [str(p) for p in problems]
+
+
+def test_without_the_adoption_ref_the_earlier_history_is_not_the_swarms(tmp_path: Path) -> None:
+    project = adopted_project(tmp_path)
+    project.git("update-ref", "-d", "refs/swarm/adopted")
+    report = audit(mirror(project, tmp_path))
+    assert report.commits == 3 and len(report.problems) == 2, "the user's two commits have no trailers"
