@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from swarm import attempts, keys, repo, state
+from swarm import attempts, buildcache, keys, repo, state
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
 from swarm.runtime import Runtime, connect, usable_workdir
@@ -300,10 +300,11 @@ def doctor(ctx: click.Context) -> None:
     """Check Redis, origin (reachable and pushable), each vendor's command, and the oracle command."""
     problems = 0
 
-    def check(name: str, ok: bool, detail: str) -> None:
+    def check(name: str, ok: bool | None, detail: str) -> None:  # None: a warning, not a failure
         nonlocal problems
-        problems += 0 if ok else 1
-        console.print(f"{'[green]ok[/]  ' if ok else '[red]FAIL[/]'} {escape(name)}: {escape(detail)}", highlight=False)
+        problems += 0 if ok is not False else 1
+        mark = "[green]ok[/]  " if ok else "[yellow]warn[/]" if ok is None else "[red]FAIL[/]"
+        console.print(f"{mark} {escape(name)}: {escape(detail)}", highlight=False)
 
     settings = _settings(ctx)
     check("settings", True, f"{len(settings.vendors)} vendor(s): {', '.join(settings.vendors) or 'none'}")
@@ -314,8 +315,8 @@ def doctor(ctx: click.Context) -> None:
     sys.exit(1 if problems else 0)
 
 
-def _doctor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
-    return _redis_checks(settings) + _origin_checks(settings) + _vendor_checks(settings)
+def _doctor_checks(settings: Settings) -> list[tuple[str, bool | None, str]]:
+    return [*_redis_checks(settings), *_origin_checks(settings), *_vendor_checks(settings)]
 
 
 def _redis_checks(settings: Settings) -> list[tuple[str, bool, str]]:
@@ -331,14 +332,16 @@ def _redis_checks(settings: Settings) -> list[tuple[str, bool, str]]:
     return [("redis", policy == "noeviction", f"{settings.redis_url} answers; maxmemory-policy {policy}{advice}")]
 
 
-def _origin_checks(settings: Settings) -> list[tuple[str, bool, str]]:
+def _origin_checks(settings: Settings) -> list[tuple[str, bool | None, str]]:
     if not settings.origin:
         return [("origin", False, "origin is not set (SWARM_ORIGIN): the repository the swarm lands on")]
     try:
         path = usable_workdir(settings) / "mirror.git"
         mirror = repo.Mirror(settings.origin, path, settings.branch, settings.git_timeout).ensure()
         main = mirror.fetch()
-        out = [("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")]
+        out: list[tuple[str, bool | None, str]] = [
+            ("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")
+        ]
         out.append(("origin push", *mirror.probe_push(main)))
         raw = mirror.read(main, REPO_SETTINGS_FILE)
         if raw is None:
@@ -351,6 +354,7 @@ def _origin_checks(settings: Settings) -> list[tuple[str, bool, str]]:
         program = command.split()[0]
         found = mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
         out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
+    out += [("oracle build folder", None, line) for line in buildcache.shared_folders(repo_settings)]
     return out
 
 
