@@ -1,10 +1,9 @@
-"""The `swarm` command: init, dispatch, status, doctor, retry, reap."""
+"""The `swarm` command: parses arguments and calls the module that does the work (doctor, views, session...)."""
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -15,13 +14,13 @@ import click
 import redis
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from swarm import attempts, buildcache, keys, repo, state
+from swarm import attempts, keys, repo, state, views
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
-from swarm.runtime import Runtime, connect, usable_workdir
-from swarm.settings import REPO_SETTINGS_FILE, Settings, config_file, load_settings, parse_repo_settings, use_config
+from swarm.redact import redact, redact_logging
+from swarm.runtime import Runtime, connect
+from swarm.settings import REPO_SETTINGS_FILE, Settings, config_file, load_settings, use_config
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -49,6 +48,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    redact_logging()
     ctx.ensure_object(dict)
     ctx.obj["config"] = config
     use_config(config)  # Celery's config (swarm.celeryconfig) is read through the same settings
@@ -56,7 +56,7 @@ def cli(ctx: click.Context, config: Path | None, verbose: bool) -> None:
 
 def _fail(message: str) -> None:
     """An error is one unwrapped line (or block) on stderr, and exit code 2."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {redact(message)}", err=True)
     sys.exit(2)
 
 
@@ -160,57 +160,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
-    _print_status(report)
-
-
-def _cost(spend: dict[str, Any] | None) -> str:
-    if not spend:
-        return ""
-    tokens = f"{spend.get('input_tokens', 0)}/{spend.get('output_tokens', 0)} tok"
-    return f"${spend.get('cost_usd', 0):.2f} {tokens}"
-
-
-def _print_status(report: dict[str, Any]) -> None:
-    oracle = report["oracle"] or {}
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))
-    console.print(f"main {report['main'][:12]}  oracle: passed {oracle.get('passed', '?')} failed "
-                  f"{oracle.get('failed', '?')}  tasks: {counts}")  # fmt: skip
-    if report["repo_error"]:
-        console.print(f"[red]{escape(report['repo_error'])}[/]", highlight=False)
-    table = Table("task", "state", "pri", "vendor", "attempts", "cost", "detail")
-    colors = {
-        "landed": "green",
-        "failed": "red",
-        "invalid": "red",
-        "leased": "cyan",
-        "queued": "blue",
-        "blocked": "dim",
-    }
-    for row in report["tasks"]:
-        detail = row.get("reason") or ""
-        if "lease" in row:
-            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
-        elif "failure" in row:
-            detail = f"{row['failure'].get('reason')}: {row['failure'].get('detail')}"
-        elif row["state"] == "blocked":
-            detail = "waits for " + ", ".join(row["depends_on"])
-        color = colors.get(row["state"], "white")
-        table.add_row(escape(row["id"]), f"[{color}]{row['state']}[/]", str(row.get("priority", "")),
-                      row.get("lease", {}).get("vendor") or row.get("queued_on") or row.get("vendor") or "",
-                      str(row.get("attempts", "")), _cost(row.get("spend")), escape(detail[:100]))  # fmt: skip
-    console.print(table)
-    vendors = Table("vendor", "state", "tokens in/out today", "spent today", "total spent")
-    for name, info in report["vendors"].items():
-        today, total = info.get("today", {}), info.get("total", {})
-        cap = f" of ${info['cap_usd']:.2f}" if info.get("cap_usd") else ""
-        state_text = info["state"] if info["state"] == "active" else f"[red]{info['detail']}[/]"
-        vendors.add_row(name, state_text, f"{today.get('input_tokens', 0)}/{today.get('output_tokens', 0)}",
-                        f"${info.get('spent_today', 0):.2f}{cap}", f"${total.get('cost_usd', 0):.2f}")  # fmt: skip
-    console.print(vendors)
-    for landing in report["landings"][:5]:
-        when = time.strftime("%H:%M:%S", time.localtime(landing["at"]))
-        console.print(f"landed {landing['task']} as {landing['commit'][:12]} by {landing['vendor']} at {when} "
-                      f"(passed {landing.get('passed')})")  # fmt: skip
+    views.print_status(console, report)
 
 
 @cli.command()
@@ -261,15 +211,7 @@ def history(ctx: click.Context, task_id: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(records, indent=2, default=str))
         return
-    if not records:
-        console.print(f"{task_id}: no attempt recorded yet")
-        return
-    for n, rec in enumerate(records, 1):
-        ended = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("ended", 0)))
-        why = f"{rec.get('reason')}: {rec.get('detail')}" if rec.get("detail") else rec.get("reason") or ""
-        console.print(f"#{n} {ended} {rec.get('vendor')} on {rec.get('worker')}: {rec.get('outcome')} {why}",
-                      highlight=False)  # fmt: skip
-        console.print(f"   logs: {rec.get('log_dir')}", highlight=False)
+    views.print_history(console, task_id, records)
 
 
 @cli.command()
@@ -298,80 +240,9 @@ def reap(ctx: click.Context) -> None:
 @click.pass_context
 def doctor(ctx: click.Context) -> None:
     """Check Redis, origin (reachable and pushable), each vendor's command, and the oracle command."""
-    problems = 0
+    from swarm import doctor as doctor_mod
 
-    def check(name: str, ok: bool | None, detail: str) -> None:  # None: a warning, not a failure
-        nonlocal problems
-        problems += 0 if ok is not False else 1
-        mark = "[green]ok[/]  " if ok else "[yellow]warn[/]" if ok is None else "[red]FAIL[/]"
-        console.print(f"{mark} {escape(name)}: {escape(detail)}", highlight=False)
-
-    settings = _settings(ctx)
-    check("settings", True, f"{len(settings.vendors)} vendor(s): {', '.join(settings.vendors) or 'none'}")
-    if not settings.vendors:
-        check("vendors", False, "no [vendors.<name>] table in the settings; workers would have nothing to run")
-    for problem in _doctor_checks(settings):
-        check(*problem)
-    sys.exit(1 if problems else 0)
-
-
-def _doctor_checks(settings: Settings) -> list[tuple[str, bool | None, str]]:
-    return [*_redis_checks(settings), *_origin_checks(settings), *_vendor_checks(settings)]
-
-
-def _redis_checks(settings: Settings) -> list[tuple[str, bool, str]]:
-    if not settings.redis_url:
-        return [("redis", False, "redis_url is not set (SWARM_REDIS_URL): workers need it; `swarm up` starts one")]
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
-    try:
-        client.ping()
-        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
-    except redis.RedisError as exc:
-        return [("redis", False, f"{settings.redis_url}: {exc}")]
-    advice = "" if policy == "noeviction" else " (must be noeviction, or leases may be evicted)"
-    return [("redis", policy == "noeviction", f"{settings.redis_url} answers; maxmemory-policy {policy}{advice}")]
-
-
-def _origin_checks(settings: Settings) -> list[tuple[str, bool | None, str]]:
-    if not settings.origin:
-        return [("origin", False, "origin is not set (SWARM_ORIGIN): the repository the swarm lands on")]
-    try:
-        path = usable_workdir(settings) / "mirror.git"
-        mirror = repo.Mirror(settings.origin, path, settings.branch, settings.git_timeout).ensure()
-        main = mirror.fetch()
-        out: list[tuple[str, bool | None, str]] = [
-            ("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")
-        ]
-        out.append(("origin push", *mirror.probe_push(main)))
-        raw = mirror.read(main, REPO_SETTINGS_FILE)
-        if raw is None:
-            return [*out, ("oracle", False, f"{REPO_SETTINGS_FILE} is missing on {settings.branch}")]
-        repo_settings = parse_repo_settings(raw.decode(), f"{settings.branch}:{REPO_SETTINGS_FILE}")
-    except SwarmError as exc:
-        return [("origin", False, str(exc))]
-    for tier in ("fast", "full"):
-        command = getattr(repo_settings.oracle, tier)
-        program = command.split()[0]
-        found = mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
-        out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
-    out += [("oracle build folder", None, line) for line in buildcache.shared_folders(repo_settings)]
-    return out
-
-
-def _vendor_checks(settings: Settings) -> list[tuple[str, bool, str]]:
-    from swarm.agents import registry
-
-    out: list[tuple[str, bool, str]] = []
-    for name, vendor in settings.vendors.items():
-        agent = registry.make(name, vendor.adapter, vendor.options())
-        own_checks = getattr(agent, "check", None)
-        if callable(own_checks):  # CLI adapters check their binary, version, flags and API key themselves
-            out.extend(own_checks())
-            continue
-        exe = agent.executable()
-        path = shutil.which(exe)
-        out.append((f"vendor {name}", path is not None, f"{exe} -> {path}" if path else f"{exe!r} not found on PATH"))
-    return out
+    sys.exit(1 if doctor_mod.run(_settings(ctx), console) else 0)
 
 
 @cli.command()
@@ -395,6 +266,18 @@ def up(ctx: click.Context, workers: str, no_flower: bool) -> None:
         session.watch(s, lambda report: False, timeout=float("inf"))
 
 
+def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
+    """`swarm up` starts no worker whose agent could only fail: its CLI or its API key missing."""
+    from swarm import doctor as doctor_mod
+
+    problems = [f"{name}: {detail}" for name, ok, detail in doctor_mod.vendor_checks(settings, list(slots)) if ok is False]
+    if problems:
+        raise SwarmError(
+            "cannot start these vendors:\n  " + "\n  ".join(problems) + "\nRun `swarm doctor` for what to fix, "
+            "or `swarm demo` to see the swarm work with no agent CLI or API key."
+        )
+
+
 def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
     if not settings.vendors:
         raise SwarmError(
@@ -410,26 +293,6 @@ def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
                              f"({', '.join(settings.vendors)}) and slots >= 1")  # fmt: skip
         slots[name] = int(count)
     return slots
-
-
-def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
-    """`swarm up` starts no worker whose agent could only fail: its CLI or its API key missing."""
-    from swarm.agents import registry
-
-    problems = []
-    for name in slots:
-        vendor = settings.vendors[name]
-        agent = registry.make(name, vendor.adapter, vendor.options())
-        own_checks = getattr(agent, "check", None)
-        if callable(own_checks):
-            problems += [f"{check}: {detail}" for check, ok, detail in own_checks() if not ok]
-        elif shutil.which(agent.executable()) is None:
-            problems.append(f"vendor {name}: {agent.executable()!r} is not on PATH")
-    if problems:
-        raise SwarmError(
-            "cannot start these vendors:\n  " + "\n  ".join(problems) + "\nRun `swarm doctor` for what to fix, "
-            "or `swarm demo` to see the swarm work with no agent CLI or API key."
-        )
 
 
 @cli.command()

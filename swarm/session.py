@@ -12,12 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
-from swarm import keys, launch, state
+from swarm import keys, launch, state, views
 from swarm.environ import swarm_process_env
 from swarm.runtime import Runtime, connect
 from swarm.settings import Settings, load_settings
@@ -85,7 +83,7 @@ def watch(s: Started, done: Callable[[dict[str, Any]], bool], timeout: float) ->
     """Show tasks and workers until `done(report)` or the timeout; returns the last status report."""
     deadline = time.monotonic() + timeout
     report = state.report(s.rt)
-    with Live(render(report, s), console=console, refresh_per_second=2) as view:
+    with Live(views.live(report, s.settings.only_tasks), console=console, refresh_per_second=2) as view:
         while not done(report):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the swarm did not finish within {timeout:.0f}s")
@@ -94,35 +92,8 @@ def watch(s: Started, done: Callable[[dict[str, Any]], bool], timeout: float) ->
                 raise RuntimeError(f"process(es) {', '.join(dead)} exited; see their logs in {s.supervisor.logs}")
             time.sleep(1)
             report = state.report(s.rt)
-            view.update(render(report, s))
+            view.update(views.live(report, s.settings.only_tasks))
     return report
-
-
-def render(report: dict[str, Any], s: Started) -> Group:
-    oracle = report.get("oracle") or {}
-    head = Text.assemble(
-        ("main ", "bold"), report["main"][:12], "   oracle passing: ",
-        (str(oracle.get("passed", "?")), "bold green"), f" / {oracle.get('passed', 0) + oracle.get('failed', 0)}",
-        "   ", ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())),
-    )  # fmt: skip
-    table = Table("task", "state", "vendor", "attempts", "detail", expand=False)
-    for row in report["tasks"]:
-        if s.settings.only_tasks and row["id"] not in _selected(report, s.settings):
-            continue
-        detail = ""
-        if "lease" in row:
-            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
-        elif row.get("last_attempt") and row["state"] != "landed":
-            detail = f"last: {row['last_attempt'].get('reason')}"
-        vendor = row.get("lease", {}).get("vendor") or row.get("queued_on") or ""
-        table.add_row(row["id"], row["state"], vendor, str(row.get("attempts", 0)), detail[:70])
-    return Group(head, table)
-
-
-def _selected(report: dict[str, Any], settings: Settings) -> set[str]:
-    import fnmatch
-
-    return {r["id"] for r in report["tasks"] if any(fnmatch.fnmatchcase(r["id"], p) for p in settings.only_tasks)}
 
 
 def oracle_of(rt: Runtime, commit: str) -> dict[str, Any] | None:

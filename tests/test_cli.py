@@ -166,6 +166,25 @@ def test_doctor_fails_without_vendors_or_redis(project: Project, tmp_path: Path,
     assert "vendors" in fails and "redis" in fails
 
 
+def test_doctor_never_shows_the_redis_password(
+    project: Project, redis_url: str, tmp_path: Path, elsewhere: Path
+) -> None:
+    secret = "hunter2-s3cret"
+    with_password = redis_url.replace("redis://", f"redis://:{secret}@")
+    config = write_config(tmp_path / "s.toml", project, with_password, claude=AGENT)
+    result = swarm("doctor", config=config, cwd=elsewhere)
+    no_traceback(result)
+    assert "redis:" in result.stdout and ":***@127.0.0.1" in result.stdout
+    assert secret not in result.stdout + result.stderr
+
+
+def test_a_bad_redis_url_is_named_without_its_password(tmp_path: Path, elsewhere: Path) -> None:
+    config = write_config(tmp_path / "s.toml", None, "http://admin:hunter2-s3cret@redis.example:6379/0")
+    result = swarm("status", config=config, cwd=elsewhere)
+    assert result.returncode == 2 and "redis_url" in result.stderr and "not a Redis URL" in result.stderr
+    assert "hunter2-s3cret" not in result.stdout + result.stderr and "admin:***@" in result.stderr
+
+
 BAD_SETTINGS = [
     ("lease_ttl = -1", "lease_ttl"),
     ('redis_url_typo = "x"', "redis_url_typo"),

@@ -1,0 +1,95 @@
+"""`swarm doctor`: what a deployment needs, checked one by one: settings, Redis, origin, the oracle, each vendor."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import redis
+from rich.console import Console
+from rich.markup import escape
+
+from swarm import buildcache, repo
+from swarm.errors import SwarmError
+from swarm.redact import redact
+from swarm.runtime import usable_workdir
+from swarm.settings import REPO_SETTINGS_FILE, Settings, parse_repo_settings
+
+log = logging.getLogger(__name__)
+
+Check = tuple[str, bool | None, str]
+"""(what was checked, whether it is fine (None: a warning, not a failure), what was found or what to fix)."""
+
+
+def run(settings: Settings, console: Console) -> int:
+    """Print every check (passwords in URLs redacted); returns the number of failed ones."""
+    results = checks(settings)
+    for name, ok, detail in results:
+        mark = "[green]ok[/]  " if ok else "[yellow]warn[/]" if ok is None else "[red]FAIL[/]"
+        console.print(f"{mark} {escape(name)}: {escape(redact(detail))}", highlight=False)
+    return sum(1 for _, ok, _ in results if ok is False)
+
+
+def checks(settings: Settings) -> list[Check]:
+    out: list[Check] = [
+        ("settings", True, f"{len(settings.vendors)} vendor(s): {', '.join(settings.vendors) or 'none'}")
+    ]
+    if not settings.vendors:
+        out.append(("vendors", False, "no [vendors.<name>] table in the settings; workers would have nothing to run"))
+    return out + redis_checks(settings) + origin_checks(settings) + vendor_checks(settings, list(settings.vendors))
+
+
+def redis_checks(settings: Settings) -> list[Check]:
+    if not settings.redis_url:
+        return [("redis", False, "redis_url is not set (SWARM_REDIS_URL): workers need it; `swarm up` starts one")]
+    url = redact(settings.redis_url)
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "?")
+    except redis.RedisError as exc:
+        return [("redis", False, f"{url}: {exc}")]
+    advice = "" if policy == "noeviction" else " (must be noeviction, or leases may be evicted)"
+    return [("redis", policy == "noeviction", f"{url} answers; maxmemory-policy {policy}{advice}")]
+
+
+def origin_checks(settings: Settings) -> list[Check]:
+    if not settings.origin:
+        return [("origin", False, "origin is not set (SWARM_ORIGIN): the repository the swarm lands on")]
+    try:
+        path = usable_workdir(settings) / "mirror.git"
+        mirror = repo.Mirror(settings.origin, path, settings.branch, settings.git_timeout).ensure()
+        main = mirror.fetch()
+        out: list[Check] = [("origin", True, f"{settings.origin} reachable; {settings.branch} at {main[:12]}")]
+        out.append(("origin push", *mirror.probe_push(main)))
+        raw = mirror.read(main, REPO_SETTINGS_FILE)
+        if raw is None:
+            return [*out, ("oracle", False, f"{REPO_SETTINGS_FILE} is missing on {settings.branch}")]
+        repo_settings = parse_repo_settings(raw.decode(), f"{settings.branch}:{REPO_SETTINGS_FILE}")
+    except SwarmError as exc:
+        return [("origin", False, str(exc))]
+    for tier in ("fast", "full"):
+        command = getattr(repo_settings.oracle, tier)
+        program = command.split()[0]
+        found = mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
+        out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
+    out += [("oracle build folder", None, line) for line in buildcache.shared_folders(repo_settings)]
+    return out
+
+
+def vendor_checks(settings: Settings, names: list[str]) -> list[Check]:
+    """Each named vendor's agent: CLI adapters check binary, version, flags and API key themselves."""
+    from swarm.agents import registry
+
+    out: list[Check] = []
+    for name in names:
+        vendor = settings.vendors[name]
+        agent = registry.make(name, vendor.adapter, vendor.options())
+        own_checks = getattr(agent, "check", None)
+        if callable(own_checks):
+            out.extend(own_checks())
+            continue
+        exe = agent.executable()
+        path = shutil.which(exe)
+        out.append((f"vendor {name}", path is not None, f"{exe} -> {path}" if path else f"{exe!r} not found on PATH"))
+    return out

@@ -1,0 +1,106 @@
+"""What the terminal shows: the `swarm status` tables, `swarm history`, and the live view of `swarm up` and demo."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+log = logging.getLogger(__name__)
+
+
+def _cost(spend: dict[str, Any] | None) -> str:
+    if not spend:
+        return ""
+    tokens = f"{spend.get('input_tokens', 0)}/{spend.get('output_tokens', 0)} tok"
+    return f"${spend.get('cost_usd', 0):.2f} {tokens}"
+
+
+def print_status(console: Console, report: dict[str, Any]) -> None:
+    """The `swarm status` tables: tasks, vendors, last landings."""
+    oracle = report["oracle"] or {}
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))
+    console.print(f"main {report['main'][:12]}  oracle: passed {oracle.get('passed', '?')} failed "
+                  f"{oracle.get('failed', '?')}  tasks: {counts}")  # fmt: skip
+    if report["repo_error"]:
+        console.print(f"[red]{escape(report['repo_error'])}[/]", highlight=False)
+    table = Table("task", "state", "pri", "vendor", "attempts", "cost", "detail")
+    colors = {
+        "landed": "green",
+        "failed": "red",
+        "invalid": "red",
+        "leased": "cyan",
+        "queued": "blue",
+        "blocked": "dim",
+    }
+    for row in report["tasks"]:
+        detail = row.get("reason") or ""
+        if "lease" in row:
+            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
+        elif "failure" in row:
+            detail = f"{row['failure'].get('reason')}: {row['failure'].get('detail')}"
+        elif row["state"] == "blocked":
+            detail = "waits for " + ", ".join(row["depends_on"])
+        color = colors.get(row["state"], "white")
+        table.add_row(escape(row["id"]), f"[{color}]{row['state']}[/]", str(row.get("priority", "")),
+                      row.get("lease", {}).get("vendor") or row.get("queued_on") or row.get("vendor") or "",
+                      str(row.get("attempts", "")), _cost(row.get("spend")), escape(detail[:100]))  # fmt: skip
+    console.print(table)
+    vendors = Table("vendor", "state", "tokens in/out today", "spent today", "total spent")
+    for name, info in report["vendors"].items():
+        today, total = info.get("today", {}), info.get("total", {})
+        cap = f" of ${info['cap_usd']:.2f}" if info.get("cap_usd") else ""
+        state_text = info["state"] if info["state"] == "active" else f"[red]{info['detail']}[/]"
+        vendors.add_row(name, state_text, f"{today.get('input_tokens', 0)}/{today.get('output_tokens', 0)}",
+                        f"${info.get('spent_today', 0):.2f}{cap}", f"${total.get('cost_usd', 0):.2f}")  # fmt: skip
+    console.print(vendors)
+    for landing in report["landings"][:5]:
+        when = time.strftime("%H:%M:%S", time.localtime(landing["at"]))
+        console.print(f"landed {landing['task']} as {landing['commit'][:12]} by {landing['vendor']} at {when} "
+                      f"(passed {landing.get('passed')})")  # fmt: skip
+
+
+def print_history(console: Console, task_id: str, records: list[dict[str, Any]]) -> None:
+    """`swarm history`: one line per attempt with its outcome and reason, and its log folder."""
+    if not records:
+        console.print(f"{task_id}: no attempt recorded yet")
+        return
+    for n, rec in enumerate(records, 1):
+        ended = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rec.get("ended", 0)))
+        why = f"{rec.get('reason')}: {rec.get('detail')}" if rec.get("detail") else rec.get("reason") or ""
+        console.print(f"#{n} {ended} {rec.get('vendor')} on {rec.get('worker')}: {rec.get('outcome')} {why}",
+                      highlight=False)  # fmt: skip
+        console.print(f"   logs: {rec.get('log_dir')}", highlight=False)
+
+
+def live(report: dict[str, Any], only_tasks: list[str]) -> Group:
+    """The live view of `swarm up` and `swarm demo`: main, its oracle count, and every task (of the slice run)."""
+    oracle = report.get("oracle") or {}
+    head = Text.assemble(
+        ("main ", "bold"), report["main"][:12], "   oracle passing: ",
+        (str(oracle.get("passed", "?")), "bold green"), f" / {oracle.get('passed', 0) + oracle.get('failed', 0)}",
+        "   ", ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())),
+    )  # fmt: skip
+    table = Table("task", "state", "vendor", "attempts", "detail", expand=False)
+    selected = _selected(report, only_tasks)
+    for row in report["tasks"]:
+        if only_tasks and row["id"] not in selected:
+            continue
+        detail = ""
+        if "lease" in row:
+            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
+        elif row.get("last_attempt") and row["state"] != "landed":
+            detail = f"last: {row['last_attempt'].get('reason')}"
+        vendor = row.get("lease", {}).get("vendor") or row.get("queued_on") or ""
+        table.add_row(row["id"], row["state"], vendor, str(row.get("attempts", 0)), detail[:70])
+    return Group(head, table)
+
+
+def _selected(report: dict[str, Any], only_tasks: list[str]) -> set[str]:
+    return {r["id"] for r in report["tasks"] if any(fnmatch.fnmatchcase(r["id"], p) for p in only_tasks)}
