@@ -270,7 +270,9 @@ def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
     """`swarm up` starts no worker whose agent could only fail: its CLI or its API key missing."""
     from swarm import doctor as doctor_mod
 
-    problems = [f"{name}: {detail}" for name, ok, detail in doctor_mod.vendor_checks(settings, list(slots)) if ok is False]
+    problems = [
+        f"{name}: {detail}" for name, ok, detail in doctor_mod.vendor_checks(settings, list(slots)) if ok is False
+    ]
     if problems:
         raise SwarmError(
             "cannot start these vendors:\n  " + "\n  ".join(problems) + "\nRun `swarm doctor` for what to fix, "
