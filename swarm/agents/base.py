@@ -10,7 +10,13 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
-Outcome = Literal["ok", "no_change", "rate_limited", "auth_error", "timeout", "crashed", "failed"]
+Outcome = Literal["ok", "no_change", "rate_limited", "auth_error", "vendor_error", "timeout", "crashed", "failed"]
+"""How a run ended, coarsely; `AgentResult.fault` and `.reason` say whose fault it was and exactly why."""
+Fault = Literal["task", "vendor", "unknown"]
+"""task: the agent ran and failed at the work; vendor: the CLI, account or API could not run it (never the task's
+fault: the vendor is parked or cooled); unknown: an error no rule recognised (counted against the task, as before)."""
+Check = tuple[str, bool, str]
+"""One line of `swarm doctor`: what was checked, whether it passed, and the detail or the fix."""
 
 
 @dataclass
@@ -49,6 +55,10 @@ class AgentResult:
     cached_tokens: int | None = None
     cost_usd: float | None = None
     retry_after: float | None = None
+    fault: Fault | None = None
+    """Whose fault a failure was (None when the run succeeded); see `swarm.agents.taxonomy`."""
+    reason: str | None = None
+    """The precise cause, one of `taxonomy.REASONS` (e.g. billing, model_not_found, turn_limit, unknown)."""
 
     def record(self) -> dict[str, Any]:
         """Flat fields for the attempt's record (None values left out)."""
@@ -56,6 +66,11 @@ class AgentResult:
         if self.log_path is not None:
             fields["log_path"] = str(self.log_path)
         return fields
+
+    @property
+    def vendor_fault(self) -> bool:
+        """The vendor, not the task, stopped this run: it must never count against the task."""
+        return self.fault == "vendor"
 
 
 class Agent(Protocol):
@@ -66,5 +81,18 @@ class Agent(Protocol):
     def run(self, run: AgentRun) -> AgentResult: ...
 
     def executable(self) -> str:
-        """The program this adapter starts, for `swarm doctor`."""
+        """The program this adapter starts."""
+        ...
+
+    def check(self) -> list[Check]:
+        """`swarm doctor`'s checks of this vendor: program found, version, flags, which login is in use."""
+        ...
+
+    def preflight(self, home: Path) -> AgentResult | None:
+        """A cheap look (program present, credentials present; no network) before any oracle work of an attempt:
+        the vendor-level result that would end the run at once, or None when the agent may be started."""
+        ...
+
+    def probe(self, home: Path, timeout: float) -> AgentResult:
+        """A trivial real run with a short timeout, to re-check a parked vendor without spending a task on it."""
         ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,13 +11,20 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm.agents import streams
+from swarm.agents import output, ratelimits, taxonomy
 from swarm.agents.base import AgentResult, AgentRun
-from swarm.agents.streams import CliAgent, CliOptions, Price
+from swarm.agents.cli_adapter import CliAgent, CliOptions
+from swarm.agents.logins import LoginSpec
+from swarm.agents.prices import Price, cost
 
 log = logging.getLogger(__name__)
 
 Sandbox = Literal["read-only", "workspace-write", "danger-full-access", "bypass"]
+EXIT_USAGE = 2
+PROVIDER = "swarm-openai"
+"""The built-in `openai` provider cannot be overridden (codex refuses `model_providers.openai.*`), so its retry
+limits are set on a copy of it; used with an API key only (a ChatGPT login needs the built-in provider)."""
+_WORK = ("item.started", "item.updated", "item.completed", "turn.completed", "turn.failed")
 
 
 class CodexOptions(CliOptions):
@@ -36,7 +44,8 @@ class CodexAgent(CliAgent):
     Options = CodexOptions
     cli = "codex"
     package = "@openai/codex (npm install -g @openai/codex)"
-    key_var = "CODEX_API_KEY"
+    logins = LoginSpec(key_var="CODEX_API_KEY", config_dir_var="CODEX_HOME", default_dir=".codex",
+                       credentials="auth.json")  # fmt: skip
     help_args = ("exec", "--help")
     options: CodexOptions
 
@@ -46,16 +55,30 @@ class CodexAgent(CliAgent):
         argv += ["--dangerously-bypass-approvals-and-sandbox"] if o.sandbox == "bypass" else ["-s", o.sandbox]
         argv += ["-m", o.model] if o.model else []
         argv += ["-c", f"model_reasoning_effort={o.reasoning_effort}"] if o.reasoning_effort else []
+        login = self.login()
+        argv += self.retry_config() if login is not None and login.method == "api key" else []
         return [*argv, *o.extra_args, "--", prompt]
+
+    def retry_config(self) -> list[str]:
+        """Lower request and stream retries: `-c` overrides selecting a copy of the built-in OpenAI provider."""
+        retries = self.options.max_retries
+        provider = (f'{{name="OpenAI",base_url="https://api.openai.com/v1",wire_api="responses",'
+                    f'env_key="{self.logins.key_var}",supports_websockets=false,'
+                    f"request_max_retries={retries},stream_max_retries={retries}}}")  # fmt: skip
+        return ["-c", f"model_provider={PROVIDER}", "-c", f"model_providers.{PROVIDER}={provider}"]
+
+    def progress(self, line: str) -> bool:
+        """Thread and turn starts and reconnect notices come before any answer: only items and turn ends count."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(event, dict) or event.get("type") not in _WORK:
+            return False
+        return (event.get("item") or {}).get("type") != "error"
 
     def vendor_env(self, run: AgentRun, home: Path) -> dict[str, str]:
         return {"CODEX_HOME": str(home)}
-
-    def preflight(self, env: Mapping[str, str], home: Path) -> AgentResult | None:
-        """Without credentials `codex exec` never exits (it waits for a login), so it is not started at all."""
-        if env.get(self.key_var) or (home / "auth.json").exists():
-            return None
-        return AgentResult("auth_error", f"{self.api_key_env} is not set and {home} holds no auth.json: codex not run")
 
     def parse(self, stdout: Path, stderr: Path, exit_code: int | None) -> AgentResult:
         return parse(stdout, stderr, exit_code, self.options.prices, self.options.model)
@@ -97,9 +120,9 @@ class _Stream:
         if not isinstance(usage, dict):
             return
         self.usage_seen = True
-        self.input_tokens += streams.number(usage.get("input_tokens")) or 0
-        self.cached_tokens += streams.number(usage.get("cached_input_tokens")) or 0
-        self.output_tokens += streams.number(usage.get("output_tokens")) or 0
+        self.input_tokens += output.number(usage.get("input_tokens")) or 0
+        self.cached_tokens += output.number(usage.get("cached_input_tokens")) or 0
+        self.output_tokens += output.number(usage.get("output_tokens")) or 0
 
 
 def parse(
@@ -107,23 +130,25 @@ def parse(
 ) -> AgentResult:
     """Read a `codex exec --json` log into an AgentResult; the cost comes from `prices` (codex reports none)."""
     stream = _Stream()
-    for event in streams.events(stdout):
+    for event in output.events(stdout):
         stream.take(event)
     result = AgentResult("ok", stream.message, session_id=stream.thread_id, turns=stream.turns)
     if stream.usage_seen:
-        streams.usage_fields(result, stream.input_tokens, stream.cached_tokens, stream.output_tokens)
-        result.cost_usd = streams.cost(prices or {}, model, stream.input_tokens, stream.cached_tokens,
+        output.usage_fields(result, stream.input_tokens, stream.cached_tokens, stream.output_tokens)
+        result.cost_usd = cost(prices or {}, model, stream.input_tokens, stream.cached_tokens,
                                        stream.output_tokens)  # fmt: skip
     if stream.failure or exit_code != 0 or not stream.turns:
-        _failed(result, stream, streams.read_text(stderr), exit_code)
+        _failed(result, stream, output.read_text(stderr), exit_code)
     return result
 
 
 def _failed(result: AgentResult, stream: _Stream, stderr: str, exit_code: int | None) -> None:
-    reason = stream.failure or stream.last_error or streams.last_lines(stderr)
+    reason = stream.failure or stream.last_error or output.last_lines(stderr)
     if not reason:
         reason = "the event stream ended before turn.completed (truncated, or not codex --json output)"
-    result.outcome = streams.fail(f"{reason}\n{stderr}" if not stream.failure else reason)
+    text = f"{reason}\n{stderr}" if not stream.failure else reason
+    usage = taxonomy.CLI_INCOMPATIBLE if exit_code == EXIT_USAGE else None  # clap's exit code for a bad flag
+    taxonomy.fail(result, usage or taxonomy.classify(text) or taxonomy.UNKNOWN)
     result.message = f"codex failed (exit code {exit_code}): {reason}"
-    if result.outcome == "rate_limited":
-        result.retry_after = streams.retry_after(reason)
+    if result.reason == taxonomy.RATE_LIMIT:
+        result.retry_after = ratelimits.retry_after(reason)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import string
+from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from swarm import proc
-from swarm.agents.base import AgentResult, AgentRun
+from swarm.agents import outcomes, taxonomy
+from swarm.agents.base import AgentResult, AgentRun, Check
+from swarm.agents.process import launch
 from swarm.environ import child_env
 
 log = logging.getLogger(__name__)
@@ -67,23 +71,26 @@ class CommandAgent:
 
     def run(self, run: AgentRun) -> AgentResult:
         env = {**child_env(self.options.pass_env), **run.env, **self.options.env}
-        result = proc.run(
-            self.argv(run),
-            cwd=run.worktree,
-            env=env,
-            timeout=run.timeout,
-            log_path=run.log_path,
-            cancel=run.cancel,
-            on_start=run.on_start,
-        )
+        launched = launch(run, self.argv(run), env)
         tail = proc.tail(run.log_path, 2000).strip().splitlines()
         message = tail[-1] if tail else ""
-        if result.timed_out:
-            return AgentResult("timeout", result.describe(), result.returncode, run.log_path)
-        if result.cancelled:
-            return AgentResult("failed", "lease lost: " + result.describe(), result.returncode, run.log_path)
-        if result.signalled:
-            return AgentResult("crashed", result.describe(), result.returncode, run.log_path)
-        if result.returncode != 0:
-            return AgentResult("failed", f"{result.describe()}: {message}", result.returncode, run.log_path)
-        return AgentResult("ok", message, 0, run.log_path)
+        if launched.ended.returncode == 0:
+            return outcomes.settle(launched, AgentResult("ok", message))
+        # The command's output is not interpreted: a plain failure is the agent's, not a guess at the vendor's.
+        failed = taxonomy.fail(AgentResult("failed", f"{launched.ended.describe()}: {message}"), taxonomy.AGENT_ERROR)
+        return outcomes.settle(launched, failed)
+
+    def check(self) -> list[Check]:
+        path = shutil.which(self.executable(), path=child_env().get("PATH"))
+        found = f"{self.executable()} -> {path}" if path else f"{self.executable()!r} not found on PATH"
+        return [(f"vendor {self.vendor}", path is not None, found)]
+
+    def preflight(self, home: Path) -> AgentResult | None:
+        if shutil.which(self.executable(), path=child_env().get("PATH")) is None:
+            missing = AgentResult("vendor_error", f"{self.executable()!r} not found on PATH")
+            return taxonomy.fail(missing, taxonomy.CLI_MISSING)
+        return None
+
+    def probe(self, home: Path, timeout: float) -> AgentResult:
+        """A command has no cheap trivial run of its own: it is back when its program is there."""
+        return self.preflight(home) or AgentResult("ok", f"{self.executable()} found")

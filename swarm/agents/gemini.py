@@ -11,14 +11,27 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from swarm.agents import streams
-from swarm.agents.base import AgentResult, AgentRun, Outcome
-from swarm.agents.streams import CliAgent, CliOptions, Price
+from swarm.agents import output, ratelimits, taxonomy
+from swarm.agents.base import AgentResult, AgentRun
+from swarm.agents.cli_adapter import CliAgent, CliOptions
+from swarm.agents.logins import LoginSpec
+from swarm.agents.prices import Price, cost
 
 log = logging.getLogger(__name__)
 
 ApprovalMode = Literal["default", "auto_edit", "yolo", "plan"]
 EXIT_AUTH, EXIT_TURN_LIMIT, EXIT_UNTRUSTED = 41, 53, 55
+EXIT_REASONS = {
+    EXIT_AUTH: taxonomy.AUTH,  # FatalAuthenticationError
+    42: taxonomy.CLI_INCOMPATIBLE,  # FatalInputError: the adapter's input was refused
+    44: taxonomy.REFUSED,  # FatalSandboxError
+    52: taxonomy.CLI_INCOMPATIBLE,  # FatalConfigError
+    EXIT_TURN_LIMIT: taxonomy.TURN_LIMIT,  # FatalTurnLimitedError: model.maxSessionTurns reached
+    54: taxonomy.AGENT_ERROR,  # FatalToolExecutionError
+    EXIT_UNTRUSTED: taxonomy.REFUSED,  # an untrusted folder
+    130: taxonomy.CRASHED,  # FatalCancellationError: interrupted
+}
+_WORK = ("tool_use", "tool_result", "result")
 
 
 class GeminiOptions(CliOptions):
@@ -38,7 +51,14 @@ class GeminiAgent(CliAgent):
     Options = GeminiOptions
     cli = "gemini"
     package = "@google/gemini-cli (npm install -g @google/gemini-cli)"
-    key_var = "GEMINI_API_KEY"
+    logins = LoginSpec(
+        key_var="GEMINI_API_KEY",
+        cloud_vars=("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"),
+        config_dir_var="GEMINI_CLI_HOME",
+        credentials=".gemini/oauth_creds.json",
+    )
+    memory_files = (".gemini/GEMINI.md",)
+    """save_memory writes to the global GEMINI.md, which every later task of the slot would read."""
     options: GeminiOptions
 
     def argv(self, run: AgentRun, prompt: str) -> list[str]:
@@ -57,22 +77,37 @@ class GeminiAgent(CliAgent):
         return argv + o.extra_args
 
     def vendor_env(self, run: AgentRun, home: Path) -> dict[str, str]:
-        write_settings(home / ".gemini" / "settings.json", self.options.max_turns)
+        login = self.login()
+        oauth = login is not None and login.method == "credentials file"
+        write_settings(home / ".gemini" / "settings.json", self.options.max_turns, self.options.max_retries + 1, oauth)
         return {"GEMINI_CLI_HOME": str(home), "GEMINI_CLI_TRUST_WORKSPACE": "true"}
 
     def parse(self, stdout: Path, stderr: Path, exit_code: int | None) -> AgentResult:
         return parse(stdout, stderr, exit_code, self.options.prices, self.options.model)
 
+    def progress(self, line: str) -> bool:
+        """The init event and the echoed user prompt come before any answer; retries are on stderr."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return False
+        if not isinstance(event, dict):
+            return False
+        return event.get("type") in _WORK or (event.get("type") == "message" and event.get("role") == "assistant")
 
-def write_settings(path: Path, max_turns: int | None) -> None:
-    """The slot's settings.json: auto-update and usage statistics off, the turn limit; other keys kept."""
+
+def write_settings(path: Path, max_turns: int | None, max_attempts: int = 2, oauth: bool = False) -> None:
+    """The slot's settings.json: auto-update and usage statistics off, the turn limit, API attempts (the CLI's
+    default of 10 hides an outage for minutes), the OAuth login when that is the method; other keys kept."""
     try:
         settings = json.loads(path.read_text())
     except (OSError, ValueError):
         settings = {}
     settings = settings if isinstance(settings, dict) else {}
     general = settings.setdefault("general", {})
-    general.update(disableAutoUpdate=True, disableUpdateNag=True)
+    general.update(disableAutoUpdate=True, disableUpdateNag=True, maxAttempts=max_attempts)
+    if oauth:
+        settings.setdefault("security", {}).setdefault("auth", {})["selectedType"] = "oauth-personal"
     settings.setdefault("privacy", {})["usageStatisticsEnabled"] = False
     model = settings.setdefault("model", {})
     if max_turns:
@@ -123,13 +158,13 @@ def parse(
 ) -> AgentResult:
     """Read a `gemini -o stream-json` run (stdout events, stderr text or JSON error) into an AgentResult."""
     stream = _Stream()
-    for event in streams.events(stdout):
+    for event in output.events(stdout):
         stream.take(event)
     result = AgentResult("ok", "".join(stream.reply).strip(), session_id=stream.session_id, turns=stream.turns)
     _usage(result, (stream.result or {}).get("stats"), prices or {}, model or stream.model)
     succeeded = stream.result is not None and stream.result.get("status") == "success"
     if not succeeded or exit_code != 0:
-        _failed(result, stream, streams.read_text(stderr), exit_code)
+        _failed(result, stream, output.read_text(stderr), exit_code)
     return result
 
 
@@ -144,21 +179,23 @@ def _usage(result: AgentResult, stats: Any, prices: Mapping[str, Price], model: 
     else:
         counts = [(model, stats.get("input_tokens") or 0, stats.get("cached") or 0, stats.get("output_tokens") or 0)]
     totals = [sum(int(c[i]) for c in counts) for i in (1, 2, 3)]
-    streams.usage_fields(result, *totals)
-    costs = [streams.cost(prices, n, int(i), int(c), int(o)) for n, i, c, o in counts]
+    output.usage_fields(result, *totals)
+    costs = [cost(prices, n, int(i), int(c), int(o)) for n, i, c, o in counts]
     result.cost_usd = None if None in costs else sum(c or 0.0 for c in costs)
 
 
 def _failed(result: AgentResult, stream: _Stream, stderr: str, exit_code: int | None) -> None:
     reason = _reason(stream, stderr)
-    result.outcome = _outcome(exit_code, f"{reason}\n{stderr}")
+    text = f"{reason}\n{stderr}"
+    by_code = EXIT_REASONS.get(exit_code or 0)
+    taxonomy.fail(result, by_code or taxonomy.classify(text) or taxonomy.UNKNOWN)
     if exit_code == EXIT_TURN_LIMIT:
         reason = f"gemini stopped at its turn limit (model.maxSessionTurns): {reason}"
     elif exit_code == EXIT_UNTRUSTED:
         reason = f"gemini refused the worktree as an untrusted folder: {reason}"
     result.message = f"gemini failed (exit code {exit_code}): {reason}"
-    if result.outcome == "rate_limited":
-        result.retry_after = streams.retry_after(f"{reason}\n{stderr}")
+    if result.reason == taxonomy.RATE_LIMIT:
+        result.retry_after = ratelimits.retry_after(text)
 
 
 def _reason(stream: _Stream, stderr: str) -> str:
@@ -166,19 +203,11 @@ def _reason(stream: _Stream, stderr: str) -> str:
     error = (stream.result or {}).get("error")
     if isinstance(error, dict) and error.get("message"):
         return str(error["message"])
-    for obj in reversed(streams.json_objects(stderr)):
+    for obj in reversed(output.json_objects(stderr)):
         if isinstance(obj.get("error"), dict) and obj["error"].get("message"):
             return str(obj["error"]["message"])
     if stream.errors:
         return stream.errors[-1]
     if stream.result is None and not stderr.strip():
         return "the event stream ended without a result event (truncated, or not gemini stream-json output)"
-    return streams.last_lines(stderr) or "the event stream ended without a result event"
-
-
-def _outcome(exit_code: int | None, text: str) -> Outcome:
-    if exit_code == EXIT_AUTH:
-        return "auth_error"
-    if exit_code in (EXIT_TURN_LIMIT, EXIT_UNTRUSTED):
-        return "failed"
-    return streams.fail(text)
+    return output.last_lines(stderr) or "the event stream ended without a result event"

@@ -1,4 +1,5 @@
-"""Adapters by name: the `adapter = "..."` of a vendor table picks one of these."""
+"""Adapters by name: the `adapter = "..."` of a vendor table picks one of these, or names a class of its own as
+a dotted path, `adapter = "mypkg.agents:MyAgent"` (an importable module, a colon, a class with `Options`)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,21 @@ ADAPTERS: dict[str, str] = {
 
 
 def adapter_class(adapter: str) -> type[Any]:
-    """Import an adapter class by its registered name."""
-    if adapter not in ADAPTERS:
+    """Import an adapter class by its registered name or its dotted path `module:Class`."""
+    if adapter not in ADAPTERS and ":" not in adapter:
         known = ", ".join(sorted(ADAPTERS))
-        raise ValueError(f"unknown adapter {adapter!r} (known: {known})")
-    module, _, name = ADAPTERS[adapter].partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        raise ValueError(f"unknown adapter {adapter!r} (known: {known}; or a dotted path such as mypkg.mod:MyAgent)")
+    module, _, name = ADAPTERS.get(adapter, adapter).partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ValueError(f"adapter {adapter!r}: cannot import {module!r} ({exc})") from None
+    except AttributeError:
+        raise ValueError(f"adapter {adapter!r}: module {module!r} has no class {name!r}") from None
+    missing = [m for m in ("Options", "run", "executable") if not hasattr(cls, m)]
+    if missing:
+        raise ValueError(f"adapter {adapter!r} is not an Agent: it has no {', '.join(missing)}")
+    return cls  # type: ignore[no-any-return]
 
 
 def validate_options(vendor: str, adapter: str, options: dict[str, Any]) -> BaseModel:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarm import proc
-from swarm.agents.base import AgentResult, AgentRun
+from swarm.agents import outcomes, taxonomy
+from swarm.agents.base import AgentResult, AgentRun, Check
+from swarm.agents.process import launch
 from swarm.environ import child_env
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,21 @@ class ReplayAgent:
         if patch is None:
             return AgentResult("no_change", f"no recorded solution for {run.task_id}", 0, run.log_path)
         if run.cancel.wait(self.options.think):
-            return AgentResult("failed", "lease lost while thinking", None, run.log_path)
+            lost = AgentResult("failed", "lease lost while thinking", None, run.log_path)
+            return taxonomy.fail(lost, taxonomy.LEASE_LOST)
         argv = ["git", "apply", "--3way", "--whitespace=nowarn", str(patch)]
-        result = proc.run(argv, cwd=run.worktree, env={**child_env(), **run.env}, timeout=run.timeout,
-                          log_path=run.log_path, cancel=run.cancel, on_start=run.on_start)  # fmt: skip
-        if not result.ok:
-            return AgentResult("failed", f"patch {patch.name} did not apply: {result.describe()}", result.returncode,
-                               run.log_path)  # fmt: skip
-        return AgentResult("ok", f"applied the recorded solution {patch.name}", 0, run.log_path)
+        launched = launch(run, argv, {**child_env(), **run.env})
+        if launched.ended.returncode != 0:
+            detail = f"patch {patch.name} did not apply: {launched.ended.describe()}"
+            return outcomes.settle(launched, taxonomy.fail(AgentResult("failed", detail), taxonomy.AGENT_ERROR))
+        return outcomes.settle(launched, AgentResult("ok", f"applied the recorded solution {patch.name}"))
+
+    def check(self) -> list[Check]:
+        found = self.options.solutions.is_dir()
+        return [(f"vendor {self.vendor}", found, f"recorded solutions in {self.options.solutions}")]
+
+    def preflight(self, home: Path) -> AgentResult | None:
+        return None
+
+    def probe(self, home: Path, timeout: float) -> AgentResult:
+        return AgentResult("ok", "replay needs no vendor")

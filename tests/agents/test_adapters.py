@@ -13,16 +13,21 @@ import pytest
 
 from swarm import proc
 from swarm.agents import registry
-from swarm.agents.streams import CliAgent
+from swarm.agents.cli_adapter import CliAgent
 from tests.agents.helpers import BIN, HELP, KEY_VARS, agent_run, script
 
 CLIS = ["claude", "codex", "gemini"]
 OWN_KEY = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
+LOGIN_VARS = ("CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CONFIG_DIR",
+              "CODEX_HOME", "GEMINI_CLI_HOME", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA")  # fmt: skip
 HOME_VAR = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME", "gemini": "GEMINI_CLI_HOME"}
 
 
 def adapter(cli: str, **options: object) -> CliAgent:
-    agent = registry.make(cli, cli, {"binary": str(BIN / cli), **options})
+    """The fake CLI's adapter; claude declared sandboxed when the tests run as root (it refuses bypass mode)."""
+    sandbox = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+    env = {**sandbox, **options.pop("env", {})}  # type: ignore[dict-item]
+    agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
     assert isinstance(agent, CliAgent)
     return agent
 
@@ -107,9 +112,10 @@ def test_a_cli_killed_by_a_signal_has_crashed(tmp_path: Path, all_keys: dict[str
     assert adapter("gemini").run(run).outcome == "crashed"
 
 
-def test_a_missing_binary_is_failed_not_an_exception(tmp_path: Path, all_keys: dict[str, str]) -> None:
+def test_a_missing_binary_is_the_vendors_fault_found_before_starting(tmp_path: Path, all_keys: dict[str, str]) -> None:
     result = adapter("claude", binary=str(tmp_path / "no-such-claude")).run(agent_run(tmp_path))
-    assert result.outcome == "failed" and "could not start" in result.message
+    assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "cli_missing")
+    assert "not found on PATH" in result.message
 
 
 # --- doctor ---
@@ -122,7 +128,8 @@ def test_doctor_passes_with_the_recorded_help_and_a_key(cli: str, all_keys: dict
     assert all(ok for _, ok, _ in checks), checks
     assert "version" in checks[0][2]
     root = [f"vendor {cli} as root"] if as_root else []
-    assert [name for name, _, _ in checks] == [f"vendor {cli}", f"vendor {cli} flags", *root, f"vendor {cli} api key"]
+    assert [name for name, _, _ in checks] == [f"vendor {cli}", f"vendor {cli} flags", *root, f"vendor {cli} login"]
+    assert checks[-1][2].startswith("api key: API key from"), "doctor says which login is in use"
 
 
 @pytest.mark.parametrize("cli", CLIS)
@@ -135,12 +142,15 @@ def test_doctor_says_in_plain_words_that_the_cli_is_missing(cli: str, all_keys: 
 
 
 @pytest.mark.parametrize("cli", CLIS)
-def test_doctor_says_which_key_is_missing(cli: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in KEY_VARS:
+def test_doctor_says_which_logins_would_do_when_none_is_there(
+    cli: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in (*KEY_VARS, *LOGIN_VARS):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no logged-in credentials file either
     name, ok, detail = adapter(cli).check()[-1]
-    assert name == f"vendor {cli} api key" and not ok
-    assert detail.startswith(f"{OWN_KEY[cli]} is not set")
+    assert name == f"vendor {cli} login" and not ok
+    assert detail.startswith(f"no login found: export {OWN_KEY[cli]}")
 
 
 @pytest.mark.parametrize(("cli", "flag"), [("claude", "--verbose"), ("codex", "--skip-git-repo-check"),

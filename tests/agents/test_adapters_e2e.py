@@ -29,8 +29,11 @@ def vendors(record: Path | None = None, **timeouts: float) -> dict[str, dict[str
     tables: dict[str, dict[str, object]] = {}
     for cli in CLIS:
         table: dict[str, object] = {"adapter": cli, "binary": str(BIN / cli)}
+        env = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}  # claude's bypass mode as root
         if record is not None:
-            table["env"] = {"FAKE_CLI_RECORD": str(record)}
+            env["FAKE_CLI_RECORD"] = str(record)
+        if env:
+            table["env"] = env
         if cli in timeouts:
             table["timeout"] = timeouts[cli]
         tables[cli] = table

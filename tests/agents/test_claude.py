@@ -34,13 +34,13 @@ def test_recorded_not_logged_in_is_an_auth_error_although_subtype_says_success(n
 
 def test_recorded_is_error_with_subtype_success_is_never_ok_even_with_exit_0() -> None:
     result = claude.parse(RECORDED / "claude_fakekey_r1.out", NOWHERE, 0)
-    assert result.outcome == "failed"
+    assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "network")
     assert "FailedToOpenSocket" in result.message
 
 
 def test_recorded_stream_cut_while_retrying_is_failed_with_the_last_event() -> None:
     result = claude.parse(RECORDED / "claude_fakekey_sjson.out", NOWHERE, None)
-    assert result.outcome == "failed"
+    assert result.outcome == "failed" and result.reason == "unknown", "retries with no status say nothing yet"
     assert "no result event" in result.message and "system/api_retry" in result.message
     assert result.session_id == "d481a72e-d0bb-4dbf-ab2d-7fe831b17fa5"
 
@@ -50,9 +50,9 @@ def test_recorded_plain_text_not_logged_in_is_an_auth_error() -> None:
     assert result.outcome == "auth_error"
 
 
-def test_recorded_flag_error_on_stderr_is_failed_with_the_reason() -> None:
+def test_recorded_flag_error_on_stderr_is_the_cli_version_not_the_task() -> None:
     result = claude.parse(NOWHERE, RECORDED / "claude_sjson_noverbose.err", 1)
-    assert result.outcome == "failed" and "requires --verbose" in result.message
+    assert (result.fault, result.reason) == ("vendor", "cli_incompatible") and "requires --verbose" in result.message
 
 
 def test_rate_limit_stream_is_rate_limited_with_retry_after_from_resets_at(tmp_path: Path) -> None:
@@ -114,6 +114,7 @@ def test_allowed_tools_come_last_before_extra_args_so_they_swallow_nothing(tmp_p
 def test_env_has_the_config_dir_retries_and_autoupdate_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-0123456789abcdef")
     run = agent_run(tmp_path)
+    monkeypatch.delenv("CLAUDE_CODE_OAUTH_TOKEN", raising=False)
     env = ClaudeAgent("c", ClaudeOptions(max_retries=1)).env(run, run.home / "claude")
     assert env["CLAUDE_CONFIG_DIR"] == str(run.home / "claude")
     assert env["CLAUDE_CODE_MAX_RETRIES"] == "1" and env["DISABLE_AUTOUPDATER"] == "1"

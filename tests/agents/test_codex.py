@@ -10,7 +10,7 @@ import pytest
 
 from swarm.agents import codex
 from swarm.agents.codex import CodexAgent, CodexOptions
-from swarm.agents.streams import Price
+from swarm.agents.prices import Price
 from tests.agents.helpers import DATA, NOWHERE, RECORDED, agent_run
 
 PRICES = {"gpt-test": Price(input=1.25, output=10.0, cached=0.125)}
@@ -48,10 +48,10 @@ def test_401_is_an_auth_error() -> None:
     assert codex.parse(DATA / "codex_auth.out", NOWHERE, 1).outcome == "auth_error"
 
 
-def test_recorded_reconnect_loop_killed_is_failed_not_rate_limited() -> None:
-    """Reconnect notices are not fatal errors; the run was killed (the adapter turns that into timeout)."""
+def test_recorded_reconnect_loop_killed_is_the_vendors_network_not_a_rate_limit() -> None:
+    """Reconnect notices are not fatal by themselves; what they say (no DNS) is the vendor's, never the task's."""
     result = codex.parse(RECORDED / "codex_json.out", RECORDED / "codex_text.err", -15)
-    assert result.outcome == "failed"
+    assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "network")
     assert result.session_id == "01a20c9a-ae3f-7dc1-bc0e-2d370b638253"
     assert "waiting for network" in result.message
 
@@ -64,10 +64,11 @@ def test_exit_0_without_turn_completed_is_a_truncated_stream(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("content", [b"", b"\xff\xfe\x00", b"Error: unexpected argument '--jsn' found\n"])
-def test_garbage_is_failed(tmp_path: Path, content: bytes) -> None:
+def test_garbage_is_failed_as_unknown_and_exit_2_is_a_flag_the_cli_refused(tmp_path: Path, content: bytes) -> None:
     log = tmp_path / "out.log"
     log.write_bytes(content)
-    assert codex.parse(log, NOWHERE, 2).outcome == "failed"
+    assert (codex.parse(log, NOWHERE, 1).outcome, codex.parse(log, NOWHERE, 1).fault) == ("failed", "unknown")
+    assert codex.parse(log, NOWHERE, 2).reason == "cli_incompatible"
 
 
 def test_argv_runs_exec_json_in_the_worktree_with_the_prompt_after_double_dash(tmp_path: Path) -> None:
@@ -98,9 +99,11 @@ def test_without_credentials_codex_is_not_started_since_it_would_never_exit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CODEX_API_KEY", raising=False)
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
     run = agent_run(tmp_path)
     started = time.monotonic()
     result = CodexAgent("x", CodexOptions(binary="/bin/sleep")).run(run)
-    assert result.outcome == "auth_error" and "CODEX_API_KEY is not set" in result.message
+    assert result.outcome == "auth_error" and "no login found: export CODEX_API_KEY" in result.message
     assert time.monotonic() - started < 5 and result.log_path == run.log_path
     assert "CODEX_API_KEY" in run.log_path.read_text()

@@ -9,7 +9,7 @@ import pytest
 
 from swarm.agents import gemini
 from swarm.agents.gemini import GeminiAgent, GeminiOptions
-from swarm.agents.streams import Price
+from swarm.agents.prices import Price
 from tests.agents.helpers import DATA, NOWHERE, RECORDED, agent_run
 
 PRICES = {"gemini-2.5-pro": Price(input=1.25, output=10.0, cached=0.31)}
@@ -46,9 +46,12 @@ def test_recorded_exit_41_is_an_auth_error(name: str) -> None:
     assert result.outcome == "auth_error" and "Auth method" in result.message
 
 
-def test_recorded_network_retries_killed_is_failed_with_a_readable_reason() -> None:
+def test_recorded_network_retries_killed_is_the_vendors_network_with_a_readable_reason() -> None:
     result = gemini.parse(RECORDED / "gemini_fake_sjson.out", RECORDED / "gemini_fake_sjson.err", -15)
-    assert result.outcome == "failed" and result.session_id == "972ee05f-8990-48ef-9326-5385ba565b60"
+    assert (result.fault, result.reason) == (
+        "vendor",
+        "network",
+    ) and result.session_id == "972ee05f-8990-48ef-9326-5385ba565b60"
     assert "file:///" not in result.message, "stack frames are left out of the message"
 
 
