@@ -15,7 +15,7 @@ import redis
 from rich.console import Console
 from rich.markup import escape
 
-from swarm import attempts, keys, repo, state, views
+from swarm import attempts, keys, repo, state, templates, views
 from swarm import dispatch as dispatch_mod
 from swarm.errors import SwarmError
 from swarm.redact import redact, redact_logging
@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
-DEFAULT_TEMPLATE = PACKAGE_ROOT.parent / "engine_repo_template"
+DEFAULT_TEMPLATE = templates.ENGINE
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -320,12 +319,20 @@ def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
     default=None,
     help="Folder of recorded solutions (<task>.patch, <task>.<attempt>.patch); default: shipped ones.",
 )
-def demo(directory: Path, template: Path | None, keep: bool, timeout: float, solutions: Path | None) -> None:
+@click.option(
+    "--example",
+    type=click.Choice(["engine", "python"]),
+    default="engine",
+    show_default=True,
+    help="Which shipped project to build: the Rust engine, or a small Python library tested by pytest.",
+)
+def demo(directory: Path, template: Path | None, keep: bool, timeout: float, solutions: Path | None,
+         example: str) -> None:  # fmt: skip
     """One command, no API key: replay agents on three vendor queues build a fresh engine project."""
     from swarm import demo as demo_mod
-    from swarm.agents.replay import SHIPPED
 
-    summary = demo_mod.run(directory, template or DEFAULT_TEMPLATE, keep, timeout, solutions or SHIPPED)
+    shipped = templates.examples()[example]
+    summary = demo_mod.run(directory, template or shipped.template, keep, timeout, solutions or shipped.solutions)
     sys.exit(0 if summary.landed and not summary.failed else 1)  # fmt: skip
 
 

@@ -7,8 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from swarm.settings import Settings
@@ -100,3 +102,49 @@ def test_honcho_starts_a_worker_of_each_queue(project: Project, redis_url: str, 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def git_files(folder: str) -> set[str]:
+    out = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-z", folder], capture_output=True, check=True)
+    return {name for name in out.stdout.decode().split("\0") if name}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """swarm's wheel, built from this checkout the way pip builds it, unpacked."""
+    out = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+                           capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert build.returncode == 0, build.stderr[-3000:]
+    [whl] = out.glob("swarm-*.whl")
+    site = out / "site"
+    with zipfile.ZipFile(whl) as archive:
+        archive.extractall(site)
+    return site
+
+
+def test_the_wheel_carries_every_shipped_project_file_unchanged(wheel: Path) -> None:
+    for folder in ("engine_repo_template", "examples"):
+        tracked = git_files(folder)
+        assert tracked, folder
+        packed = {str(p.relative_to(wheel / "swarm" / "_data")) for p in (wheel / "swarm" / "_data" / folder).rglob("*")
+                  if p.is_file()}  # fmt: skip
+        assert packed == tracked, f"{folder}: only in the wheel {packed - tracked}, missing {tracked - packed}"
+        for name in tracked:
+            assert (wheel / "swarm" / "_data" / name).read_bytes() == (ROOT / name).read_bytes(), name
+            assert not (wheel / "swarm" / "_data" / name).is_symlink()
+    assert (wheel / "swarm" / "replay" / "lexer-complete.patch").is_file()
+
+
+def test_swarm_init_and_the_examples_work_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+    env["PYTHONPATH"] = str(wheel)  # ahead of the editable install: this is the wheel's swarm
+    code = "from swarm import templates as t; print(t.ENGINE); print(t.examples()['python'].solutions)"
+    where = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           check=True).stdout.split()  # fmt: skip
+    assert all(Path(p).is_relative_to(wheel / "swarm" / "_data") for p in where), where
+    done = subprocess.run([sys.executable, "-m", "swarm", "init", str(tmp_path / "proj")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "proj" / "work" / ".swarm.toml").is_file()
+    assert (tmp_path / "proj" / "work" / "tasks").is_dir()

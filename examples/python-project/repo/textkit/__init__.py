@@ -1,0 +1,5 @@
+"""Text utilities: each module is one task of the backlog."""
+
+from textkit.words import words
+
+__all__ = ["words"]
