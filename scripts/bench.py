@@ -1,19 +1,40 @@
 #!/usr/bin/env python3
-"""What the swarm adds to each attempt, measured here: leases, dispatch, and a landing's git work.
+"""Throughput side by side, in one run: the lock-file harness's protocol against the swarm, and what one attempt
+costs on a small and a large repository.
 
-Prints medians and, because this machine is shared and noisy, ratios to the raw operation measured in the
-same run. Usage: .venv/bin/python scripts/bench.py [--rounds N]
+Sections (each prints its lines; ratios are computed inside the same run, since this machine is shared and noisy):
+  coordination  the lock-file protocol (pull, claim commit + push with retries, work, test, commit + push, release
+                commit + push; N processes, each its own clone of one bare origin) against the swarm (real Redis,
+                the in-process pipeline in N slots, dispatch after each attempt and on a 1 s beat), at each slot count,
+                with zero-time and realistic agent and oracle times;
+  attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
+                its children) and git processes (counted by a `git` shim on PATH) per attempt;
+  pickup        a chain of dependent tasks: from one landing to the next task's agent starting.
+
+Never asserts timings. Usage: .venv/bin/python scripts/bench.py [--quick] [--only SECTION ...] [--slots 1,2,4]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import math
+import multiprocessing
+import os
+import queue
+import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
@@ -21,102 +42,438 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from swarm import dispatch, keys, repo  # noqa: E402
+from swarm import dispatch, repo  # noqa: E402
+from swarm.agents import registry  # noqa: E402
 from swarm.embedded import EmbeddedRedis  # noqa: E402
-from swarm.leases import Leases  # noqa: E402
-from swarm.runtime import connect  # noqa: E402
+from swarm.pipeline import Pipeline  # noqa: E402
+from swarm.runtime import Runtime, connect  # noqa: E402
 from swarm.settings import Settings  # noqa: E402
 
-TASK = "---\ntitle: T{i}\npriority: {i}\n---\nDo {i}.\n"
+IDENTITY = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
+SUMMARY = '{"passed": 1, "failed": 0}'
+BEAT_SECONDS = 1.0
+RUN_TIMEOUT = 900.0
 
 
-def median_ms(fn: Callable[[], object], rounds: int) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+@dataclass(frozen=True)
+class Times:
+    """Seconds an agent and each oracle tier take: the work that no coordination can remove."""
+
+    name: str
+    agent: float
+    fast: float
+    full: float
+
+    @property
+    def work(self) -> float:
+        """What one task needs at the least: its agent and one full oracle run (all the lock-file harness runs)."""
+        return self.agent + self.full
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+@dataclass
+class Figures:
+    """One run of one side at one slot count."""
+
+    side: str
+    slots: int
+    tasks: int
+    wall: float
+    work: float
+    coordination_commits: int = 0
+    rejected_pushes: int = 0
+    lost_claims: int = 0
+    landed: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def per_min(self) -> float:
+        return self.landed / self.wall * 60 if self.wall else 0.0
+
+    @property
+    def overhead(self) -> float:
+        """Slot-seconds per task spent on anything but the work, against the best a perfect scheduler could do."""
+        ideal = math.ceil(self.tasks / self.slots) * self.work
+        return max(0.0, self.wall - ideal) * self.slots / self.tasks
+
+    def line(self) -> str:
+        return (
+            f"{self.side:9} slots={self.slots:<3} tasks={self.landed}/{self.tasks} wall={self.wall:7.2f}s "
+            f"tasks/min={self.per_min:6.1f} overhead/task={self.overhead:6.2f}s "
+            f"coordination_commits={self.coordination_commits} rejected_pushes={self.rejected_pushes} "
+            f"lost_claims={self.lost_claims}"
+        )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=50)
-    rounds = parser.parse_args().rounds
-    with tempfile.TemporaryDirectory() as tmp, EmbeddedRedis(Path(tmp) / "redis") as server:
+def git(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **IDENTITY}
+    return subprocess.run(["git", *args], cwd=cwd, check=check, capture_output=True, text=True, env=env)
+
+
+def oracle_command(seconds: float) -> str:
+    return f"sleep {seconds}; echo '{SUMMARY}'"
+
+
+def make_template(dest: Path, tasks: list[str], times: Times, files: int = 0, deps: bool = False) -> Path:
+    """A project holding `files` filler files, one task file per id (a chain when `deps`), and a sleeping oracle."""
+    (dest / "tasks").mkdir(parents=True)
+    (dest / "src").mkdir()
+    (dest / "src" / "base.txt").write_text("base\n")
+    for i in range(files):
+        folder = dest / "files" / f"d{i // 500:03d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.txt").write_text(f"filler {i}\n")
+    for i, task in enumerate(tasks):
+        dep = f"depends_on: [{tasks[i - 1]}]\n" if deps and i else ""
+        (dest / "tasks" / f"{task}.md").write_text(f"---\ntitle: Task {task}\npriority: {-i}\n{dep}---\nWrite it.\n")
+    (dest / "AGENT_PROMPT.md").write_text("Do the task.\n")
+    (dest / ".swarm.toml").write_text(
+        'backlog = "tasks"\nprotected = [".swarm.toml"]\n\n[oracle]\n'
+        f"fast = {json.dumps(oracle_command(times.fast))}\nfull = {json.dumps(oracle_command(times.full))}\n"
+    )
+    return dest
+
+
+def origin_commits(origin: Path) -> list[str]:
+    return git(origin, "log", "--format=%s", "main").stdout.splitlines()
+
+
+# --- the lock-file harness's protocol ---
+
+
+def _lockfile_worker(origin: str, clone: str, wid: int, times: Times, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    """One bash loop of the seed harness, played with the same git commands, until every task is done."""
+    here = Path(clone)
+    git(here.parent, "clone", "-q", origin, clone)
+    stats: Counter[str] = Counter()
+
+    def sync() -> None:
+        if git(here, "pull", "-q", "--rebase", "origin", "main", check=False).returncode != 0:
+            git(here, "rebase", "--abort", check=False)
+            git(here, "fetch", "-q", "origin")
+            git(here, "reset", "-q", "--hard", "origin/main")
+
+    def push(claim: str | None = None) -> bool:
+        """Push with retries; for a claim, False when the rebase shows someone else claimed or did it first."""
+        while git(here, "push", "-q", "origin", "HEAD:main", check=False).returncode != 0:
+            stats["rejected"] += 1
+            rebased = git(here, "pull", "-q", "--rebase", "origin", "main", check=False).returncode == 0
+            if claim is not None and (not rebased or (here / "src" / f"{claim}.txt").exists()):
+                git(here, "rebase", "--abort", check=False)
+                git(here, "fetch", "-q", "origin")
+                git(here, "reset", "-q", "--hard", "origin/main")
+                return False
+            if not rebased:  # only a claim can conflict (two adds of one lock file); anything else is a bug here
+                raise RuntimeError(f"lock-file worker {wid}: rebase failed outside a claim")
+        return True
+
+    tasks = sorted(p.stem for p in (here / "tasks").glob("*.md"))
+    while True:
+        sync()
+        done = {t for t in tasks if (here / "src" / f"{t}.txt").exists()}
+        free = [t for t in tasks if t not in done and not (here / "locks" / f"{t}.lock").exists()]
+        if len(done) == len(tasks):
+            break
+        if not free:  # every open task is claimed by someone: wait for them, as the loops did
+            time.sleep(0.05)
+            continue
+        task = free[0]
+        (here / "locks").mkdir(exist_ok=True)
+        (here / "locks" / f"{task}.lock").write_text(f"claimed by worker {wid}\n")
+        git(here, "add", "-A")
+        git(here, "commit", "-qm", f"claim {task}")
+        if not push(claim=task):
+            stats["lost_claims"] += 1
+            continue
+        time.sleep(times.agent)
+        (here / "src" / f"{task}.txt").write_text(f"{task}\n")
+        subprocess.run(["bash", "-c", oracle_command(times.full)], cwd=here, check=True, capture_output=True)
+        git(here, "add", "-A")
+        git(here, "commit", "-qm", f"work {task}")
+        push()
+        git(here, "rm", "-q", f"locks/{task}.lock")
+        git(here, "commit", "-qm", f"release {task}")
+        push()
+    out.put(dict(stats))
+
+
+def lockfile_run(root: Path, slots: int, tasks: list[str], times: Times) -> Figures:
+    template = make_template(root / "template", tasks, times)
+    origin = root / "origin.git"
+    repo.init_project(template, origin, root / "seed")
+    ctx = multiprocessing.get_context("fork")
+    out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    start = time.monotonic()
+    procs = [
+        ctx.Process(target=_lockfile_worker, args=(str(origin), str(root / f"w{i}"), i, times, out))
+        for i in range(slots)
+    ]
+    for p in procs:
+        p.start()
+    stats: Counter[str] = Counter()
+    for _ in procs:
+        stats.update(out.get(timeout=RUN_TIMEOUT))
+    for p in procs:
+        p.join()
+    wall = time.monotonic() - start
+    subjects = origin_commits(origin)
+    return Figures(
+        "lock-file",
+        slots,
+        len(tasks),
+        wall,
+        times.work,
+        coordination_commits=sum(s.startswith(("claim ", "release ")) for s in subjects),
+        rejected_pushes=stats["rejected"],
+        lost_claims=stats["lost_claims"],
+        landed=sum(s.startswith("work ") for s in subjects),
+    )
+
+
+# --- the swarm, in-process: real Redis, real git, the pipeline in N slot threads ---
+
+
+class SwarmDriver:
+    """N slots, each with its own Runtime (as each Celery pool process has), fed by dispatch as the workers are."""
+
+    def __init__(self, settings: Settings, slots: int) -> None:
+        self.settings = settings
+        self.slots = slots
+        self.q: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.outcomes: Counter[str] = Counter()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+
+    def agent(self, vendor: str):  # type: ignore[no-untyped-def]
+        table = self.settings.vendors[vendor]
+        return registry.make(vendor, table.adapter, table.options())
+
+    def dispatch(self, rt: Runtime) -> None:
+        for _ in range(100):  # another slot may hold the dispatch lock: try again, as its next dispatch would
+            if not dispatch.dispatch(rt, lambda t, v: self.q.put((t, v))).skipped_busy:
+                return
+            time.sleep(0.01)
+
+    def slot(self, i: int, rt: Runtime) -> None:
+        pipe = Pipeline(rt, self.agent, f"bench-{i}", f"slot{i}")
+        while not self.stop.is_set():
+            try:
+                task, vendor = self.q.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            outcome = pipe.run(task, vendor)
+            with self.lock:
+                self.outcomes[outcome] += 1
+            self.dispatch(rt)
+
+    def beat(self, rt: Runtime) -> None:
+        while not self.stop.wait(BEAT_SECONDS):
+            self.dispatch(rt)
+
+    def run_until(self, landed: int) -> float:
+        # Runtimes are made one after the other: connect() probes the workdir with a per-process file name.
+        runtimes = [connect(self.settings) for _ in range(self.slots + 1)]
+        threads = [threading.Thread(target=self.slot, args=(i, runtimes[i]), daemon=True) for i in range(self.slots)]
+        threads.append(threading.Thread(target=self.beat, args=(runtimes[-1],), daemon=True))
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        self.dispatch(runtimes[-1])
+        try:
+            while self.outcomes["landed"] < landed:
+                if time.monotonic() - start > RUN_TIMEOUT or self.outcomes["failed"]:
+                    raise RuntimeError(f"swarm run did not finish: {dict(self.outcomes)}")
+                time.sleep(0.01)
+            return time.monotonic() - start
+        finally:
+            self.stop.set()
+            for t in threads:
+                t.join()
+
+
+def swarm_settings(root: Path, url: str, slots: int, times: Times) -> Settings:
+    agent = f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
+    return Settings(
+        redis_url=url,
+        origin=str(root / "origin.git"),
+        workdir=root / "wd",
+        vendors={"a": {"adapter": "command", "command": ["bash", "-c", agent], "concurrency": slots}},
+        lease_ttl=30.0,
+        land_retries=20,
+        dispatch_interval=BEAT_SECONDS,
+    )  # type: ignore[arg-type]
+
+
+def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, files: int = 0) -> Figures:
+    make_template(root / "template", tasks, times, files)
+    repo.init_project(root / "template", root / "origin.git", root / "seed")
+    with EmbeddedRedis(root / "redis") as server:
+        driver = SwarmDriver(swarm_settings(root, server.url, slots, times), slots)
+        wall = driver.run_until(len(tasks))
         r = redis.Redis.from_url(server.url)
-        leases = Leases(r)
-        raw = median_ms(lambda: r.set("raw", "x", nx=True, px=30000) and r.delete("raw"), rounds)
-        lease = median_ms(lambda: leases.release(leases.acquire_task("t", 30, worker="bench")), rounds)  # type: ignore[arg-type]
+        metrics = {k.decode(): int(v) for k, v in r.hgetall("swarm:metrics").items()}
+        r.close()
+    subjects = origin_commits(root / "origin.git")
+    return Figures(
+        "swarm",
+        slots,
+        len(tasks),
+        wall,
+        times.work,
+        coordination_commits=len(subjects) - 1 - driver.outcomes["landed"],  # all but the first commit and landings
+        rejected_pushes=metrics.get("state:cas_lost", 0),
+        lost_claims=driver.outcomes["busy"],
+        landed=driver.outcomes["landed"],
+    )
+
+
+def coordination(args: argparse.Namespace, base: Path) -> None:
+    tasks = [f"t{i:03d}" for i in range(args.tasks)]
+    for times in args.times:
         print(
-            f"lease acquire+release: {lease:.2f} ms median; raw SET NX PX + DEL {raw:.2f} ms; ratio {lease / raw:.1f}"
+            f"== coordination, {times.name}: {len(tasks)} tasks; agent {times.agent}s, fast oracle {times.fast}s, "
+            f"full oracle {times.full}s (overhead/task = (wall - ceil(tasks/slots) x (agent + full)) x slots / tasks)"
         )
+        for slots in args.slots:
+            lock = lockfile_run(fresh(base, f"lock-{times.name}-{slots}"), slots, tasks, times)
+            print(lock.line(), flush=True)
+            sw = swarm_run(fresh(base, f"swarm-{times.name}-{slots}"), slots, tasks, times)
+            print(sw.line(), flush=True)
+            print(
+                f"ratio     slots={slots:<3} swarm/lock-file tasks/min {sw.per_min / lock.per_min:.2f}x; "
+                f"lock-file/swarm overhead {ratio(lock.overhead, sw.overhead)}",
+                flush=True,
+            )
 
-        root = Path(tmp)
-        template = root / "template"
-        (template / "tasks").mkdir(parents=True)
-        for i in range(200):
-            (template / "tasks" / f"t{i}.md").write_text(TASK.format(i=i))
-        (template / ".swarm.toml").write_text('[oracle]\nfast = "true"\nfull = "true"\n')
-        repo.init_project(template, root / "origin.git", root / "work")
-        settings = Settings(
-            redis_url=server.url,
-            origin=str(root / "origin.git"),
-            workdir=root / "wd",
-            vendors={"a": {"adapter": "command", "command": ["true"], "concurrency": 50}},
-        )  # type: ignore[arg-type]
-        rt = connect(settings)
-        sent: list[tuple[str, str]] = []
 
-        def one_dispatch() -> None:
-            for key in r.scan_iter(match=f"{keys.PREFIX}:queued:*"):
-                r.delete(key)
-            sent.clear()
-            dispatch.dispatch(rt, lambda t, v: sent.append((t, v)))
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b > 0.005 else ("n/a (both ~0)" if a <= 0.005 else "inf (swarm ~0)")
 
-        d = median_ms(one_dispatch, max(5, rounds // 5))
-        fetch = median_ms(rt.mirror.fetch, max(5, rounds // 5))
+
+# --- per-attempt cost on a small and a large repository ---
+
+
+@contextmanager
+def counting_git(folder: Path) -> Iterator[Path]:
+    """Every `git` this process and its children start goes through a shim that logs one line per process."""
+    real = shutil.which("git")
+    assert real is not None
+    folder.mkdir(parents=True, exist_ok=True)
+    counts = folder / "git-calls.log"
+    counts.write_text("")
+    shim = folder / "git"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {counts}\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    old = os.environ["PATH"]
+    os.environ["PATH"] = f"{folder}{os.pathsep}{old}"
+    try:
+        yield counts
+    finally:
+        os.environ["PATH"] = old
+
+
+def cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def attempt_cost(args: argparse.Namespace, base: Path) -> None:
+    zero = Times("zero", 0.0, 0.0, 0.0)
+    tasks = [f"c{i:02d}" for i in range(args.cost_tasks)]
+    print(f"== attempt cost: 1 slot, {len(tasks)} zero-time tasks; per attempt, git counted by a PATH shim")
+    rows = {}
+    for files in args.files:
+        root = fresh(base, f"cost-{files}")
+        make_template(root / "template", tasks, zero, files)
+        repo.init_project(root / "template", root / "origin.git", root / "seed")
+        with EmbeddedRedis(root / "redis") as server:
+            driver = SwarmDriver(swarm_settings(root, server.url, 1, zero), 1)
+            connect(driver.settings).mirror.fetch()  # the host's first fetch is set-up, not an attempt
+            with counting_git(root / "shim") as calls:
+                cpu = cpu_seconds()
+                wall = driver.run_until(len(tasks))
+                cpu = cpu_seconds() - cpu
+                gits = len(calls.read_text().splitlines())
+        n = sum(driver.outcomes.values())
+        rows[files] = (wall / n, cpu / n, gits / n)
         print(
-            f"dispatch of a 200-task backlog (fetch, parse, {len(sent)} enqueued): {d:.1f} ms median; "
-            f"git fetch alone {fetch:.1f} ms; ratio {d / fetch:.1f}"
+            f"files={files:<6} attempts={n} wall/attempt={wall / n:6.2f}s cpu/attempt={cpu / n:6.2f}s "
+            f"git processes/attempt={gits / n:5.1f}",
+            flush=True,
         )
+    small, large = rows[min(rows)], rows[max(rows)]
+    print(
+        f"ratio     {max(rows)} vs {min(rows)} files: wall {large[0] / small[0]:.1f}x, cpu {large[1] / small[1]:.1f}x, "
+        f"git processes {large[2] / small[2]:.1f}x"
+    )
 
-        main = rt.mirror.fetch()
-        n = [0]
 
-        def landing() -> None:
-            n[0] += 1
-            path = root / "wt" / f"w{n[0]}"
-            wt = rt.mirror.add_worktree(path, rt.mirror.main())
-            (path / f"f{n[0]}.txt").write_text("x")
-            base = rt.mirror.main()
-            commit = wt.snapshot(base, f"T\n\nSwarm-Task: b{n[0]}\nSwarm-Agent: bench\n", "bench")
-            assert commit is not None
-            rt.mirror.land(base, commit, f"b{n[0]}")
-            rt.mirror.fetch()
-            rt.mirror.remove_worktree(path)
+# --- pickup latency ---
 
-        land = median_ms(landing, max(5, rounds // 5))
-        clone = root / "plain"
-        git(root, "clone", "-q", str(root / "origin.git"), str(clone))
 
-        def plain() -> None:
-            n[0] += 1
-            (clone / f"p{n[0]}.txt").write_text("x")
-            git(clone, "add", "-A")
-            git(clone, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-qm", "p")
-            git(clone, "push", "-q", "origin", "HEAD:main")
+def pickup(args: argparse.Namespace, base: Path) -> None:
+    times = Times("pickup", 0.0, 0.0, 0.0)
+    tasks = [f"p{i:02d}" for i in range(args.chain)]
+    root = fresh(base, "pickup")
+    make_template(root / "template", tasks, times, deps=True)
+    repo.init_project(root / "template", root / "origin.git", root / "seed")
+    with EmbeddedRedis(root / "redis") as server:
+        driver = SwarmDriver(swarm_settings(root, server.url, 2, times), 2)
+        driver.run_until(len(tasks))
+        r = redis.Redis.from_url(server.url)
+        events = [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange("swarm:events")]
+        r.close()
+    landed = {e["task"]: float(e["ts"]) for e in events if e["state"] == "landed"}
+    started = {e["task"]: float(e["ts"]) for e in events if e["state"] == "agent_running"}
+    gaps = [started[b] - landed[a] for a, b in zip(tasks, tasks[1:], strict=False) if a in landed and b in started]
+    print(
+        f"== pickup: a chain of {len(tasks)} dependent zero-time tasks, 2 slots, dispatch after each attempt "
+        f"and every {BEAT_SECONDS:.0f}s\npickup    landed -> next agent running: median {statistics.median(gaps):.3f}s "
+        f"max {max(gaps):.3f}s over {len(gaps)} hand-overs",
+        flush=True,
+    )
 
-        raw_push = median_ms(plain, max(5, rounds // 5))
-        print(
-            f"landing git work (worktree, squash commit, atomic CAS push, fetch, cleanup): {land:.1f} ms median; "
-            f"plain add+commit+push {raw_push:.1f} ms; ratio {land / raw_push:.1f}"
-        )
-        del main
+
+def fresh(base: Path, name: str) -> Path:
+    path = base / name
+    path.mkdir(parents=True)
+    return path
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
+    p.add_argument("--only", nargs="*", choices=["coordination", "attempt-cost", "pickup"], default=None)
+    p.add_argument("--slots", default="1,2,4,8,16", help="comma-separated slot counts")
+    p.add_argument("--tasks", type=int, default=24)
+    p.add_argument("--agent", type=float, default=0.5, help="realistic agent seconds")
+    p.add_argument("--fast", type=float, default=0.25, help="realistic fast-oracle seconds")
+    p.add_argument("--full", type=float, default=1.0, help="realistic full-oracle seconds")
+    p.add_argument("--files", default="200,20000", help="repository sizes for attempt-cost")
+    p.add_argument("--cost-tasks", type=int, default=4)
+    p.add_argument("--chain", type=int, default=8)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.slots, args.tasks, args.files, args.cost_tasks, args.chain = "1,2", 3, "20,200", 2, 3
+        args.agent, args.fast, args.full = 0.05, 0.0, 0.05
+    args.slots = [int(s) for s in str(args.slots).split(",")]
+    args.files = [int(s) for s in str(args.files).split(",")]
+    args.times = [Times("zero-time", 0.0, 0.0, 0.0), Times("realistic", args.agent, args.fast, args.full)]
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse(argv)
+    logging.basicConfig(level=logging.ERROR)
+    sections = args.only or ["coordination", "attempt-cost", "pickup"]
+    print(f"bench: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; sections {', '.join(sections)}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
+        base = Path(tmp)
+        if "coordination" in sections:
+            coordination(args, base)
+        if "attempt-cost" in sections:
+            attempt_cost(args, base)
+        if "pickup" in sections:
+            pickup(args, base)
 
 
 if __name__ == "__main__":
