@@ -12,7 +12,9 @@ import os
 import random
 import re
 import shutil
+import stat
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,8 +78,19 @@ def _git(cwd: Path, timeout: float = DEFAULT_GIT_TIMEOUT) -> _Git:
     return g
 
 
+_calls = [0]
+_calls_lock = threading.Lock()
+
+
+def git_calls() -> int:
+    """How many git processes this module has started in this process: a test holds attempts to a budget."""
+    return _calls[0]
+
+
 def _execute(g: git.Git, args: list[str], **kwargs: object) -> Any:
     """The one door to git: every command runs with the swarm's -c options and is killed at the timeout."""
+    with _calls_lock:
+        _calls[0] += 1
     timeout = getattr(g, "timeout", DEFAULT_GIT_TIMEOUT)
     try:
         result = g.execute([*GIT, *args], kill_after_timeout=timeout, **kwargs)  # type: ignore[call-overload]
@@ -388,6 +401,127 @@ class Mirror:
             return False, f"cannot push to {self.origin}: {err.strip()}"
         _execute(self._g, ["push", "--quiet", self.origin, f":{ref}"], with_exceptions=False)
         return True, f"the swarm can push to {self.origin}"
+
+    # --- folders kept in step with a commit: the oracle's tree and the agent's standalone workspace ---
+
+    def export(self, commit: str, dest: Path) -> None:
+        """Make `dest` hold exactly `commit`'s files, with no `.git` of the mirror's: the first export writes every
+        file; later ones rewrite only what changed since, and put back or remove whatever a run left there (edits,
+        new files, build output), judged by the swarm's own index kept beside the folder, never inside it."""
+        index = index_of(dest)
+        if dest.is_symlink() or not dest.is_dir() or not index.is_file():
+            _remove(dest)
+            index.unlink(missing_ok=True)
+            dest.mkdir(parents=True)
+            _run(self._tree_git(dest), "read-tree", "--reset", "-u", commit)
+            return
+        g = self._tree_git(dest)
+        for path in _nul(_run(g, "ls-files", "-z", "--others", "--directory")):
+            _remove(dest / path)
+        dirty = _nul(_run(g, "diff-files", "--name-only", "-z"))
+        if dirty:
+            self._feed(g, ["checkout-index", "-f", "-u", "-z", "--stdin"], "".join(f"{p}\0" for p in dirty))
+        _run(g, "read-tree", "-m", "-u", commit)
+
+    def workspace(self, commit: str, dest: Path) -> None:
+        """An agent's standalone repository at `commit` on branch `main`: its own config, refs and index, no hooks
+        and no remote; objects borrowed read-only from the mirror through alternates. The swarm never runs git
+        inside it: `collect` reads it from the outside."""
+        self.export(commit, dest)
+        dot = dest / ".git"
+        _remove(dot)
+        head = dot / "refs" / "heads" / self.branch
+        head.parent.mkdir(parents=True)
+        (dot / "refs" / "tags").mkdir()
+        (dot / "objects" / "info").mkdir(parents=True)
+        (dot / "objects" / "info" / "alternates").write_text(f"{(self.path / 'objects').resolve()}\n")
+        (dot / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n")
+        (dot / "HEAD").write_text(f"ref: refs/heads/{self.branch}\n")
+        head.write_text(f"{commit}\n")
+        # The swarm's index knows the stat data of every file it just wrote: `git status` there is instant.
+        shutil.copyfile(index_of(dest), dot / "index")
+
+    def collect(self, dest: Path, base: str, message: str, author: str) -> str | None:
+        """The files of a folder made by `export`/`workspace` at `base`, as one commit on `base` (None if unchanged).
+
+        Only what changed is read: paths whose stat data differ from the swarm's index, and new files not ignored by
+        a `.gitignore`. Git runs on the mirror with no hooks, and content is stored as it is on disk (`--no-filters`):
+        nothing of the folder's own git config, hooks or attributes is run.
+        """
+        g = self._tree_git(dest)
+        changed = _nul(_run(g, "diff-files", "--name-only", "-z"))
+        new = _nul(_run(g, "ls-files", "-z", "--others", "--exclude-per-directory=.gitignore"))
+        paths = sorted(set(changed) | {p for p in new if not p.endswith("/")})  # "x/": a nested repository
+        if not paths:
+            return None
+        with tempfile.TemporaryDirectory() as tmp:
+            gone, blobs = _blob_sources(dest, paths, Path(tmp))
+            shas = self._feed(g, ["hash-object", "-w", "--no-filters", "--stdin-paths"], "".join(
+                f"{source}\n" for _, _, source in blobs
+            )).split()  # fmt: skip
+        lines = [f"0 {'0' * 40}\t{path}\0" for path in gone]  # removals first: a file may become a folder
+        lines += [f"{mode} {sha}\t{path}\0" for (path, mode, _), sha in zip(blobs, shas, strict=True)]
+        self._feed(g, ["update-index", "-z", "--index-info"], "".join(lines))
+        tree = _run(g, "write-tree").strip()
+        if tree == _run(self._g, "rev-parse", f"{base}^{{tree}}").strip():
+            return None
+        return self.commit_tree(tree, base, message, author=author)
+
+    def _tree_git(self, dest: Path) -> git.Git:
+        g = _git(dest, self.git_timeout)
+        g.update_environment(GIT_DIR=str(self.path), GIT_WORK_TREE=str(dest), GIT_INDEX_FILE=str(index_of(dest)))
+        return g
+
+    def _feed(self, g: git.Git, args: list[str], data: str) -> str:
+        """Run git with `data` on its standard input."""
+        with tempfile.TemporaryFile() as fh:
+            fh.write(data.encode("utf-8", "surrogateescape"))
+            fh.seek(0)
+            return _run(g, *args, istream=fh)
+
+
+def index_of(dest: Path) -> Path:
+    """The swarm's own index of a folder it keeps in step with a commit: beside the folder, out of a sandbox's reach."""
+    return dest.parent / f".{dest.name}.swarm-index"
+
+
+def _nul(out: str) -> list[str]:
+    return [p for p in out.split("\0") if p]
+
+
+def _remove(path: Path) -> None:
+    """Remove a file, symlink (never what it points to) or folder; nothing if it is not there."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _blob_sources(dest: Path, paths: list[str], tmp: Path) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """Paths gone from `dest`, and (path, mode, file to hash) for the rest: a symlink's target is hashed as its blob,
+    and a file whose name git cannot take on a line is hashed through a copy."""
+    gone: list[str] = []
+    blobs: list[tuple[str, str, str]] = []
+    for n, path in enumerate(paths):
+        full = dest / path
+        try:
+            st = os.lstat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            gone.append(path)
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            source = tmp / f"link-{n}"
+            source.write_bytes(os.fsencode(os.readlink(full)))
+            blobs.append((path, "120000", str(source)))
+        elif stat.S_ISREG(st.st_mode):
+            source = full
+            if "\n" in str(full) or str(full).startswith('"'):
+                source = tmp / f"file-{n}"
+                shutil.copyfile(full, source)
+            blobs.append((path, "100755" if st.st_mode & 0o111 else "100644", str(source)))
+        else:  # a tracked file that became a folder (its files are listed on their own) or a special file
+            gone.append(path)
+    return gone, blobs
 
 
 class Worktree:
