@@ -10,10 +10,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarm import buildcache, repo
+from swarm import oracle as oracle_mod
 from swarm.errors import SwarmError
 from swarm.redact import redact
 from swarm.runtime import usable_workdir
-from swarm.settings import REPO_SETTINGS_FILE, Settings, parse_repo_settings
+from swarm.settings import REPO_SETTINGS_FILE, OracleSettings, Settings, parse_repo_settings
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ def checks(settings: Settings) -> list[Check]:
 
 
 def redis_checks(settings: Settings) -> list[Check]:
-    if not settings.redis_url:
-        return [("redis", False, "redis_url is not set (SWARM_REDIS_URL): workers need it; `swarm up` starts one")]
+    if not settings.redis_url:  # the embedded path: `swarm up`, `swarm demo` and the Procfile's `swarm redis`
+        return [("redis", None, "redis_url is not set: `swarm up` and `swarm demo` start an embedded Redis; workers "
+                                "started by hand (celery, honcho, compose) need SWARM_REDIS_URL")]  # fmt: skip
     url = redact(settings.redis_url)
     client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:
@@ -74,7 +76,28 @@ def origin_checks(settings: Settings) -> list[Check]:
         found = mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
         out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
     out += [("oracle build folder", None, line) for line in buildcache.shared_folders(repo_settings)]
-    return out
+    return [*out, oracle_on_main(settings, mirror, main, repo_settings.oracle)]
+
+
+def oracle_on_main(settings: Settings, mirror: repo.Mirror, main: str, oracle: OracleSettings) -> Check:
+    """Run the full oracle once on main, as workers will: green, and the counts its runner reads."""
+    folder = usable_workdir(settings) / "doctor"
+    worktree = folder / "worktree"
+    try:
+        mirror.remove_worktree(worktree)
+        mirror.add_worktree(worktree, main)
+        try:
+            result = oracle_mod.run(oracle, "full", worktree, folder / "oracle.log", folder / "cache", "doctor",
+                                    settings.oracle_timeout)  # fmt: skip
+        finally:
+            mirror.remove_worktree(worktree)
+    except SwarmError as exc:
+        return ("oracle on main", False, f"could not run it: {exc}")
+    if not result.ok:
+        return ("oracle on main", False, f"{result.reason} (runner {oracle.runner}; log {result.log_path})")
+    areas = result.summary.get("areas") or {}
+    return ("oracle on main", True, f"green: passed {result.passed}, failed {result.failed}, skipped "
+                                    f"{result.skipped}, {len(areas)} area(s) (runner {oracle.runner})")  # fmt: skip
 
 
 def vendor_checks(settings: Settings, names: list[str]) -> list[Check]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm import adopt, oracle, repo
+from swarm import adopt, oracle, repo, templates
 from swarm.errors import SwarmError
 from swarm.settings import parse_repo_settings
 from tests.conftest import GIT_IDENTITY
@@ -121,3 +122,43 @@ def test_swarm_init_adopt_writes_the_deployment_config(tmp_path: Path) -> None:
     assert config["branch"] == "master" and config["origin"] == str((tmp_path / "upstream.git").resolve())
     bad = swarm("init", str(tmp_path / "p2"), "--adopt", str(tmp_path / "nothing-here"), config=None, cwd=elsewhere)
     assert bad.returncode == 2 and "nothing-here" in bad.stderr
+
+
+def doctor_config(path: Path, adopted: adopt.Adopted, redis_url: str | None, solutions: Path) -> Path:
+    lines = [f'redis_url = "{redis_url}"'] if redis_url else []
+    lines += [f'origin = "{adopted.origin}"', f'workdir = "{path.parent / "wd"}"', f'branch = "{adopted.branch}"',
+              "[vendors.demo]", 'adapter = "replay"', f'solutions = "{solutions}"']  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_doctor_runs_the_oracle_once_on_main_and_shows_its_counts(tmp_path: Path, redis_url: str) -> None:
+    work = python_project(tmp_path)
+    command = f"{sys.executable} -m pytest -p no:cacheprovider --junitxml=.swarm-junit.xml"
+    adopted = adopt.adopt(str(work), tmp_path / "swarm", runner="pytest", command=command)
+    solutions = templates.examples()["python"].solutions
+    config = doctor_config(tmp_path / "swarm.toml", adopted, redis_url, solutions)
+    result = swarm("doctor", config=config, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "oracle on main: green: passed 1, failed 0, skipped 0, 1 area(s) (runner pytest)" in result.stdout
+    (adopted.clone / "tests/test_calc.py").write_text("def test_add():\n    assert False\n")
+    subprocess.run(["git", "commit", "-qam", "break\n\nSwarm-Human: test"], cwd=adopted.clone, check=True,
+                   env={**os.environ, **GIT_IDENTITY})  # fmt: skip
+    git(adopted.clone, "push", "-q", "origin", "HEAD:master")
+    red = swarm("doctor", config=config, cwd=tmp_path)
+    assert red.returncode == 1 and "FAIL oracle on main" in red.stdout, red.stdout
+
+
+def test_doctor_is_green_on_the_embedded_path_and_checks_the_replay_solutions(tmp_path: Path) -> None:
+    work = python_project(tmp_path)
+    command = f"{sys.executable} -m pytest -p no:cacheprovider --junitxml=.swarm-junit.xml"
+    adopted = adopt.adopt(str(work), tmp_path / "swarm", runner="pytest", command=command)
+    good = doctor_config(tmp_path / "a.toml", adopted, None, templates.examples()["python"].solutions)
+    result = swarm("doctor", config=good, cwd=tmp_path)
+    assert result.returncode == 0 and "FAIL" not in result.stdout, result.stdout
+    assert "warn redis" in result.stdout and "embedded" in result.stdout
+    empty = tmp_path / "no-patches"
+    empty.mkdir()
+    bad = swarm("doctor", config=doctor_config(tmp_path / "b.toml", adopted, None, empty), cwd=tmp_path)
+    fails = [ln for ln in bad.stdout.splitlines() if "FAIL" in ln]
+    assert bad.returncode == 1 and len(fails) == 1 and "vendor demo" in fails[0] and "no <task>.patch" in fails[0]

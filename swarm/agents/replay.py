@@ -67,8 +67,14 @@ class ReplayAgent:
         return outcomes.settle(launched, AgentResult("ok", f"applied the recorded solution {patch.name}"))
 
     def check(self) -> list[Check]:
-        found = self.options.solutions.is_dir()
-        return [(f"vendor {self.vendor}", found, f"recorded solutions in {self.options.solutions}")]
+        folder = self.options.solutions
+        patches = sorted(folder.glob("*.patch")) if folder.is_dir() else []
+        if not patches:
+            what = "has no <task>.patch file" if folder.is_dir() else "is not a folder"
+            return [
+                (f"vendor {self.vendor}", False, f"solutions = {folder} {what}: the replay agent has nothing to apply")
+            ]
+        return [(f"vendor {self.vendor}", True, f"{len(patches)} recorded solution(s) in {folder}")]
 
     def preflight(self, home: Path) -> AgentResult | None:
         return None
