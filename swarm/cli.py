@@ -17,6 +17,7 @@ from rich.markup import escape
 
 from swarm import attempts, keys, repo, state, templates, views
 from swarm import dispatch as dispatch_mod
+from swarm.commands import register as register_commands
 from swarm.errors import SwarmError
 from swarm.redact import redact, redact_logging
 from swarm.runtime import Runtime, connect
@@ -372,6 +373,9 @@ def redis_cmd(port: int, folder: Path) -> None:
                 time.sleep(1)
         except KeyboardInterrupt:
             pass
+
+
+register_commands(cli)  # exporter, report and the controls (swarm/commands.py)
 
 
 def main() -> None:

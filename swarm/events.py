@@ -45,7 +45,37 @@ class Events:
 
     def recent(self, count: int = 50) -> list[dict[str, str]]:
         entries = self.r.xrevrange(keys.EVENTS, count=count) or []
-        return [{keys.text(k): keys.text(v) for k, v in (fields or {}).items()} for _, fields in entries]
+        return [_entry(fields) for _, fields in entries]
+
+    def since(
+        self, after: str = "0-0", count: int = 1000, block_ms: int | None = None
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Events after the stream id `after`, oldest first, with their ids; waits up to block_ms for one if asked."""
+        if block_ms is None:
+            entries: Any = self.r.xrange(keys.EVENTS, min=f"({after}", count=count) or []
+        else:
+            answer: Any = self.r.xread({keys.EVENTS: after}, count=count, block=block_ms) or []
+            # RESP2 answers [[stream, entries]], RESP3 {stream: entries}
+            entries = next(iter(answer.values()), []) if isinstance(answer, dict) else (answer[0][1] if answer else [])
+        return [(keys.text(eid), _entry(fields)) for eid, fields in entries]
+
+    def counters(self) -> dict[str, int]:
+        """The swarm's counters: `landed`, `rejected:<reason>`, `state:<state>` (see keys.METRICS)."""
+        raw = self.r.hgetall(keys.METRICS) or {}
+        return {keys.text(k): int(float(v)) for k, v in raw.items()}
+
+    def all(self) -> list[dict[str, str]]:
+        """Every event the stream still holds, oldest first."""
+        found: list[dict[str, str]] = []
+        after = "0-0"
+        while batch := self.since(after, 5000):
+            found += [entry for _, entry in batch]
+            after = batch[-1][0]
+        return found
+
+
+def _entry(fields: dict[Any, Any] | None) -> dict[str, str]:
+    return {keys.text(k): keys.text(v) for k, v in (fields or {}).items()}
 
 
 def _flat(value: Any) -> str:
