@@ -15,7 +15,7 @@ from swarm.redact import redact_logging
 
 log = logging.getLogger(__name__)
 
-app = Celery("swarm", include=["swarm.tasks"])
+app = Celery("swarm", include=["swarm.tasks", "swarm.worker"])
 
 
 @app.on_configure.connect

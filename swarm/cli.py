@@ -286,7 +286,7 @@ def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
             f"no vendors in {config_file()}: add a [vendors.<name>] table (see README), or try `swarm demo`"
         )
     if not spec:
-        return {name: v.concurrency for name, v in settings.vendors.items()}
+        return {name: v.concurrency or 1 for name, v in settings.vendors.items()}
     slots = {}
     for part in spec.split(","):
         name, _, count = part.partition("=")

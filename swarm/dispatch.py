@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from swarm import coalesce, keys, quota, state
+from swarm import coalesce, keys, quota, slots, state
 from swarm.runtime import Runtime
 from swarm.state import Snapshot
 
@@ -29,8 +29,8 @@ class DispatchReport:
 
 
 def free_slots(rt: Runtime, snap: Snapshot) -> dict[str, int]:
-    """Configured concurrency of each vendor minus its leases and queued tasks."""
-    free = {name: v.concurrency for name, v in rt.settings.vendors.items()}
+    """Live, unpaused worker slots of each vendor (at most its `concurrency`) minus its leases and queued tasks."""
+    free = slots.capacity(rt.redis, rt.settings)
     for info in snap.leases.values():
         if info.get("vendor") in free:
             free[info["vendor"]] -= 1

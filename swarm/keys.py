@@ -14,6 +14,7 @@ LANDINGS = f"{PREFIX}:landings"
 """List of recent landings, newest first."""
 METRICS = f"{PREFIX}:metrics"
 """Hash of counters (attempts, landed, rejected:<reason>, ...)."""
+SLOT_PATTERN = f"{PREFIX}:slot:*"
 LEDGER_LOADED = f"{PREFIX}:ledger:loaded"
 """Set once Redis holds what origin's ledger knows (ledger.py); gone exactly when Redis lost its data."""
 LEDGER_LOADING = f"{PREFIX}:ledger:loading"
@@ -26,6 +27,11 @@ def lease(task_id: str) -> str:
 
 def task_of_lease(key: str) -> str:
     return key.removeprefix(f"{PREFIX}:lease:")
+
+
+def slot(vendor: str, name: str) -> str:
+    """A live worker slot of a vendor (JSON: host, pid, paused); expires unless its worker renews it (slots.py)."""
+    return f"{PREFIX}:slot:{vendor}:{name}"
 
 
 def fence(task_id: str) -> str:

@@ -40,8 +40,8 @@ class VendorSettings(BaseModel):
 
     adapter: str
     """Name of the agent adapter: claude, codex, gemini or command."""
-    concurrency: int = Field(1, ge=1, le=1000)
-    """How many attempts of this vendor may run at once across all machines (used to spread tasks)."""
+    concurrency: int | None = Field(None, ge=1, le=1000)
+    """Optional cap on attempts of this vendor at once across all machines; capacity comes from live worker slots."""
     timeout: float | None = Field(None, gt=0)
     """Wall-clock limit of one agent run in seconds; the deployment's `agent_timeout` when unset."""
     daily_cap_usd: float | None = Field(None, gt=0)

@@ -16,7 +16,7 @@ from tests.conftest import SCRIPTED_AGENT, Project, wait_for
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def write_config(project: Project, redis_url: str, vendors: dict[str, int], **extra: object) -> Path:
+def write_config(project: Project, redis_url: str, vendors: dict[str, int | None], **extra: object) -> Path:
     command = json.dumps([sys.executable, str(SCRIPTED_AGENT), "{prompt_file}"])
     lines = [
         f'redis_url = "{redis_url}"',
@@ -27,13 +27,8 @@ def write_config(project: Project, redis_url: str, vendors: dict[str, int], **ex
     values.update(extra)  # type: ignore[arg-type]
     lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
     for name, concurrency in vendors.items():
-        lines += [
-            "",
-            f"[vendors.{name}]",
-            'adapter = "command"',
-            f"concurrency = {concurrency}",
-            f"command = {command}",
-        ]
+        lines += ["", f"[vendors.{name}]", 'adapter = "command"', f"command = {command}"]
+        lines += [f"concurrency = {concurrency}"] if concurrency else []  # None: no cap, live slots only
     path = project.root / "swarm.toml"
     path.write_text("\n".join(lines) + "\n")
     return path

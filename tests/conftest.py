@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import repo
+from swarm import repo, slots
 from swarm.embedded import EmbeddedRedis, find_redis_server
 from swarm.runtime import Runtime, connect
 from swarm.settings import Settings
@@ -157,7 +157,16 @@ def settings(project: Project, redis_url: str) -> Settings:
 
 @pytest.fixture
 def rt(settings: Settings) -> Runtime:
-    return connect(settings)
+    runtime = connect(settings)
+    announce_slots(runtime.redis, settings)
+    return runtime
+
+
+def announce_slots(r: redis.Redis, settings: Settings, ttl: float = 600) -> None:
+    """Live worker slots as workers would announce them: each vendor's `concurrency` (1 when unset), on `test`."""
+    for name, vendor in settings.vendors.items():
+        for i in range(vendor.concurrency or 1):
+            slots.announce(r, name, f"test-{i}", ttl)
 
 
 def copy_toy(dest: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import keys
+from swarm import keys, slots
 from tests.conftest import SCRIPTED_AGENT, TOY_REPO, Project, task_file
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +49,9 @@ def swarm(
 
 
 @pytest.fixture
-def config(project: Project, redis_url: str, tmp_path: Path) -> Path:
+def config(project: Project, redis_url: str, tmp_path: Path, r: redis.Redis) -> Path:
+    for vendor in ("claude", "codex"):  # a live worker slot each, as running workers announce them
+        slots.announce(r, vendor, "test-0", 600)
     return write_config(tmp_path / "swarm.toml", project, redis_url, claude=AGENT, codex=AGENT)
 
 

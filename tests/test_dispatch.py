@@ -12,7 +12,7 @@ from swarm import dispatch, keys
 from swarm.agents import registry
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime
-from tests.conftest import Project, task_file
+from tests.conftest import Project, announce_slots, task_file
 
 
 class Queue:
@@ -204,6 +204,7 @@ def test_wiping_redis_loses_no_work_dispatch_rebuilds_the_queue_from_git(
     dispatch.dispatch(rt, q)
     assert sorted(q.ids()) == ["beta", "gamma"]
     r.flushall()
+    announce_slots(r, rt.settings)  # live workers announce their slots again within a third of the lease TTL
     q2 = Queue()
     report = dispatch.dispatch(rt, q2)
     assert sorted(q2.ids()) == ["beta", "gamma"], "the queue is rebuilt; the landed task is not enqueued again"
@@ -258,6 +259,7 @@ def test_a_clean_up_pass_is_queued_after_every_n_landings(project: Project, redi
     with_coalesce_prompt(project)
     project.add_tasks({"beta": task_file("Beta", "write src/beta.txt beta")})
     rt = connect(make_settings(project, redis_url, coalesce_every=1))
+    announce_slots(rt.redis, rt.settings)
     sent: list[tuple[str, str]] = []
     assert dispatch.dispatch(rt, lambda t, v: sent.append((t, v))).enqueued == sent
     assert [t for t, _ in sent] == ["beta"], "nothing landed yet: no clean-up pass"

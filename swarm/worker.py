@@ -1,0 +1,59 @@
+"""What a worker's main process does as it starts and stops: announce its slots, warn about shared build folders."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+
+from swarm import buildcache, state
+from swarm.errors import SwarmError
+from swarm.slots import Registrar
+
+log = logging.getLogger(__name__)
+
+_registrar: list[Registrar] = []
+
+
+@worker_ready.connect
+def _announce_slots(sender: Any, **kwargs: Any) -> None:
+    """One slot per pool process for each vendor queue this worker consumes, kept alive while the worker lives."""
+    from swarm.tasks import runtime  # the app imports this module; tasks needs the app
+
+    try:
+        rt = runtime()
+        processes = int(getattr(sender.controller, "concurrency", 1) or 1)
+        vendors = set(rt.settings.vendors)
+
+        def consumed() -> set[str]:
+            queues = getattr(sender.task_consumer, "queues", None) or []
+            return {q.name for q in queues} & vendors
+
+        _registrar.append(Registrar(rt.redis, sender.hostname, processes, rt.settings.lease_ttl, consumed).start())
+        _warn_shared_build_folders()
+    except Exception as exc:  # noqa: BLE001 - the worker runs on; dispatch just does not count its slots
+        log.error("could not announce this worker's slots: %s", exc)
+
+
+def _warn_shared_build_folders() -> None:
+    from swarm.tasks import runtime
+
+    rt = runtime()
+    try:
+        main = rt.mirror.fetch()
+        buildcache.warn(state.read_repo_settings(rt, main), f"{rt.settings.branch}:.swarm.toml")
+    except SwarmError as exc:
+        log.warning("could not read the repository's settings to check its build folders: %s", exc)
+
+
+@worker_shutting_down.connect
+def _pause_slots(**kwargs: Any) -> None:
+    for registrar in _registrar:
+        registrar.pause()
+
+
+@worker_shutdown.connect
+def _withdraw_slots(**kwargs: Any) -> None:
+    while _registrar:
+        _registrar.pop().stop()
