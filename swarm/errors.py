@@ -30,3 +30,7 @@ class AttemptRejected(SwarmError):
         self.reason = reason
         self.detail = detail
         self.counts = counts
+
+
+class SandboxUnavailable(SwarmError):
+    """No sandbox can be made on this machine (bubblewrap missing or namespaces refused), and no opt-out was set."""

@@ -1,0 +1,148 @@
+"""Sandboxes for untrusted code (agents, candidates' builds and tests, their artifacts), made with bubblewrap.
+
+A sandbox sees a read-only system (/usr, /etc and the toolchains it is given), a fresh /proc of its own PID
+namespace, a private /tmp, and only the folders it is handed; no other process of the machine, none of the swarm's
+folders (mirror, worktrees, logs, caches, deployment config). Every process started inside dies when the sandbox's
+first process ends (own PID namespace, --die-with-parent), however it tried to leave its group or environment.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarm.errors import SandboxUnavailable
+
+log = logging.getLogger(__name__)
+
+BWRAP = "bwrap"
+INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`, Fedora: `dnf install bubblewrap`)"
+UNSAFE_HINT = "or set SWARM_UNSAFE_NO_SANDBOX=true to run agents and oracles unsandboxed (NOT safe against agents)"
+SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+MASKED_FILES = ("libsqlite3.a", "libsqlite3.so", "libsqlite3.so.0")
+"""Libraries a candidate could link to pass the engine's judge by delegating to another SQL engine."""
+
+
+@dataclass
+class Sandbox:
+    """What one sandboxed run may see and write; `wrap` turns it into a bubblewrap command line."""
+
+    rw: list[Path] = field(default_factory=list)
+    """Folders bound writable at their own paths (a workspace, a build tree, a home)."""
+    ro: list[Path] = field(default_factory=list)
+    """Files and folders bound read-only at their own paths (toolchains, a prompt file, a harness)."""
+    binds: list[tuple[Path, str]] = field(default_factory=list)
+    """(source, destination) folders bound writable at another path (a build cache under the tree)."""
+    network: bool = False
+    """Share the host's network (a vendor CLI must reach its API); otherwise only a loopback of its own."""
+    system: bool = True
+    """Mount the read-only system folders; a jail for one artifact mounts only that and its libraries."""
+    masked: list[Path] = field(default_factory=list)
+    """Files hidden behind an empty read-only file."""
+
+    def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
+        """The bubblewrap command that runs argv inside this sandbox, in cwd."""
+        args = [BWRAP, "--die-with-parent", "--new-session", "--unshare-all"]
+        if self.network:
+            args.append("--share-net")
+        if self.system:
+            args += _system_mounts()
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for path in _dedupe(self.ro):
+            args += ["--ro-bind-try", str(path), str(path)]
+        for path in _dedupe(self.rw):
+            args += ["--bind", str(path), str(path)]
+        for src, dest in self.binds:
+            args += ["--bind", str(src), dest]
+        for path in self.masked:
+            args += ["--ro-bind-try", "/dev/null", str(path)]
+        return [*args, "--chdir", str(cwd), "--", *argv]
+
+
+def _system_mounts() -> list[str]:
+    args: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path(name)
+        if path.is_symlink():  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), name]
+        elif path.is_dir():
+            args += ["--ro-bind", name, name]
+    return args
+
+
+def _dedupe(paths: Iterable[Path]) -> list[Path]:
+    seen: list[Path] = []
+    for path in sorted({Path(p).absolute() for p in paths}):
+        if not any(path.is_relative_to(s) for s in seen):
+            seen.append(path)
+    return seen
+
+
+def toolchains(path_var: str, extra: Iterable[str] = ()) -> list[Path]:
+    """Read-only folders a sandboxed program needs to find its tools: the prefix of every PATH entry (a venv, a
+    pyenv or cargo home, node's), the real prefix of what they link to, and the given extra folders."""
+    found: set[Path] = set()
+    for entry in [*path_var.split(os.pathsep), *extra]:
+        if not entry or not os.path.isabs(entry):
+            continue
+        for p in {Path(entry), Path(entry).resolve()}:
+            if _under_system(p) or not p.exists():
+                continue
+            found.add(p.parent if p.name in ("bin", "sbin", "shims") else p)
+    for prefix in list(found):
+        for exe in (prefix / "bin").glob("python*"):
+            real = exe.resolve()  # a venv's python is a link into the interpreter's own prefix
+            if not _under_system(real):
+                found.add(real.parent.parent)
+    return sorted(found)
+
+
+def _under_system(path: Path) -> bool:
+    return any(path == Path(d) or path.is_relative_to(d) for d in SYSTEM_DIRS)
+
+
+def masked_libraries() -> list[Path]:
+    """Library files in the system's library folders that would let a candidate link another SQL engine."""
+    found = []
+    for folder in ("/usr/lib", "/usr/lib64", "/usr/local/lib"):
+        base = Path(folder)
+        if not base.is_dir():
+            continue
+        for name in MASKED_FILES:
+            found += [p for p in base.glob(f"**/{name}") if p.is_file() and not p.is_symlink()]
+            found += [p for p in base.glob(f"**/{name}") if p.is_symlink()]
+    return sorted(set(found))
+
+
+@functools.cache
+def check() -> str:
+    """Why no sandbox can be made here ("" when it can): bubblewrap missing, or namespaces refused."""
+    if shutil.which(BWRAP) is None:
+        return f"bubblewrap (`{BWRAP}`) is not installed: {INSTALL_HINT}"
+    probe = Sandbox().wrap(["true"], Path("/"))
+    try:
+        done = subprocess.run(probe, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not start a sandbox: {exc}"
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip().splitlines()
+        why = err[-1] if err else f"exit code {done.returncode}"
+        return f"bubblewrap cannot make a sandbox here ({why}): user namespaces may be disabled"
+    return ""
+
+
+def require(unsafe_no_sandbox: bool) -> None:
+    """Fail closed: raise when no sandbox can be made, unless the user explicitly opted out."""
+    problem = check()
+    if not problem:
+        return
+    if unsafe_no_sandbox:
+        log.warning("UNSAFE: running agents and oracles WITHOUT a sandbox (%s)", problem)
+        return
+    raise SandboxUnavailable(f"{problem}; {UNSAFE_HINT}")
