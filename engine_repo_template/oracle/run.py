@@ -10,6 +10,12 @@ PRAGMA reverse_unordered_selects. A timeout or a crash (signal, Rust panic) fail
 Tiers: the full tier runs every case; --fast runs the smoke set (the first case of every area) plus a
 deterministic ~10% sample seeded by AGENT_ID (or --seed): the same seed always picks the same cases.
 
+Variants: with a secret seed (SWARM_JUDGE_SEED, set by the swarm's judge), every case that passes also runs once
+more as a variant the engine has never seen (oracle/variants.py: tables renamed, small integers in INSERTs shifted),
+with sqlite3 computing its expected output; the case passes only when both do. An engine that recognises the
+visible cases and replays their answers fails the variants. Under the swarm, each engine call runs in SWARM_JAIL,
+where it can start no other program and load no other SQL engine.
+
 Exit status: 0 when the oracle ran to completion, whatever the number of failing cases (they are progress not yet
 made, and are counted); with --strict, 1 when any case failed; 2 when the oracle itself could not run.
 Standard library only (Python 3.11+).
@@ -35,6 +41,7 @@ from pathlib import Path
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference  # noqa: E402
+import variants  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "sql"
@@ -95,8 +102,9 @@ def normalise(text: str) -> list[str]:
 
 
 def find_engine(explicit: str | None) -> Path:
-    """--engine, else $ENGINE_BIN, else <$CARGO_TARGET_DIR or ./target>/debug/engine."""
-    candidate = explicit or os.environ.get("ENGINE_BIN")
+    """--engine, else $ENGINE_BIN, else the swarm's built artifact, else <$CARGO_TARGET_DIR or ./target>/debug/engine."""
+    artifacts = os.environ.get("SWARM_ARTIFACTS")
+    candidate = explicit or os.environ.get("ENGINE_BIN") or (str(Path(artifacts) / "engine") if artifacts else None)
     if candidate:
         path = Path(candidate)
     else:
@@ -109,11 +117,20 @@ def find_engine(explicit: str | None) -> Path:
     return path.resolve()
 
 
+def jail_prefix(workdir: Path) -> list[str]:
+    """The swarm's jail around each engine call (SWARM_JAIL, a JSON argv with `{dir}` for the one writable folder):
+    there the engine can start no other program and load no other SQL engine. Empty when run by hand."""
+    raw = os.environ.get("SWARM_JAIL")
+    if not raw:
+        return []
+    return [arg.replace("{dir}", str(workdir)) for arg in json.loads(raw)]
+
+
 def run_engine(engine: Path, sql: str, db: Path | None, workdir: Path, timeout: float) -> tuple[str, str | None]:
     """Engine stdout, and a failure reason when it timed out or crashed (None when it exited normally)."""
     try:
         proc = subprocess.run(
-            [str(engine), *([str(db)] if db else [])],
+            [*jail_prefix(workdir), str(engine), *([str(db)] if db else [])],
             input=sql.encode(),
             capture_output=True,
             timeout=timeout,
@@ -131,11 +148,28 @@ def run_engine(engine: Path, sql: str, db: Path | None, workdir: Path, timeout: 
     return out, None
 
 
-def run_case(case: Case, engine: Path, timeout: float) -> Outcome:
+def run_case(case: Case, engine: Path, timeout: float, variant_seed: str = "") -> Outcome:
+    """A case passes when the engine matches sqlite3 on it and, with a seed, on its variant as well."""
     sql = case.path.read_text(encoding="utf-8")
+    outcome = run_sql(case, sql, engine, timeout)
+    if outcome.status != "passed" or not variant_seed:
+        return outcome
+    varied = variants.vary(sql, f"{variant_seed}\0{case.id}")
+    if varied == sql:
+        return outcome
+    outcome = run_sql(case, varied, engine, timeout)
+    if outcome.status == "failed":
+        outcome.reason = "variant: " + outcome.reason
+    return outcome
+
+
+def run_sql(case: Case, sql: str, engine: Path, timeout: float) -> Outcome:
     parts = reference.sessions(sql)
     with tempfile.TemporaryDirectory(prefix="oracle-") as tmp:
         work = Path(tmp)
+        # The engine gets a folder of its own: the reference database next to it is out of its reach.
+        engine_dir = work / "engine"
+        engine_dir.mkdir()
         multi = len(parts) > 1
         try:
             want = reference.expected_output(sql, work / "sqlite.db" if multi else None)
@@ -145,9 +179,8 @@ def run_case(case: Case, engine: Path, timeout: float) -> Outcome:
         deadline = time.monotonic() + timeout
         for part in parts:
             # Each session is a fresh engine process on the same file: that is what persistence means.
-            out, problem = run_engine(
-                engine, part, work / "engine.db" if multi else None, work, max(0.1, deadline - time.monotonic())
-            )
+            db = engine_dir / "engine.db" if multi else None
+            out, problem = run_engine(engine, part, db, engine_dir, max(0.1, deadline - time.monotonic()))
             got += out
             if problem:
                 return Outcome(case, "failed", problem, _diff(want, got))
@@ -201,6 +234,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=float(os.environ.get("ORACLE_TIMEOUT", "5")),
         help="seconds per case (default: $ORACLE_TIMEOUT or 5)",
     )
+    p.add_argument(
+        "--variant-seed",
+        default=os.environ.get("SWARM_JUDGE_SEED", ""),
+        help="also run a variant of every passing case made from this secret seed (default: $SWARM_JUDGE_SEED)",
+    )
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 2, help="cases run in parallel")
     p.add_argument("-v", "--verbose", action="store_true", help="show a diff for every failing case")
     p.add_argument("--cargo-test", default="not run", help=argparse.SUPPRESS)
@@ -229,7 +267,7 @@ def main(argv: list[str]) -> int:
     engine = find_engine(args.engine)
     started = time.monotonic()
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        outcomes = list(pool.map(lambda c: run_case(c, engine, args.timeout), chosen))
+        outcomes = list(pool.map(lambda c: run_case(c, engine, args.timeout, args.variant_seed), chosen))
     for o in outcomes:
         if o.status != "passed":
             print(f"{o.status.upper()} {o.case.id}: {o.reason}")
@@ -249,6 +287,7 @@ def main(argv: list[str]) -> int:
         summary.update(
             tier="fast" if args.fast else "full",
             seed=seed,
+            variants=bool(args.variant_seed),
             cargo_test=args.cargo_test,
             elapsed_s=round(time.monotonic() - started, 2),
         )
