@@ -26,14 +26,9 @@ def child_env(pass_env: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
 def agent_home_env(home: Path, name: str) -> dict[str, str]:
     """HOME of an agent is its worker slot's own folder (not the user's ~/.ssh and credentials), with the Rust
     toolchain still found where it is installed, and a git identity for the agent's own commits."""
-    inherited = inherited_environment()
     env = {"HOME": str(home), "GIT_AUTHOR_NAME": name, "GIT_COMMITTER_NAME": name}
     env["GIT_AUTHOR_EMAIL"] = env["GIT_COMMITTER_EMAIL"] = f"{name.replace(' ', '-')}@swarm.invalid"
-    real_home = Path(inherited.get("HOME") or Path.home())
-    for var, default in (("RUSTUP_HOME", real_home / ".rustup"), ("CARGO_HOME", real_home / ".cargo")):
-        value = inherited.get(var) or (str(default) if default.exists() else "")
-        if value:
-            env[var] = value
+    env.update(toolchain_env())
     return env
 
 
@@ -42,4 +37,17 @@ def swarm_process_env(config: Path, redis_url: str) -> dict[str, str]:
     (SWARM_CONFIG, SWARM_REDIS_URL) instead of any SWARM_* or FLOWER_* variable inherited by chance."""
     env = {k: v for k, v in inherited_environment().items() if not k.startswith(("SWARM_", "FLOWER_"))}
     env.update(SWARM_CONFIG=str(config.resolve()), SWARM_REDIS_URL=redis_url)
+    return env
+
+
+def toolchain_env(names: tuple[str, ...] = ("RUSTUP_HOME", "CARGO_HOME")) -> dict[str, str]:
+    """Where installed toolchains live (a rustup proxy needs RUSTUP_HOME to find its toolchain)."""
+    inherited = inherited_environment()
+    real_home = Path(inherited.get("HOME") or Path.home())
+    env = {}
+    for var in names:
+        default = real_home / ("." + var.removesuffix("_HOME").lower())
+        value = inherited.get(var) or (str(default) if default.exists() else "")
+        if value:
+            env[var] = value
     return env

@@ -101,15 +101,27 @@ def judge(result: OracleResult, baseline: dict[str, Any] | None) -> str:
         return ""
     if result.passed < baseline.get("passed", 0):
         return f"{result.tier} oracle: passing count dropped from {baseline['passed']} on main to {result.passed}"
-    now = _area_passed(result.summary)
-    dropped = [f"{a} {n}->{now.get(a, 0)}" for a, n in sorted(_area_passed(baseline).items()) if now.get(a, 0) < n]
+    now = _area_counts(result.summary, "passed")
+    dropped = [
+        f"{a} {n}->{now.get(a, 0)}" for a, n in sorted(_area_counts(baseline, "passed").items()) if now.get(a, 0) < n
+    ]
     if dropped:
         return f"{result.tier} oracle: passing count dropped in area(s) {', '.join(dropped)}"
+    # A test skipped or ignored instead of fixed is a test weakened: skipped may not rise, in total or in any area.
+    if result.skipped > int(baseline.get("skipped") or 0):
+        return (
+            f"{result.tier} oracle: skipped count rose from {baseline.get('skipped') or 0} on main to {result.skipped}"
+        )
+    before = _area_counts(baseline, "skipped")
+    rose = [f"{a} {before.get(a, 0)}->{n}" for a, n in sorted(_area_counts(result.summary, "skipped").items())
+            if n > before.get(a, 0)]  # fmt: skip
+    if rose:
+        return f"{result.tier} oracle: skipped count rose in area(s) {', '.join(rose)}"
     return ""
 
 
-def _area_passed(summary: dict[str, Any]) -> dict[str, int]:
+def _area_counts(summary: dict[str, Any], key: str) -> dict[str, int]:
     areas = summary.get("areas")
     if not isinstance(areas, dict):
         return {}
-    return {name: int(v.get("passed", 0)) for name, v in areas.items() if isinstance(v, dict)}
+    return {name: int(v.get(key, 0) or 0) for name, v in areas.items() if isinstance(v, dict)}

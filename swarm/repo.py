@@ -654,3 +654,51 @@ def commit_adoption(clone: Path, branch: str, message: str) -> str:
         raise GitError(f"cannot push the adoption commit to origin ({branch} and {ADOPTED_REF}): "
                        f"{err.strip() or out.strip()}")  # fmt: skip
     return head
+
+
+STABLE_MTIME = 946_684_800
+"""2000-01-01: the time given to an exported file that is as on the reference commit, so a build cache made from the
+reference's tree sees it as unchanged; every other file gets the time of export."""
+MODE_LINK, MODE_GITLINK, MODE_EXEC = "120000", "160000", "100755"
+
+
+def tree_entries(mirror: Mirror, commit: str, paths: list[str] | None = None) -> dict[str, tuple[str, str]]:
+    """Every file of a commit (or of `paths` in it) as path -> (mode, blob id), read from the tree alone."""
+    out = _run(mirror._g, "ls-tree", "-r", "-z", "--full-tree", commit, *(["--", *paths] if paths else []))
+    entries = {}
+    for entry in filter(None, out.split("\0")):
+        meta, _, path = entry.partition("\t")
+        mode, _, sha = meta.split()
+        entries[path] = (mode, sha)
+    return entries
+
+
+def export(mirror: Mirror, commit: str, dest: Path, *, only: list[str] | None = None, stable: str | None = None) -> int:
+    """Write a commit's files (or those matching the globs `only`) into dest, from the mirror's objects alone.
+
+    No attributes, filters, hooks or config of anything an agent wrote take part: blobs are written as they are,
+    symlinks as symlinks, submodule entries not at all. Files identical to the `stable` commit's get STABLE_MTIME.
+    """
+    entries = tree_entries(mirror, commit)
+    if only is not None:
+        entries = {p: e for p, e in entries.items() if matches(p, only)}
+    same = tree_entries(mirror, stable) if stable else {}
+    dest.mkdir(parents=True, exist_ok=True)
+    g = mirror._g
+    count = 0
+    for path, (mode, sha) in sorted(entries.items()):
+        if mode == MODE_GITLINK or ".." in Path(path).parts or path.startswith("/"):
+            continue
+        target = dest / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = g.get_object_data(sha)[3]
+        if mode == MODE_LINK:
+            os.symlink(data, target)
+            continue
+        target.write_bytes(data)
+        if mode == MODE_EXEC:
+            target.chmod(0o755)
+        if same.get(path) == (mode, sha):
+            os.utime(target, (STABLE_MTIME, STABLE_MTIME))
+        count += 1
+    return count

@@ -252,16 +252,25 @@ class OracleSettings(BaseModel):
     timeout: float = Field(900.0, gt=0)
     """Seconds one oracle run may take before its process group is killed."""
     env: dict[str, str] = Field(default_factory=dict)
-    """Extra environment for the oracle; `{cache}` is replaced by a per-worker cache folder."""
+    """Extra environment for the build and the harness; `{cache}` is replaced by the run's build cache folder."""
     runner: str = "json"
     """How to read the counts: json (its last JSON line), cargo, pytest, go, node, junit:<path>, generic or auto."""
+    build: str | None = None
+    """Shell command that builds the candidate and runs its own unit tests, in the build sandbox. When set, `fast`
+    and `full` are the judge's harness, taken from main and run against the build's `artifacts`."""
+    unit_runner: str | None = None
+    """How to read the unit-test counts (area `unit`) from the build's output, as `runner` (e.g. cargo)."""
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """What the judge needs from the build: name -> file (relative to the tree, or under `{cache}`)."""
+    harness: list[str] | None = None
+    """Globs of the judge's files, always taken from main (default: the protected paths)."""
 
-    @field_validator("runner")
+    @field_validator("runner", "unit_runner")
     @classmethod
-    def _runner(cls, value: str) -> str:
+    def _runner(cls, value: str | None) -> str | None:
         from swarm import runners
 
-        return runners.check_name(value)
+        return None if value is None else runners.check_name(value)
 
 
 class RepoSettings(BaseModel):

@@ -1,0 +1,264 @@
+"""The oracle as a judge the candidate cannot reach.
+
+One run on a candidate commit:
+1. its tree is exported from the mirror's objects into a fresh folder (no attributes, filters or hooks);
+2. the BUILD runs the candidate's code (its build scripts, its unit tests) in a sandbox: the tree and a copy of the
+   slot's last green build cache writable at fixed paths, fresh HOME and TMPDIR, the system and toolchains
+   read-only, libraries of other SQL engines hidden, no network, every process dead when it ends;
+3. once the build sandbox is dead, the judge reads the build's output (unit-test counts) and copies out the
+   declared artifacts (regular files only);
+4. the HARNESS (the judge's scripts and expected results) comes from main's blobs, never the candidate's tree, and
+   runs against those artifacts; each call of an artifact goes through SWARM_JAIL, where it can start no other
+   program; its summary line is the verdict.
+A build cache only ever comes from a green build of main's exact tree, so no candidate's build sways another's.
+Without `build` in `.swarm.toml` (the legacy contract), the tier command runs whole in the build sandbox on the
+candidate's tree with the harness put back from main: sandboxed, but the candidate's code runs beside the harness.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from swarm import jail, proc, repo, runners
+from swarm.environ import child_env, toolchain_env
+from swarm.oracle import OracleResult, Tier
+from swarm.repo import Mirror
+from swarm.sandbox import Sandbox, masked_libraries, toolchains
+from swarm.settings import OracleSettings
+
+log = logging.getLogger(__name__)
+
+SRC, CACHE, HOME, TMP = "/sandbox/src", "/sandbox/cache", "/sandbox/home", "/sandbox/tmp"
+
+
+@dataclass
+class Judge:
+    """Judges commits for one worker slot; `folder` holds its runs and its green build cache."""
+
+    mirror: Mirror
+    folder: Path
+    seed: str
+    """Secret seed of the harness's unseen variants (SWARM_JUDGE_SEED); the same across the swarm."""
+    sandboxed: bool = True
+    keep_runs: bool = False
+    tools: list[Path] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        env = child_env()
+        self.tools = self.tools or toolchains(env.get("PATH", ""), _tool_homes())
+
+    def run(
+        self,
+        oracle: OracleSettings,
+        tier: Tier,
+        commit: str,
+        main: str,
+        log_path: Path,
+        *,
+        agent_id: str,
+        timeout: float,
+        cancel: threading.Event | None = None,
+    ) -> OracleResult:
+        """Judge `commit` with main's harness; a green run of main itself refreshes the slot's build cache."""
+        run_dir = self.folder / "runs" / secrets.token_hex(6)
+        try:
+            return self._run(oracle, tier, commit, main, log_path, run_dir, agent_id, timeout, cancel)
+        finally:
+            if not self.keep_runs:
+                shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _run(
+        self,
+        oracle: OracleSettings,
+        tier: Tier,
+        commit: str,
+        main: str,
+        log_path: Path,
+        run_dir: Path,
+        agent_id: str,
+        timeout: float,
+        cancel: threading.Event | None,
+    ) -> OracleResult:
+        src, cache = run_dir / "src", run_dir / "cache"
+        repo.export(self.mirror, commit, src, stable=main)
+        self._seed_cache(cache)
+        harness = oracle.harness if oracle.harness is not None else []
+        if oracle.build is None:  # legacy contract: one sandboxed command, harness put back from main
+            _replace(self.mirror, main, src, harness)
+            command = oracle.fast if tier == "fast" else oracle.full
+            result = self._sandboxed(command, oracle, run_dir, log_path, timeout, cancel, {"AGENT_ID": agent_id})
+            summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), run_dir / "src")
+            verdict = _verdict(tier, command, result, summary, log_path)
+        else:
+            verdict = self._build_and_judge(oracle, tier, main, log_path, run_dir, agent_id, timeout, cancel)
+        if verdict.ok and commit == main:
+            self._promote(cache)
+        return verdict
+
+    def _build_and_judge(
+        self,
+        oracle: OracleSettings,
+        tier: Tier,
+        main: str,
+        log_path: Path,
+        run_dir: Path,
+        agent_id: str,
+        timeout: float,
+        cancel: threading.Event | None,
+    ) -> OracleResult:
+        assert oracle.build is not None
+        build_log = log_path.with_name(log_path.stem + "-build.log")
+        built = self._sandboxed(oracle.build, oracle, run_dir, build_log, timeout, cancel, {})
+        # The build sandbox is dead: nothing of the candidate can write its output or its artifacts any more.
+        unit = _unit_counts(oracle, proc.tail(build_log, runners.OUTPUT_BYTES), run_dir / "src")
+        if not built.ok:
+            log_path.write_text(f"build `{oracle.build}`: {built.describe()} (see {build_log.name})\n")
+            return OracleResult(tier, False, reason=f"{tier} build `{oracle.build}`: {built.describe()}",
+                                exit_code=built.returncode, log_path=str(log_path))  # fmt: skip
+        artifacts, problem = _collect(oracle, run_dir)
+        if problem:
+            return OracleResult(tier, False, reason=f"{tier} build: {problem}", log_path=str(log_path))
+        judge_dir = run_dir / "judge"
+        repo.export(self.mirror, main, judge_dir, only=oracle.harness or [])
+        command = oracle.fast if tier == "fast" else oracle.full
+        env = self._harness_env(oracle, run_dir, artifacts, agent_id, tier)
+        result = proc.run(["bash", "-c", command], cwd=judge_dir, env=env, timeout=timeout, log_path=log_path,
+                          cancel=cancel)  # fmt: skip
+        summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), judge_dir)
+        if summary is not None and unit is not None:
+            summary = _with_unit(summary, unit)
+        return _verdict(tier, command, result, summary, log_path)
+
+    def _sandboxed(
+        self,
+        command: str,
+        oracle: OracleSettings,
+        run_dir: Path,
+        log_path: Path,
+        timeout: float,
+        cancel: threading.Event | None,
+        extra: dict[str, str],
+    ) -> proc.ProcResult:
+        """Run the candidate's code: its tree and build cache writable at fixed paths, nothing of the swarm."""
+        for name in ("home", "tmp"):
+            (run_dir / name).mkdir(parents=True, exist_ok=True)
+        env = {**child_env(), **_tool_env(), "HOME": HOME, "TMPDIR": TMP, **extra}
+        env.update({k: v.replace("{cache}", CACHE) for k, v in oracle.env.items()})
+        argv = ["bash", "-c", command]
+        if self.sandboxed:
+            box = Sandbox(
+                ro=self.tools,
+                binds=[(run_dir / "src", SRC), (run_dir / "cache", CACHE), (run_dir / "home", HOME),
+                       (run_dir / "tmp", TMP)],
+                masked=masked_libraries(),
+            )  # fmt: skip
+            argv = box.wrap(argv, Path(SRC))
+            cwd = run_dir
+        else:  # explicitly unsafe: same layout by real paths
+            env.update(HOME=str(run_dir / "home"), TMPDIR=str(run_dir / "tmp"))
+            env.update({k: v.replace("{cache}", str(run_dir / "cache")) for k, v in oracle.env.items()})
+            cwd = run_dir / "src"
+        return proc.run(argv, cwd=cwd, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
+
+    def _harness_env(
+        self, oracle: OracleSettings, run_dir: Path, artifacts: Path, agent_id: str, tier: Tier
+    ) -> dict[str, str]:
+        home = run_dir / "judge-home"
+        home.mkdir(exist_ok=True)
+        env = {**child_env(), "HOME": str(home), "TMPDIR": str(home), "AGENT_ID": agent_id}
+        env.update(SWARM_ORACLE_TIER=tier, SWARM_ARTIFACTS=str(artifacts), SWARM_JUDGE_SEED=self.seed)
+        if self.sandboxed:
+            env["SWARM_JAIL"] = json.dumps(jail.prefix_for(artifacts))
+        return env
+
+    def _seed_cache(self, cache: Path) -> None:
+        green = self.folder / "green-cache"
+        if green.is_dir():
+            proc.run(["cp", "-a", "--reflink=auto", str(green), str(cache)], cwd=self.folder, env=child_env(),
+                     timeout=600, log_path=self.folder / "cache-copy.log")  # fmt: skip
+        cache.mkdir(parents=True, exist_ok=True)
+
+    def _promote(self, cache: Path) -> None:
+        """The build cache of a green run of main's exact tree becomes the slot's next starting point."""
+        green, old = self.folder / "green-cache", self.folder / f"green-cache.old-{secrets.token_hex(3)}"
+        if green.exists():
+            green.rename(old)
+        cache.rename(green)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _replace(mirror: Mirror, main: str, src: Path, harness: list[str]) -> None:
+    """Put the harness back as on main: the candidate's own files under those globs are removed first."""
+    for path in sorted(src.rglob("*"), reverse=True):
+        rel = path.relative_to(src).as_posix()
+        if repo.matches(rel, harness) and (path.is_symlink() or path.is_file()):
+            path.unlink()
+    repo.export(mirror, main, src, only=harness)
+
+
+def _collect(oracle: OracleSettings, run_dir: Path) -> tuple[Path, str]:
+    """Copy the declared artifacts out of the dead build's folders; a link or a missing file is refused."""
+    out = run_dir / "artifacts"
+    out.mkdir(exist_ok=True)
+    for name, declared in oracle.artifacts.items():
+        path = declared.replace("{cache}", CACHE)
+        cached = path.startswith(CACHE)
+        real = Path(path.replace(CACHE, str(run_dir / "cache"), 1)) if cached else run_dir / "src" / path
+        if real.is_symlink() or not real.is_file() or not real.resolve().is_relative_to(run_dir.resolve()):
+            return out, f"artifact {name!r} ({declared}) is missing or not a regular file"
+        shutil.copyfile(real, out / name)
+        (out / name).chmod(0o555)
+    return out, ""
+
+
+def _unit_counts(oracle: OracleSettings, output: str, src: Path) -> dict[str, int] | None:
+    """The unit tests' counts from the build's output, read by `unit_runner` (cargo: summed over test binaries)."""
+    if oracle.unit_runner is None:
+        return None
+    summary = runners.summarize(oracle.unit_runner, output, src)
+    if summary is None:
+        return {"passed": 0, "failed": 0, "skipped": 0}
+    return {k: int(summary.get(k) or 0) for k in ("passed", "failed", "skipped")}
+
+
+def _with_unit(summary: dict[str, Any], unit: dict[str, int]) -> dict[str, Any]:
+    """Unit tests count as one more area, under the same no-drop rules as the harness's areas."""
+    areas = dict(summary.get("areas") or {})
+    areas["unit"] = unit
+    out = {**summary, "areas": areas}
+    for key in ("passed", "failed", "skipped"):
+        out[key] = int(summary.get(key) or 0) + unit[key]
+    return out
+
+
+def _verdict(
+    tier: Tier, command: str, result: proc.ProcResult, summary: dict[str, Any] | None, log_path: Path
+) -> OracleResult:
+    verdict = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
+    if summary is not None:
+        verdict.summary = summary
+        verdict.passed, verdict.failed, verdict.skipped = (int(summary.get(k) or 0) for k in ("passed", "failed",
+                                                                                             "skipped"))  # fmt: skip
+    if not result.ok:
+        verdict.reason = f"{tier} oracle `{command}`: {result.describe()}"
+    elif summary is None:
+        verdict.reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
+    else:
+        verdict.ok = True
+    return verdict
+
+
+def _tool_homes() -> list[str]:
+    return list(_tool_env().values())
+
+
+def _tool_env() -> dict[str, str]:
+    """The Rust toolchain's home (read-only in the sandbox); CARGO_HOME stays the sandbox's own, fresh per run."""
+    return toolchain_env(("RUSTUP_HOME",))
