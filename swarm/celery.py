@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from typing import Any
 
 from celery import Celery
-from celery.signals import after_setup_logger, after_setup_task_logger, celeryd_after_setup, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    celeryd_after_setup,
+    celeryd_init,
+    worker_process_init,
+)
 
-from swarm import celeryconfig, proc
+from swarm import celeryconfig, proc, sandbox
+from swarm.errors import SwarmError
 from swarm.redact import redact_logging
+from swarm.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +38,16 @@ def _configure(sender: Celery, **kwargs: Any) -> None:
 def _redact_logs(logger: logging.Logger, **kwargs: Any) -> None:
     """Worker and beat logs never show the Redis password."""
     redact_logging(logger)
+
+
+@celeryd_init.connect
+def _require_sandbox(**kwargs: Any) -> None:
+    """Fail closed: a worker runs agents and oracles only in a sandbox, unless the user opted out by name."""
+    try:
+        sandbox.require(load_settings().unsafe_no_sandbox)
+    except SwarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @celeryd_after_setup.connect

@@ -61,6 +61,10 @@ def history(task_id: str) -> str:
     return f"{PREFIX}:history:{task_id}"
 
 
+JUDGE_SEED = f"{PREFIX}:judge-seed"
+"""The secret seed of the judge's unseen variants, made once for the swarm (unless `judge_secret` is set)."""
+
+
 def oracle(commit: str) -> str:
     """Cached full-oracle counts of a commit of main."""
     return f"{PREFIX}:oracle:{commit}"

@@ -26,6 +26,7 @@ from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.environ import agent_home_env
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
+from swarm.judge import Judge
 from swarm.leases import Heartbeat, Lease
 from swarm.repo import LandResult, Worktree, matches
 from swarm.runtime import Runtime
@@ -144,7 +145,7 @@ class Pipeline:
         self._drop_worktree(workspace.path)
         worktree = self._worktree(att, candidate)
         self._emit(att, "fast_oracle", commit=candidate)
-        fast = self._oracle(att, repo, worktree, "fast")
+        fast = self._oracle(att, repo, candidate, main, "fast", worktree)
         att.record["fast"] = fast.counts()
         reason = oracle.judge(fast, None)
         if reason:
@@ -244,7 +245,7 @@ class Pipeline:
                 self.rt.mirror.keep(landing, f"{att.keep_name}-rebased")
                 worktree.checkout(landing)
                 self._emit(att, "full_oracle", commit=landing)
-                full = self._oracle(att, repo, worktree, "full")
+                full = self._oracle(att, repo, landing, onto, "full", worktree)
                 att.record["full"] = full.counts()
                 reason = oracle.judge(full, baseline)
                 if reason:
@@ -313,7 +314,30 @@ class Pipeline:
     def _agent_timeout(self, vendor: str) -> float:
         return self.rt.settings.vendors[vendor].timeout or self.rt.settings.agent_timeout
 
-    def _oracle(self, att: Attempt, repo: RepoSettings, worktree: Worktree, tier: oracle.Tier) -> oracle.OracleResult:
+    def _oracle(
+        self, att: Attempt, repo: RepoSettings, commit: str, main: str, tier: oracle.Tier, worktree: Worktree
+    ) -> oracle.OracleResult:
+        """The verdict on `commit`. With a `build` in `.swarm.toml`, the judge's: built in a sandbox, judged by
+        main's harness (swarm.judge). Without one (the legacy contract), the tier command in a worktree at commit."""
+        if repo.oracle.build is None:
+            return self._legacy_oracle(att, repo, commit, tier, worktree)
+        result = self._judge(att.vendor).run(
+            repo.oracle,
+            tier,
+            commit,
+            main,
+            att.next_log(f"oracle-{tier}"),
+            agent_id=f"{att.vendor}-{self.slot}",
+            timeout=min(repo.oracle.timeout, self.rt.settings.oracle_timeout),
+            cancel=att.cancel,
+        )
+        self._check_lease(att)
+        return result
+
+    def _legacy_oracle(
+        self, att: Attempt, repo: RepoSettings, commit: str, tier: oracle.Tier, worktree: Worktree
+    ) -> oracle.OracleResult:
+        worktree.checkout(commit)
         result = oracle.run(
             repo.oracle,
             tier,
@@ -328,14 +352,22 @@ class Pipeline:
         self._check_lease(att)
         return result
 
+    def _judge(self, vendor: str) -> Judge:
+        return Judge(
+            self.rt.mirror,
+            self.rt.workdir / "judge" / f"{vendor}-{self.slot}",
+            seed=self.rt.judge_seed(),
+            sandboxed=not self.rt.settings.unsafe_no_sandbox,
+            keep_runs=self.rt.settings.keep_worktrees,
+        )
+
     def _baseline(self, att: Attempt, repo: RepoSettings, worktree: Worktree, main: str) -> dict[str, Any] | None:
         """main's full-oracle counts: cached per commit; measured here once if no landing measured them."""
         cached = self.rt.redis.get(keys.oracle(main))
         if cached:
             return dict(json.loads(cached))
         self._emit(att, "baseline_oracle", commit=main)
-        worktree.checkout(main)
-        result = self._oracle(att, repo, worktree, "full")
+        result = self._oracle(att, repo, main, main, "full", worktree)
         if not result.ok:
             # Never cache a red or timed-out run: its counts would disable the no-drop check for this commit.
             # A red main lets a green candidate land (it repairs main); the next attempt measures main again.

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 
+from swarm import keys
 from swarm.errors import SettingsError
 from swarm.events import Events, Hook
 from swarm.leases import Leases
@@ -30,6 +32,13 @@ class Runtime:
     @property
     def workdir(self) -> Path:
         return self.settings.workdir.resolve()
+
+    def judge_seed(self) -> str:
+        """The swarm-wide secret seed of the judge's variants: the setting, else one made once and kept in Redis."""
+        if self.settings.judge_secret:
+            return self.settings.judge_secret
+        self.redis.set(keys.JUDGE_SEED, secrets.token_hex(16), nx=True)
+        return keys.text(self.redis.get(keys.JUDGE_SEED) or b"")
 
 
 def connect(settings: Settings, hook: Hook | None = None) -> Runtime:

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     """The branch that is always green."""
     vendors: dict[str, VendorSettings] = Field(default_factory=dict)
     """Agent vendors by name; each name is also the Celery queue its workers consume."""
+    unsafe_no_sandbox: bool = False
+    """Run agents, builds and oracles WITHOUT a sandbox (SWARM_UNSAFE_NO_SANDBOX=true): only where bubblewrap
+    cannot run, and never against agents you do not trust; workers refuse to start without a sandbox otherwise."""
+    judge_secret: str | None = None
+    """Seed of the judge's unseen case variants; unset: one made at random and kept in Redis for the swarm."""
     lease_ttl: float = Field(30.0, gt=0, le=3600)
     """Seconds a lease lives without a heartbeat; a crashed worker's task is free again after this."""
     agent_timeout: float = Field(3600.0, gt=0)
