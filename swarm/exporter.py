@@ -95,13 +95,13 @@ class SwarmCollector(Collector):
     def _slots(self, snap: state.Snapshot) -> Iterator[Metric]:
         vendors = self.rt.settings.vendors
         queued = GaugeMetricFamily("swarm_queue_depth", "Tasks queued per vendor", labels=["vendor"])
-        slots = GaugeMetricFamily("swarm_slots", "Attempt slots configured per vendor", labels=["vendor"])
+        slots = GaugeMetricFamily("swarm_slots", "Cap on attempt slots per vendor (0: no cap)", labels=["vendor"])
         busy = GaugeMetricFamily("swarm_slots_busy", "Attempts running per vendor (leases held)", labels=["vendor"])
         queued_on = list(snap.queued.values())
         leased_on = [str(lease.get("vendor", "")) for lease in snap.leases.values()]
         for name, table in sorted(vendors.items()):
             queued.add_metric([name], queued_on.count(name))
-            slots.add_metric([name], table.concurrency)
+            slots.add_metric([name], table.concurrency or 0)
             busy.add_metric([name], leased_on.count(name))
         leases = GaugeMetricFamily("swarm_leases", "Task leases held now")
         leases.add_metric([], len(snap.leases))
