@@ -20,7 +20,7 @@ from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
 from tests.agents.helpers import BIN
 from tests.cluster import REPO_ROOT
-from tests.conftest import SCRIPTED_AGENT, Project, make_settings, task_file, vendor_table, wait_for
+from tests.conftest import SCRIPTED_AGENT, Project, announce_slots, make_settings, task_file, vendor_table, wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -107,6 +107,7 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
     })  # fmt: skip
     settings = make_settings(project, redis_url, vendors={"claude": claude_table(), "codex": vendor_table()})
     rt = connect(settings)
+    announce_slots(rt.redis, settings)  # live workers' slots: claude 2, codex 1
     assert run(rt, "alpha", "claude") == "landed"
     assert run(rt, "broken", "codex") == "rejected"
     queued: list[tuple[str, str]] = []
