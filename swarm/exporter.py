@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from swarm import quota, state
+from swarm import slots as live_slots
 from swarm.runtime import Runtime
 from swarm.timeline import TIERS, Timeline
 
@@ -95,13 +96,14 @@ class SwarmCollector(Collector):
     def _slots(self, snap: state.Snapshot) -> Iterator[Metric]:
         vendors = self.rt.settings.vendors
         queued = GaugeMetricFamily("swarm_queue_depth", "Tasks queued per vendor", labels=["vendor"])
-        slots = GaugeMetricFamily("swarm_slots", "Cap on attempt slots per vendor (0: no cap)", labels=["vendor"])
+        slots = GaugeMetricFamily("swarm_slots", "Live worker slots per vendor, capped", labels=["vendor"])
+        alive = live_slots.capacity(self.rt.redis, self.rt.settings)
         busy = GaugeMetricFamily("swarm_slots_busy", "Attempts running per vendor (leases held)", labels=["vendor"])
         queued_on = list(snap.queued.values())
         leased_on = [str(lease.get("vendor", "")) for lease in snap.leases.values()]
-        for name, table in sorted(vendors.items()):
+        for name in sorted(vendors):
             queued.add_metric([name], queued_on.count(name))
-            slots.add_metric([name], table.concurrency or 0)
+            slots.add_metric([name], alive.get(name, 0))
             busy.add_metric([name], leased_on.count(name))
         leases = GaugeMetricFamily("swarm_leases", "Task leases held now")
         leases.add_metric([], len(snap.leases))
