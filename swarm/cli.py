@@ -104,6 +104,10 @@ def init(directory: Path, template: Path | None, source: str | None, command: st
     config = directory / "swarm.toml"
     if not config.exists():
         config.write_text(_starter_config(origin, directory / ".swarm", branch))
+    from swarm import deploy
+
+    for path in deploy.write(directory):
+        console.print(f"wrote {path} (`honcho start` in {directory} runs Redis, workers, beat and Flower)")
     console.print(f"settings: {config}  (set redis_url and vendors there, then `swarm --config {config} doctor`)")
 
 

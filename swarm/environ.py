@@ -12,7 +12,9 @@ from swarm.settings import inherited_environment
 
 log = logging.getLogger(__name__)
 
-BASE_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM")
+BASE_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
+              "RUSTUP_HOME", "CARGO_HOME")  # fmt: skip
+"""RUSTUP_HOME/CARGO_HOME: where an image (the Rust ones) installed the toolchain; without them cargo finds none."""
 
 
 def child_env(pass_env: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
