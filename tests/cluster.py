@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
+from swarm import proc
 from tests.conftest import SCRIPTED_AGENT, Project, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,7 @@ class Cluster:
         self.project = project
         self.config = config
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.services: list[proc.Service] = []
         self.logs = project.root / "logs"
         self.logs.mkdir(exist_ok=True)
 
@@ -50,13 +52,12 @@ class Cluster:
         return env
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        out = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            argv, cwd=self.project.root, env={**self.env(), **(env or {})}, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-        self.procs[name] = proc
-        return proc
+        """Start a long-lived process the way `swarm up` does (proc.start_service: own session, log file)."""
+        service = proc.start_service(name, argv, cwd=self.project.root, env={**self.env(), **(env or {})},
+                                     log_path=self.logs / f"{name}.log")  # fmt: skip
+        self.services.append(service)
+        self.procs[name] = service.popen
+        return service.popen
 
     def worker(self, name: str, queue: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         argv = [sys.executable, "-m", "celery", "-A", "swarm", "worker", "-Q", queue, "-c", "1", "-n", f"{name}@%h"]
@@ -69,7 +70,7 @@ class Cluster:
 
     def worker_of(self, pid: int) -> str:
         """Name of the worker whose pool process is `pid`."""
-        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        parent = psutil.Process(pid).ppid()
         return next(name for name, p in self.procs.items() if p.pid in (pid, parent))
 
     def beat(self) -> subprocess.Popen[bytes]:
@@ -93,25 +94,10 @@ class Cluster:
         )
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            _kill_group(proc.pid, signal.SIGCONT)
-            _kill_group(proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            _kill_group(proc.pid, signal.SIGKILL)
+        """Warm shutdown of every process (stopped ones are continued first), SIGKILL after 10 s."""
+        proc.stop_services(self.services, grace=10)
 
     def dump_logs(self) -> str:
         return "\n".join(
             f"===== {p.name}\n{p.read_text(errors='replace')[-6000:]}" for p in sorted(self.logs.glob("*"))
         )
-
-
-def _kill_group(pgid: int, sig: signal.Signals) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -15,7 +18,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import repo, slots
+from swarm import proc, repo, slots
 from swarm.embedded import EmbeddedRedis, find_redis_server
 from swarm.runtime import Runtime, connect
 from swarm.settings import Settings
@@ -39,6 +42,58 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str) -> float:
             return time.monotonic() - start
         time.sleep(0.01)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+log = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make this process a child subreaper (Linux): orphans of anything a test starts (the agents of a killed
+    worker, a setsid escapee, the workers of a CLI that pytest-timeout killed) become its children instead of
+    init's, so the clean-up after each test still finds them among its descendants."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind() -> Iterator[None]:
+    """Kill every process a test started that still runs when it ends, passed, failed or timed out.
+
+    Autouse and function-scoped, so it is set up after session and module fixtures (their processes are in
+    `before`) and torn down after every other fixture of the test (they stop their processes gracefully first).
+    pytest-timeout's signal method (pyproject) raises in the test, so this teardown runs on a timeout too.
+    """
+    before = set(proc.descendants())
+    yield
+    left = [pid for pid in proc.descendants() if pid not in before]
+    if left:
+        log.warning("killing %d process(es) the test left running: %s", len(left), left)
+        kill_processes(left)
+
+
+def kill_processes(pids: list[int]) -> None:
+    """SIGKILL each process and its process group (unless it is pytest's own), then reap those that were ours."""
+    own_group = os.getpgrp()
+    for pid in pids:
+        try:
+            group = os.getpgid(pid)
+            if group != own_group:
+                os.killpg(group, signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            continue
+    for pid in pids:
+        try:
+            os.waitpid(pid, 0)  # a child of pytest (started or adopted): no zombie stays behind
+        except ChildProcessError:
+            continue
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Whatever is still running once every fixture is torn down goes too."""
+    kill_processes(proc.descendants())
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,8 @@ import pytest
 from swarm import proc
 from tests.cluster import REPO_ROOT
 
-pytestmark = pytest.mark.e2e
+# The run itself may take up to 900 s (its subprocess timeout): pytest's 300 s default would cut it.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(960)]
 
 
 def test_the_demo_lands_the_recorded_tasks_rejects_a_wrong_attempt_and_raises_the_count(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm import attempts, keys
+from swarm import attempts, keys, proc
 from swarm.agents import registry
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
@@ -259,13 +259,17 @@ def test_swarm_toml_is_protected_even_when_it_does_not_list_itself(project: Proj
 def test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests(
     project: Project, rt: Runtime
 ) -> None:
+    """The escapee cheats once the fast oracle has run (runs.log holds the baseline and the fast run), if it still
+    lives: it must be dead by then, and nothing it could write reaches the commit that lands."""
     pid_file = project.root / "escapee.pid"
-    escape = f"sh setsid bash -c 'echo $$ > {pid_file}; sleep 1; echo CHEATED > src/base.txt; sleep 60' &"
-    project.add_tasks({"sneaky": task_file("Sneaky", f"{escape}\nwrite src/alpha.txt alpha")})
+    oracle_ran = f'[ "$(cat {project.workdir}/cache/*/runs.log 2>/dev/null | wc -l)" -ge 2 ]'
+    cheat = f"echo $$ > {pid_file}; until {oracle_ran}; do sleep 0.05; done; echo CHEATED > src/base.txt; sleep 60"
+    script = f"sh setsid bash -c '{cheat}' &\nwait-file {pid_file} 30\nwrite src/alpha.txt alpha"
+    project.add_tasks({"sneaky": task_file("Sneaky", script)})
     assert pipeline(rt).run("sneaky", "claude") == "landed"
     assert project.show("src/base.txt") == "base"
     pid = int(pid_file.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]
+    assert not proc.alive(pid), "the escaped process outlived the agent's run"
 
 
 def test_hooks_an_agent_plants_in_the_shared_git_config_never_run(project: Project, rt: Runtime) -> None:

@@ -14,6 +14,9 @@ import pytest
 from swarm import oracle, runners
 from swarm.settings import OracleSettings, parse_repo_settings
 
+# Each tool run may take up to 300 s (its subprocess timeout): more than pytest's 300 s default.
+pytestmark = pytest.mark.timeout(420)
+
 
 def write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():

@@ -9,7 +9,8 @@ import pytest
 
 from tests.cluster import REPO_ROOT
 
-pytestmark = pytest.mark.e2e
+# The run itself may take up to 900 s (its subprocess timeout): pytest's 300 s default would cut it.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(960)]
 
 
 def test_removing_any_one_safeguard_fails_the_suite() -> None:

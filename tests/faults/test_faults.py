@@ -173,6 +173,7 @@ MISBEHAVING = {
 }
 
 
+@pytest.mark.timeout(600)  # settles within 240 s after the workers start, then the audit re-runs the oracle
 def test_misbehaving_agents_fail_only_their_attempt(fault: Fault) -> None:
     tasks = {tid: task_file(tid, script.replace("{task}", tid)) for tid, script in MISBEHAVING.items()}
     fault.project.add_tasks({**GOOD, **tasks})

@@ -20,6 +20,9 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "engine_repo_template"
 CASES = TEMPLATE / "tests" / "sql"
 RUNNER = TEMPLATE / "oracle" / "run.py"
 
+# The session's cargo build and a test's own cargo run may each take 300 s: more than pytest's 300 s default.
+pytestmark = pytest.mark.timeout(660)
+
 
 def _needs_cargo() -> None:
     if shutil.which("cargo") is None:
