@@ -93,6 +93,11 @@ def auth_error(vendor: str) -> str:
     return f"{PREFIX}:auth-error:{vendor}"
 
 
+def vendor_probe(vendor: str) -> str:
+    """Set while a parked vendor still owes a passing probe (a trivial run) before real tasks go to it again."""
+    return f"{PREFIX}:vendor-probe:{vendor}"
+
+
 def spend_day(vendor: str, day: str) -> str:
     """Hash of a vendor's tokens, cost and attempts on one UTC day (YYYY-MM-DD)."""
     return f"{PREFIX}:spend:{vendor}:{day}"

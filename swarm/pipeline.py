@@ -171,6 +171,8 @@ class Pipeline:
         except redis.RedisError as exc:
             log.warning("could not book the run of %s: %s", att.task_id, exc)
         self._check_lease(att)
+        if result.fault == "vendor":  # auth, billing, policy, model, CLI, overload, network: never the task's fault
+            raise AttemptRejected(f"agent_{result.outcome}", f"{result.reason}: {result.message}", counts=False)
         if result.outcome == "rate_limited":  # not the task's fault: it does not use up an attempt
             raise AttemptRejected("agent_rate_limited", result.message, counts=False)
         if result.outcome == "auth_error":
@@ -184,8 +186,7 @@ class Pipeline:
         return candidate
 
     def _agent_run(self, att: Attempt, prompt_file: Path, worktree: Worktree) -> AgentRun:
-        home = self.rt.workdir / "homes" / f"{att.vendor}-{self.slot}"
-        home.mkdir(parents=True, exist_ok=True)
+        home = self._home(att.vendor)
         env = {
             **agent_home_env(home, f"{att.vendor} agent"),
             "SWARM_TASK_ID": att.task_id,
@@ -269,7 +270,8 @@ class Pipeline:
         if vendor not in self.rt.settings.vendors:
             log.error("no vendor %r in this worker's settings; dropping the message of %s", vendor, task_id)
             return "unknown_vendor"
-        blocked = quota.blocked(self.rt.redis, vendor, self.rt.settings.vendors[vendor].daily_cap_usd)
+        cap = self.rt.settings.vendors[vendor].daily_cap_usd
+        blocked = quota.gate(self.rt.redis, vendor, self.agents(vendor), self._home(vendor), cap)  # before any oracle
         if blocked:  # this vendor may not start attempts now: give the task back for another vendor
             self.rt.events.emit(task_id, "vendor_blocked", vendor=vendor, reason=blocked)
             return "cooling"
@@ -278,6 +280,12 @@ class Pipeline:
             log.info("task %s is leased by another worker; dropping this message", task_id)
             return "busy"
         return lease
+
+    def _home(self, vendor: str) -> Path:
+        """This slot's home for the vendor's agent: its config, login link and private temp folder."""
+        home = self.rt.workdir / "homes" / f"{vendor}-{self.slot}"
+        home.mkdir(parents=True, exist_ok=True)
+        return home
 
     def _unqueue(self, task_id: str, vendor: str) -> None:
         try:

@@ -12,12 +12,14 @@ import logging
 import random
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import redis
 
 from swarm import keys
-from swarm.agents.base import AgentResult
+from swarm.agents import taxonomy
+from swarm.agents.base import Agent, AgentResult
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,10 @@ MAX_COOLDOWN = 7 * 86400.0
 """Longest cooldown taken from a CLI's reset time (weekly limits exist; anything later is a parsing mistake)."""
 STREAK_TTL = 3600
 AUTH_ERROR_TTL = 600
-"""Seconds a vendor stays parked after an auth error; then one attempt tries again (the key may be fixed)."""
+"""Seconds a vendor stays parked after an auth error (or any lasting vendor failure); then a probe tries it."""
+PROBE_OWED_TTL = 7 * 86400
+PROBE_TIMEOUT = 90.0
+"""Seconds a probe (a trivial real run of the CLI) may take; the vendor stays parked meanwhile."""
 SPEND_TTL = 40 * 86400
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_tokens")
 
@@ -94,9 +99,13 @@ def cooldown_info(r: redis.Redis, vendor: str) -> dict[str, Any] | None:
 
 
 def mark_auth_error(r: redis.Redis, vendor: str, message: str) -> None:
-    """Park the vendor: its CLI could not log in, so further attempts would fail the same way."""
-    r.set(keys.auth_error(vendor), json.dumps({"message": message, "at": time.time()}), ex=AUTH_ERROR_TTL)
-    log.error("vendor %s has an auth error: %s", vendor, message)
+    """Park the vendor: its CLI could not log in (or bill, or find its model...), so attempts would fail the same
+    way; once the park ends, a probe must pass before real tasks go to it again."""
+    pipe = r.pipeline()
+    pipe.set(keys.auth_error(vendor), json.dumps({"message": message, "at": time.time()}), ex=AUTH_ERROR_TTL)
+    pipe.set(keys.vendor_probe(vendor), "1", ex=PROBE_OWED_TTL)
+    pipe.execute()
+    log.error("vendor %s is parked: %s", vendor, message)
 
 
 def auth_error(r: redis.Redis, vendor: str) -> str | None:
@@ -107,12 +116,60 @@ def auth_error(r: redis.Redis, vendor: str) -> str | None:
 
 def note_ok(r: redis.Redis, vendor: str) -> None:
     """A run that got through: the backoff starts over and any auth error is cleared."""
-    r.delete(keys.cooldown_streak(vendor), keys.auth_error(vendor))
+    r.delete(keys.cooldown_streak(vendor), keys.auth_error(vendor), keys.vendor_probe(vendor))
 
 
 def clear(r: redis.Redis, vendor: str) -> None:
     """Forget the vendor's cooldown, streak and auth error (an operator fixed it)."""
-    r.delete(keys.cooldown(vendor), keys.cooldown_streak(vendor), keys.auth_error(vendor))
+    r.delete(keys.cooldown(vendor), keys.cooldown_streak(vendor), keys.auth_error(vendor), keys.vendor_probe(vendor))
+
+
+# KEYS: park, probe owed. ARGV: park value, seconds. Claims the probe: parked again while this worker probes.
+_CLAIM_PROBE = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+"""
+
+
+def claim_probe(r: redis.Redis, vendor: str, seconds: float = PROBE_TIMEOUT) -> bool:
+    """True for the one worker that is to probe a vendor whose park ended; the others see it parked meanwhile."""
+    value = json.dumps({"message": "a probe is checking whether the vendor works again", "at": time.time()})
+    return bool(r.eval(_CLAIM_PROBE, 2, keys.auth_error(vendor), keys.vendor_probe(vendor), value,
+                       int(seconds) + 30))  # fmt: skip
+
+
+def vendor_failed(r: redis.Redis, vendor: str, result: AgentResult) -> float | None:
+    """A vendor-level failure: cool the vendor down when it passes on its own (rate limit, overload, network),
+    park it otherwise (auth, billing, policy, model, CLI); returns a cooldown's end."""
+    why = f"{result.reason}: {result.message}" if result.reason else result.message
+    if result.outcome == "rate_limited" or result.reason in taxonomy.TRANSIENT:
+        until = time.time() + result.retry_after if result.retry_after is not None else None
+        return cool_down(r, vendor, until, reason=why)
+    mark_auth_error(r, vendor, why)
+    return None
+
+
+def gate(r: redis.Redis, vendor: str, agent: Agent, home: Path, cap_usd: float | None = None) -> str | None:
+    """Why the vendor may not start an attempt now, or None: blocked (cooldown, park, cap), its preflight fails
+    (no CLI, no login: found without running it), or the probe owed since a park fails."""
+    why = blocked(r, vendor, cap_usd)
+    if why:
+        return why
+    preflight = getattr(agent, "preflight", None)
+    early = preflight(home) if callable(preflight) else None
+    if early is not None:
+        vendor_failed(r, vendor, early)
+        return f"preflight: {early.reason}: {early.message}"
+    probe = getattr(agent, "probe", None)
+    if callable(probe) and claim_probe(r, vendor):
+        result = probe(home, PROBE_TIMEOUT)
+        if result.outcome not in ("ok", "no_change"):
+            vendor_failed(r, vendor, result)
+            return f"probe failed: {result.reason}: {result.message}"
+        note_ok(r, vendor)
+        log.info("vendor %s passed its probe: active again", vendor)
+    return None
 
 
 # --- the spend ledger ---
@@ -168,12 +225,9 @@ def over_cap(r: redis.Redis, vendor: str, cap_usd: float | None) -> bool:
 def after_run(r: redis.Redis, vendor: str, task_id: str, result: AgentResult) -> float | None:
     """Book one agent run: its spend, then a cooldown, an auth error or a clean slate; returns a cooldown's end."""
     record_spend(r, vendor, task_id, result)
-    if result.outcome == "rate_limited":
-        until = time.time() + result.retry_after if result.retry_after is not None else None
-        return cool_down(r, vendor, until, reason=result.message)
-    if result.outcome == "auth_error":
-        mark_auth_error(r, vendor, result.message)
-    elif result.outcome in ("ok", "no_change"):
+    if result.fault == "vendor" or result.outcome in ("rate_limited", "auth_error"):
+        return vendor_failed(r, vendor, result)
+    if result.outcome in ("ok", "no_change"):
         note_ok(r, vendor)
     return None
 

@@ -139,14 +139,15 @@ class CliAgent:
         return home
 
     def preflight(self, home: Path) -> AgentResult | None:
-        """Cheap and offline: the program is there, a login is there, the configuration is one the CLI accepts."""
+        """Cheap and offline: the program is there, a login is there, the configuration is one the CLI accepts.
+        `home` is the slot's home (AgentRun.home), where a login done in the slot itself also counts."""
         if shutil.which(self.executable(), path=child_env().get("PATH")) is None:
             result = AgentResult("failed", f"{self.executable()} not found on PATH: install {self.package}")
             return taxonomy.fail(result, taxonomy.CLI_MISSING)
         refused = self.refusal()
         if refused is not None:
             return refused
-        if self.login() is None and not self._slot_login(home):
+        if self.login() is None and not self._slot_login(home / self.cli):
             message = logins.missing(self.logins, self.api_key_env, self.vendor)
             return taxonomy.fail(AgentResult("auth_error", f"{self.cli}: {message}"), taxonomy.AUTH)
         return None
@@ -156,13 +157,13 @@ class CliAgent:
         return bool(self.logins.credentials) and (home / self.logins.credentials).is_file()
 
     def run(self, run: AgentRun) -> AgentResult:
-        home = self.home(run.home)
-        early = self.preflight(home)
+        early = self.preflight(run.home)
         if early is not None:
             run.log_path.parent.mkdir(parents=True, exist_ok=True)
             run.log_path.write_text(f"swarm: {early.message}\n")
             early.log_path = run.log_path
             return early
+        home = self.home(run.home)
         login = self.login()
         if login is not None and login.shared_file is not None:
             logins.share(login.shared_file, home / self.logins.credentials)
@@ -195,7 +196,9 @@ class CliAgent:
             return taxonomy.fail(result, taxonomy.UNKNOWN)
 
     def probe(self, home: Path, timeout: float = 60.0) -> AgentResult:
-        """A trivial real run (one short prompt, no task) to tell whether a parked vendor works again."""
+        """A trivial real run (one short prompt, no task) to tell whether a parked vendor works again; `home` is
+        the slot's home, so the probe runs with the slot's own config folder and login."""
+        home.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"swarm-probe-{self.cli}-", dir=home) as tmp:
             work = Path(tmp, "work")
             work.mkdir()

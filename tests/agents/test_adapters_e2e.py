@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from swarm import attempts, proc, quota
-from swarm.agents import registry
+from swarm import attempts, keys, proc, quota
+from swarm.agents import claude, registry
 from swarm.agents.base import AgentResult
+from swarm.agents.process import launch
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
 from tests.agents.helpers import BIN, KEY_VARS, agent_run
@@ -132,6 +133,40 @@ def test_a_hanging_cli_is_killed_at_the_vendor_timeout_with_its_whole_group(
         assert not proc.alive(pid), f"process {pid} outlived the timeout"
 
 
+# --- vendor-level failures through the pipeline: the vendor is parked, the task is never charged ---
+
+
+def test_a_vendor_failure_parks_the_vendor_and_never_uses_up_the_tasks_attempts(
+    project: Project, redis_url: str, keys_set: dict[str, str]
+) -> None:
+    rt = connect(make_settings(project, redis_url, vendors=vendors(), max_attempts=1))
+    project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha\nstream billing")})
+    assert pipeline(rt).run("alpha", "codex") == "rejected"
+    record = attempts.history(rt, "alpha")[-1]
+    assert record["reason"] == "agent_vendor_error" and record["detail"].startswith("billing:")
+    assert record["agent"]["fault"] == "vendor" and record["agent"]["reason"] == "billing"
+    assert int(rt.redis.get(keys.attempts("alpha")) or 0) == 0, "the attempt was not the task's to pay"
+    assert not rt.redis.exists(keys.failed("alpha"))
+    assert quota.vendor_state(rt.redis, "codex")["state"] == "auth_error", "billing parks the vendor"
+    assert pipeline(rt).run("alpha", "codex") == "cooling", "a parked vendor takes no task"
+    assert len(attempts.history(rt, "alpha")) == 1
+
+
+def test_the_preflight_stops_a_vendor_with_no_login_before_any_attempt_or_oracle_work(
+    project: Project, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (*KEY_VARS, "CLAUDE_CODE_OAUTH_TOKEN", "CODEX_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    record = tmp_path / "record.jsonl"
+    rt = connect(make_settings(project, redis_url, vendors=vendors(record)))
+    project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
+    assert pipeline(rt).run("alpha", "codex") == "cooling"
+    assert attempts.history(rt, "alpha") == [] and not record.exists()
+    assert not list((rt.settings.workdir / "logs").glob("alpha/*/*oracle*")), "no oracle ran"
+    assert quota.vendor_state(rt.redis, "codex")["detail"].startswith("auth error: auth: codex: no login found")
+
+
 # --- the real CLIs, where installed: no credentials must read as auth_error, well within the timeout ---
 
 
@@ -157,3 +192,57 @@ def _result_fields(record: dict[str, Any]) -> dict[str, Any]:
     fields = {k: v for k, v in record.items() if k in AgentResult.__dataclass_fields__}
     fields.pop("log_path", None)
     return fields
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_the_real_cli_with_a_key_and_no_reachable_api_is_the_vendors_fault_well_within_the_timeout(
+    cli: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No network to the vendor here: each real CLI must end as a vendor-level failure, fast (claude after its
+    lowered retries, codex and gemini, which retry on and on, at the connect timeout)."""
+    if shutil.which(cli) is None:
+        pytest.skip(f"{cli} is not installed")
+    monkeypatch.setenv(
+        OWN_KEY[cli], "AIzaFakeKeyFakeKeyFakeKeyFakeKey0123456" if cli == "gemini" else "sk-fake-0123456789abcdef"
+    )
+    options: dict[str, object] = {"connect_timeout": 20}
+    if cli == "claude" and os.geteuid() == 0:
+        options["env"] = {"IS_SANDBOX": "1"}
+    started = time.monotonic()
+    result = registry.make(cli, cli, options).run(agent_run(tmp_path, "Say hi.", timeout=300))
+    assert result.fault == "vendor" and result.reason in ("network", "auth"), result.message
+    assert time.monotonic() - started < 90, "far below the attempt timeout"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="claude refuses bypassPermissions as root only")
+def test_the_real_claude_refuses_bypass_mode_as_root_and_that_reads_as_refused(tmp_path: Path) -> None:
+    if shutil.which("claude") is None:
+        pytest.skip("claude is not installed")
+    run = agent_run(tmp_path, "Say hi.", timeout=60)
+    argv = [
+        "claude",
+        "-p",
+        "hi",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--permission-mode",
+        "bypassPermissions",
+    ]
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CLAUDE_CONFIG_DIR": str(tmp_path / "cfg")}
+    launched = launch(run, argv, env, stderr_path=tmp_path / "err.log")  # the preflight would not let it start
+    result = claude.parse(run.log_path, tmp_path / "err.log", launched.ended.returncode)
+    assert (result.fault, result.reason) == ("vendor", "refused"), result.message
+
+
+@pytest.mark.parametrize("cli", CLIS)
+def test_doctor_on_the_real_cli_finds_it_its_flags_and_says_which_login(
+    cli: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if shutil.which(cli) is None:
+        pytest.skip(f"{cli} is not installed")
+    monkeypatch.setenv(OWN_KEY[cli], "sk-fake-0123456789abcdef")
+    options = {"env": {"IS_SANDBOX": "1"}} if cli == "claude" and os.geteuid() == 0 else {}
+    checks = registry.make(cli, cli, options).check()  # type: ignore[attr-defined]
+    assert all(ok for _, ok, _ in checks), checks
+    assert checks[-1][2] == f"api key: API key from {OWN_KEY[cli]}"

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
 from swarm import keys, quota
+from swarm.agents import Agent, registry, taxonomy
 from swarm.agents.base import AgentResult
+from tests.agents.helpers import BIN, KEY_VARS
 
 
 def spent(cost: float | None, tokens: int = 1000, outcome: str = "ok") -> AgentResult:
@@ -130,3 +135,70 @@ def test_vendor_states_for_status(r: redis.Redis) -> None:
     assert "cooling until" in states["claude"]["detail"] and "429" in states["claude"]["detail"]
     assert states["extra"]["spent_today"] == pytest.approx(0.5) and states["extra"]["cap_usd"] == 10.0
     assert quota.blocked(r, "extra", 10.0) is None
+
+
+# --- vendor-level failures: park or cool, a preflight before any work, a probe before real tasks again ---
+
+
+def _fake(cli: str, tmp_path: Path, **env: str) -> Agent:
+    sandbox = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+    record = {"FAKE_CLI_RECORD": str(tmp_path / "record.jsonl")}
+    return registry.make(cli, cli, {"binary": str(BIN / cli), "env": {**sandbox, **record, **env}})
+
+
+@pytest.fixture
+def keys_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in KEY_VARS:
+        monkeypatch.setenv(name, f"sk-{name.lower().replace('_', '-')}-0123456789abcdef")
+
+
+def test_a_lasting_vendor_failure_parks_the_vendor_and_a_passing_one_cools_it(r: redis.Redis) -> None:
+    billing = taxonomy.fail(AgentResult("failed", "Credit balance is too low"), "billing")
+    assert quota.after_run(r, "claude", "t1", billing) is None
+    assert quota.vendor_state(r, "claude")["state"] == "auth_error"
+    assert quota.blocked(r, "claude") == "auth error: billing: Credit balance is too low"
+    network = taxonomy.fail(AgentResult("failed", "Unable to connect to API"), "network")
+    assert quota.after_run(r, "codex", "t1", network) is not None
+    assert quota.vendor_state(r, "codex")["state"] == "cooling"
+
+
+def test_the_gate_runs_the_preflight_and_parks_a_vendor_with_no_login_without_starting_it(
+    r: redis.Redis, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (*KEY_VARS, "CLAUDE_CODE_OAUTH_TOKEN", "CODEX_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    why = quota.gate(r, "codex", _fake("codex", tmp_path), tmp_path / "slot")
+    assert why is not None and why.startswith("preflight: auth: codex: no login found")
+    assert quota.vendor_state(r, "codex")["state"] == "auth_error"
+    assert not (tmp_path / "record.jsonl").exists(), "nothing was started"
+
+
+def test_a_parked_vendor_is_rechecked_by_one_probe_not_by_a_task(
+    r: redis.Redis, tmp_path: Path, keys_set: None
+) -> None:
+    quota.mark_auth_error(r, "gemini", "billing: Credit balance is too low")
+    agent = _fake("gemini", tmp_path, FAKE_CLI_STREAM="model_not_found")
+    assert quota.gate(r, "gemini", agent, tmp_path / "slot") is not None, "parked: no probe yet"
+    r.delete(keys.auth_error("gemini"))  # the park ended (its TTL ran out)
+    why = quota.gate(r, "gemini", agent, tmp_path / "slot")
+    assert why is not None and why.startswith("probe failed: model_not_found")
+    assert quota.vendor_state(r, "gemini")["state"] == "auth_error", "a failed probe parks the vendor again"
+    probes = [json.loads(line) for line in (tmp_path / "record.jsonl").read_text().splitlines()]
+    assert len(probes) == 1 and "Reply with the single word OK" in probes[0]["argv"][probes[0]["argv"].index("-p") + 1]
+    r.delete(keys.auth_error("gemini"))
+    assert quota.gate(r, "gemini", _fake("gemini", tmp_path), tmp_path / "slot") is None
+    assert quota.vendor_state(r, "gemini")["state"] == "active" and not r.exists(keys.vendor_probe("gemini"))
+
+
+def test_only_one_worker_claims_the_probe_and_the_others_see_the_vendor_parked_meanwhile(r: redis.Redis) -> None:
+    quota.mark_auth_error(r, "claude", "auth: Not logged in")
+    r.delete(keys.auth_error("claude"))
+    results: list[bool] = []
+    threads = [threading.Thread(target=lambda: results.append(quota.claim_probe(r, "claude"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]
+    assert quota.blocked(r, "claude") is not None

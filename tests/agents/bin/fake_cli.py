@@ -6,7 +6,9 @@ The ```agent block of the prompt (the task file's) drives it, one action per lin
     resets-in SECONDS    (rewrite the canned reset time 4102444800 to now + SECONDS)
     print-key            (print the CLI's API key on stdout and stderr, as a leaky CLI might)
     sleep SECONDS        hang PIDFILE (start a child, write "pid child_pid" to PIDFILE, never exit)
+    emit FILE            (print tests/data/agent_outputs/FILE on stdout now, e.g. a stream the CLI is stuck in)
 --version and --help (codex: exec --help) print a version and the recorded help (or the file $FAKE_CLI_HELP).
+$FAKE_CLI_STREAM names the stream of a prompt that names none (a probe's).
 With $FAKE_CLI_RECORD set, argv, cwd and environment are appended to that file as one JSON line.
 """
 
@@ -49,7 +51,7 @@ def record(argv: list[str]) -> None:
 
 def act(cli: str, prompt: str) -> tuple[str, float | None]:
     match = re.search(r"```agent\n(.*?)```", prompt, re.DOTALL)
-    stream, resets_in = "success", None
+    stream, resets_in = os.environ.get("FAKE_CLI_STREAM", "success"), None
     attempt = os.environ.get("SWARM_ATTEMPT", "1")
     for line in match.group(1).strip().splitlines() if match else []:
         when = re.match(r"@(\d+)\s+(.*)", line.strip())
@@ -68,6 +70,9 @@ def act(cli: str, prompt: str) -> tuple[str, float | None]:
             key = os.environ.get(KEYS[cli], "")
             print(f"debug: using key {key}", flush=True)
             print(f"debug: using key {key}", file=sys.stderr, flush=True)
+        elif verb == "emit":
+            sys.stdout.write((DATA / rest).read_text())
+            sys.stdout.flush()
         elif verb == "sleep":
             time.sleep(float(rest))
         elif verb == "hang":
