@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from swarm import keys
+from swarm import keys, proc
 from swarm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,20 @@ def live(r: redis.Redis) -> list[dict[str, Any]]:
     names = list(r.scan_iter(match=keys.SLOT_PATTERN, count=500))
     values = r.mget(names) if names else []
     return [json.loads(v) for v in values if v is not None]
+
+
+def clash(r: redis.Redis, node: str) -> dict[str, Any] | None:
+    """A live slot of worker name `node` announced by another worker process, or None. Two workers with one
+    name would share its slots' homes and build caches; a dead worker of this host does not count."""
+    name = node.replace("@", "-")
+    for slot in live(r):
+        if slot.get("node") != name:
+            continue
+        same_host = slot.get("host") == socket.gethostname()
+        if same_host and (slot.get("pid") == os.getpid() or not proc.alive(int(slot.get("pid") or 0))):
+            continue
+        return slot
+    return None
 
 
 def capacity(r: redis.Redis, settings: Settings) -> dict[str, int]:

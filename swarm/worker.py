@@ -3,17 +3,30 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
-from celery.signals import worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import celeryd_init, worker_ready, worker_shutdown, worker_shutting_down
 
-from swarm import buildcache, state
+from swarm import buildcache, slots, state
 from swarm.errors import SwarmError
 from swarm.slots import Registrar
 
 log = logging.getLogger(__name__)
 
 _registrar: list[Registrar] = []
+
+
+@celeryd_init.connect
+def _refuse_a_duplicate_name(sender: str, **kwargs: Any) -> None:
+    """A second worker with a live worker's -n name would share its slots' homes and build caches: refuse it."""
+    from swarm.tasks import runtime
+
+    clash = slots.clash(runtime().redis, sender)
+    if clash is not None:
+        print(f"error: a worker named {sender} is already running (pid {clash.get('pid')} on {clash.get('host')}): "
+              "give this one another name with -n NAME@%h", file=sys.stderr)  # fmt: skip
+        raise SystemExit(2)
 
 
 @worker_ready.connect
