@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from swarm import attempts, repo, session
+from swarm import attempts, repo, report, session
 from swarm.agents.replay import SHIPPED
 from swarm.backlog import load_dir
 from swarm.errors import SwarmError
@@ -122,6 +122,16 @@ def show(summary: Summary) -> None:
     console.print(f"look at the result: git -C {work} pull -q && git -C {work} log --format='%h %an %s'")
 
 
+def write_report(s: session.Started, out: Path) -> None:
+    """The run report (swarm report): its path is printed; a report that cannot be written does not fail the demo."""
+    try:
+        page = report.write(s.rt, out)
+    except Exception as exc:  # noqa: BLE001 - the demo's result is the summary above; the report is a view of it
+        log.warning("could not write the run report to %s: %s", out, exc)
+        return
+    console.print(f"run report: {page.resolve()}")
+
+
 def run(directory: Path, template: Path, keep: bool, timeout: float, solutions: Path = SHIPPED) -> Summary:
     config = prepare(directory, template, solutions)
     console.print(f"demo project: {directory.resolve()} (origin.git, work/, swarm.toml)")
@@ -139,6 +149,7 @@ def run(directory: Path, template: Path, keep: bool, timeout: float, solutions: 
         report = session.watch(s, done, timeout)
         summary = summarize(s, first, report, time.monotonic() - start, directory.resolve())
         show(summary)
+        write_report(s, directory / "report")
         if keep:
             console.print(f"--keep: the swarm keeps running; Flower at {s.flower_url}. Ctrl-C stops everything.")
             while True:

@@ -43,3 +43,5 @@ def test_the_demo_lands_the_recorded_tasks_rejects_a_wrong_attempt_and_raises_th
                          capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert log.count("Swarm-Task: ") == landed + 1, "one commit per task, plus the project's first"
     assert not proc.marked(f"SWARM_CONFIG={demo_dir / 'swarm.toml'}"), "the demo left processes running"
+    report = Path(re.search(r"run report: (\S+)", out).group(1))  # type: ignore[union-attr]
+    assert report == (demo_dir / "report" / "index.html").resolve() and report.read_text().count("<svg") == 5
