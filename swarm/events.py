@@ -59,6 +59,11 @@ class Events:
             entries = next(iter(answer.values()), []) if isinstance(answer, dict) else (answer[0][1] if answer else [])
         return [(keys.text(eid), _entry(fields)) for eid, fields in entries]
 
+    def last_id(self) -> str:
+        """The id of the newest event ("0-0" when there is none): follow the stream from here."""
+        newest: Any = self.r.xrevrange(keys.EVENTS, count=1) or []
+        return keys.text(newest[0][0]) if newest else "0-0"
+
     def counters(self) -> dict[str, int]:
         """The swarm's counters: `landed`, `rejected:<reason>`, `state:<state>` (see keys.METRICS)."""
         raw = self.r.hgetall(keys.METRICS) or {}

@@ -111,3 +111,16 @@ def spend_total(vendor: str) -> str:
 def spend_task(task_id: str) -> str:
     """Hash of a task's tokens, cost and attempts over all its attempts (and cost per vendor)."""
     return f"{PREFIX}:spend-task:{task_id}"
+
+
+# --- controls (see controls.py) ---
+
+
+def cancel(task_id: str) -> str:
+    """Marker that `swarm cancel` took the task's lease: its attempt ends without using up its budget."""
+    return f"{PREFIX}:cancel:{task_id}"
+
+
+def paused(vendor: str) -> str:
+    """Marker that `swarm pause` stopped new attempts on a vendor, until `swarm resume`."""
+    return f"{PREFIX}:paused:{vendor}"

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, coalesce, identity, keys, oracle, proc, prompt, quota, state
+from swarm import attempts, coalesce, controls, identity, keys, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.environ import agent_home_env
@@ -406,6 +406,8 @@ class Pipeline:
         """The attempt may go on only while its lease is still the one in Redis."""
         if att.cancel.is_set() or not self.rt.leases.held(att.lease):
             att.cancel.set()
+            if controls.cancelled(self.rt, att.task_id):  # `swarm cancel`: not the task's fault, not counted
+                raise AttemptRejected("cancelled", "stopped with `swarm cancel`", counts=False)
             raise AttemptRejected("lease_lost", "the task's lease expired or was taken over; this attempt stops")
 
     def _landed(self, att: Attempt, commit: str, full: oracle.OracleResult) -> None:

@@ -242,6 +242,8 @@ def vendor_state(r: redis.Redis, vendor: str, cap_usd: float | None = None) -> d
     """One vendor's state for `status`: active, cooling (until), auth_error or over_cap, and today's spend."""
     today_spend = spend(r, vendor)
     base = {"spent_today": today_spend.get("cost_usd", 0.0), "cap_usd": cap_usd, "today": today_spend}
+    if r.exists(keys.paused(vendor)):
+        return {**base, "state": "paused", "detail": "paused with `swarm pause`; `swarm resume` starts it again"}
     message = auth_error(r, vendor)
     if message is not None:
         return {**base, "state": "auth_error", "detail": f"auth error: {message}"}
@@ -255,6 +257,15 @@ def vendor_state(r: redis.Redis, vendor: str, cap_usd: float | None = None) -> d
         detail = f"over its daily cap: ${base['spent_today']:.2f} of ${cap_usd:.2f} spent today (UTC)"
         return {**base, "state": "over_cap", "detail": detail}
     return {**base, "state": "active", "detail": "active"}
+
+
+def pause(r: redis.Redis, vendor: str) -> None:
+    """No new attempt starts on the vendor until `resume` (see controls.py)."""
+    r.set(keys.paused(vendor), str(time.time()))
+
+
+def resume(r: redis.Redis, vendor: str) -> None:
+    r.delete(keys.paused(vendor))
 
 
 def vendor_states(

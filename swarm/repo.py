@@ -277,6 +277,36 @@ class Mirror:
             env.update(GIT_AUTHOR_NAME=author, GIT_AUTHOR_EMAIL=f"{author.replace('/', '.')}@swarm.invalid")
         return _run(self._g, "commit-tree", tree, "-p", parent, "-m", message, env=env).strip()
 
+    def commit_file(self, base: str, path: str, text: str, message: str, author: str) -> str:
+        """A commit on `base` that adds or replaces one file (a task file from `swarm add`)."""
+        index = self.path / f"swarm-file-{os.getpid()}.index"
+        env = {"GIT_INDEX_FILE": str(index)}
+        try:
+            _run(self._g, "read-tree", base, env=env)
+            sha = self._feed(self._g, ["hash-object", "-w", "--stdin"], text).strip()
+            _run(self._g, "update-index", "--add", "--cacheinfo", f"100644,{sha},{path}", env=env)
+            tree = _run(self._g, "write-tree", env=env).strip()
+        finally:
+            index.unlink(missing_ok=True)
+        return self.commit_tree(tree, base, message, author=author)
+
+    def push_main(self, old: str, new: str) -> bool:
+        """Move main on origin from OLD to NEW by compare-and-swap; False when main had moved."""
+        main_ref = f"refs/heads/{self.branch}"
+        status, out, err = _execute(
+            self._g,
+            ["push", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={main_ref}:{old}",
+             f"{new}:{main_ref}"],
+            with_extended_output=True,
+            with_exceptions=False,
+        )  # fmt: skip
+        if status == 0:
+            return True
+        report = f"{out}\n{err}"
+        if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
+            return False
+        raise GitError(f"push of {new[:12]} to {self.origin} {self.branch} failed: {err.strip() or out.strip()}")
+
     def keep(self, commit: str, name: str) -> None:
         """Pin a commit not yet on any ref (an attempt's candidate), so no `git gc` in the mirror prunes it."""
         _run(self._g, "update-ref", f"{KEEP_PREFIX}{name}", commit)
