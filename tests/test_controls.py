@@ -13,7 +13,7 @@ from swarm import dispatch, keys, proc
 from swarm.backlog import parse_task
 from swarm.runtime import Runtime, connect
 from tests.cluster import Cluster, write_config
-from tests.conftest import Project, make_settings, task_file, wait_for
+from tests.conftest import Project, announce_slots, make_settings, task_file, wait_for
 from tests.test_exporter import run
 
 
@@ -25,7 +25,10 @@ def cli(project: Project, redis_url: str) -> Cluster:
 
 @pytest.fixture
 def rt(project: Project, redis_url: str) -> Runtime:
-    return connect(make_settings(project, redis_url))
+    settings = make_settings(project, redis_url)
+    runtime = connect(settings)
+    announce_slots(runtime.redis, settings)  # live worker slots, as running workers announce them
+    return runtime
 
 
 def test_add_lands_a_task_file_that_audit_accepts_and_the_swarm_runs(
