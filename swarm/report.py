@@ -116,14 +116,18 @@ def _json(raw: bytes | str | None) -> dict[str, Any] | None:
 
 def passing_chart(data: RunData) -> str:
     """main's passing count at each commit whose full oracle result is known, in total and per area."""
-    series: dict[str, list[svg.Point]] = collections.defaultdict(list)
+    series: dict[str, list[svg.Point]] = {"total": []}
+    areas: dict[str, list[svg.Point]] = collections.defaultdict(list)
     for c in data.commits:
         if not c.counts:
             continue
         series["total"].append((c.at, float(c.counts.get("passed", 0))))
         for area, values in (c.counts.get("areas") or {}).items():
             if isinstance(values, dict):
-                series[area].append((c.at, float(values.get("passed", 0))))
+                areas[area].append((c.at, float(values.get("passed", 0))))
+    series.update(sorted(areas.items()))
+    if not series["total"]:
+        series.clear()
     return svg.lines(series, "main's passing count over time (full oracle, per area)", "cases passing")
 
 
@@ -131,6 +135,7 @@ def landings_chart(data: RunData) -> str:
     """Landings per vendor, cumulative, over time."""
     series: dict[str, list[svg.Point]] = collections.defaultdict(list)
     count: collections.Counter[str] = collections.Counter()
+    # vendors in name order, each line starting at 0
     landings = data.landings
     if landings:  # every vendor's line starts at 0 when the swarm began: main's last commit before its first landing
         before = [c.at for c in data.commits if c.at <= landings[0].at and c.sha not in data.landed]

@@ -27,7 +27,8 @@ def lines(series: Mapping[str, Sequence[Point]], title: str, y_label: str = "", 
     x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
     y1 = max(max(p[1] for p in points), 1.0)
     x1 = x1 if x1 > x0 else x0 + 1
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    height = max(HEIGHT, TOP + 18 * len(series) + BOTTOM)  # room for every series in the legend
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, height - TOP - BOTTOM
 
     def sx(x: float) -> float:
         return LEFT + (x - x0) / (x1 - x0) * plot_w
@@ -38,8 +39,8 @@ def lines(series: Mapping[str, Sequence[Point]], title: str, y_label: str = "", 
     parts = [_axes(title, y_label, y1, sy)]
     for tick in _ticks(x0, x1, 5):
         label = time.strftime("%H:%M:%S", time.gmtime(tick))
-        parts.append(f'<text x="{sx(tick):.1f}" y="{HEIGHT - 12}" text-anchor="middle" class="tick">{label}</text>')
-    for i, (name, pts) in enumerate(sorted(series.items())):
+        parts.append(f'<text x="{sx(tick):.1f}" y="{height - 12}" text-anchor="middle" class="tick">{label}</text>')
+    for i, (name, pts) in enumerate(series.items()):  # in the caller's order: the most important first
         ordered = sorted(pts)
         coords: list[str] = []
         for j, (x, y) in enumerate(ordered):
@@ -54,7 +55,7 @@ def lines(series: Mapping[str, Sequence[Point]], title: str, y_label: str = "", 
             parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour(i)}">'
                          f"<title>{escape(name)}: {y:g}</title></circle>")  # fmt: skip
         parts.append(_legend(i, name))
-    return _svg(title, parts)
+    return _svg(title, parts, height)
 
 
 def bars(items: Sequence[tuple[str, float]], title: str, unit: str = "") -> str:
