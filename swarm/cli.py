@@ -21,7 +21,7 @@ from swarm.commands import register as register_commands
 from swarm.errors import SwarmError
 from swarm.redact import redact, redact_logging
 from swarm.runtime import Runtime, connect
-from swarm.settings import REPO_SETTINGS_FILE, Settings, config_file, load_settings, use_config
+from swarm.settings import REPO_SETTINGS_FILE, Settings, config_file, load_settings, starter_config, use_config
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -103,35 +103,12 @@ def init(directory: Path, template: Path | None, source: str | None, command: st
         console.print(f"[green]created[/] {origin} (main at {head[:12]}) and its clone {clone}")
     config = directory / "swarm.toml"
     if not config.exists():
-        config.write_text(_starter_config(origin, directory / ".swarm", branch))
+        config.write_text(starter_config(origin, directory / ".swarm", branch))
     from swarm import deploy
 
     for path in deploy.write(directory):
         console.print(f"wrote {path} (`honcho start` in {directory} runs Redis, workers, beat and Flower)")
     console.print(f"settings: {config}  (set redis_url and vendors there, then `swarm --config {config} doctor`)")
-
-
-def _starter_config(origin: str, workdir: Path, branch: str = "main") -> str:
-    return f"""# Deployment settings of this swarm (see README: Configuration). SWARM_* variables override them.
-origin = {json.dumps(origin)}
-workdir = {json.dumps(str(workdir))}
-branch = {json.dumps(branch)}
-# redis_url = "redis://127.0.0.1:6379/0"   # required by workers; `swarm demo` starts its own
-lease_ttl = 30
-agent_timeout = 3600
-max_attempts = 3
-
-# One table per vendor; its name is the Celery queue: `celery -A swarm worker -Q <name>`. See README: Configuration.
-# [vendors.claude]
-# adapter = "claude"          # also: codex, gemini, command (any program), replay (the demo agent)
-# concurrency = 2
-# model = "sonnet"
-# daily_cap_usd = 50
-#
-# [vendors.codex]
-# adapter = "codex"
-# concurrency = 2
-"""
 
 
 @cli.command("dispatch")
@@ -257,48 +234,17 @@ def doctor(ctx: click.Context) -> None:
 @click.pass_context
 def up(ctx: click.Context, workers: str, no_flower: bool) -> None:
     """Run the swarm of swarm.toml on this machine: Redis (embedded unless redis_url is set), workers, beat, Flower."""
-    from swarm import session
+    from swarm import launch, session
 
     config = ctx.obj.get("config") or config_file()
     settings = _settings(ctx)
-    slots = _parse_workers(workers, settings)
-    _refuse_missing_vendors(settings, slots)
+    slots = launch.worker_slots(workers, settings)
+    launch.refuse_missing_vendors(settings, slots)
     with session.started(config, slots, flower=not no_flower) as s:
         if s.flower_url and s.flower_auth:
             console.print(f"Flower: {s.flower_url}  user {s.flower_auth[0]}  password {s.flower_auth[1]}")
         console.print(f"process logs: {s.supervisor.logs}; Ctrl-C stops everything")
         session.watch(s, lambda report: False, timeout=float("inf"))
-
-
-def _refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
-    """`swarm up` starts no worker whose agent could only fail: its CLI or its API key missing."""
-    from swarm import doctor as doctor_mod
-
-    problems = [
-        f"{name}: {detail}" for name, ok, detail in doctor_mod.vendor_checks(settings, list(slots)) if ok is False
-    ]
-    if problems:
-        raise SwarmError(
-            "cannot start these vendors:\n  " + "\n  ".join(problems) + "\nRun `swarm doctor` for what to fix, "
-            "or `swarm demo` to see the swarm work with no agent CLI or API key."
-        )
-
-
-def _parse_workers(spec: str, settings: Settings) -> dict[str, int]:
-    if not settings.vendors:
-        raise SwarmError(
-            f"no vendors in {config_file()}: add a [vendors.<name>] table (see README), or try `swarm demo`"
-        )
-    if not spec:
-        return {name: v.concurrency or 1 for name, v in settings.vendors.items()}
-    slots = {}
-    for part in spec.split(","):
-        name, _, count = part.partition("=")
-        if name not in settings.vendors or not count.isdigit() or int(count) < 1:
-            raise SwarmError(f"--workers {part!r}: expected <vendor>=<slots> with a configured vendor "
-                             f"({', '.join(settings.vendors)}) and slots >= 1")  # fmt: skip
-        slots[name] = int(count)
-    return slots
 
 
 @cli.command()

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from swarm import proc
 from swarm.embedded import EmbeddedRedis, free_port
-from swarm.settings import Settings
+from swarm.errors import SwarmError
+from swarm.settings import Settings, config_file
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,38 @@ def plan(settings: Settings, workers: dict[str, int], flower_port: int | None) -
     if flower_port is not None:
         procs.append(Process("flower", celery("flower", "--address=127.0.0.1", f"--port={flower_port}")))
     return procs
+
+
+def worker_slots(spec: str, settings: Settings) -> dict[str, int]:
+    """Slots per vendor from `--workers claude=2,codex=1`; each vendor's concurrency (or 1) when empty."""
+    if not settings.vendors:
+        raise SwarmError(
+            f"no vendors in {config_file()}: add a [vendors.<name>] table (see README), or try `swarm demo`"
+        )
+    if not spec:
+        return {name: v.concurrency or 1 for name, v in settings.vendors.items()}
+    slots = {}
+    for part in spec.split(","):
+        name, _, count = part.partition("=")
+        if name not in settings.vendors or not count.isdigit() or int(count) < 1:
+            raise SwarmError(f"--workers {part!r}: expected <vendor>=<slots> with a configured vendor "
+                             f"({', '.join(settings.vendors)}) and slots >= 1")  # fmt: skip
+        slots[name] = int(count)
+    return slots
+
+
+def refuse_missing_vendors(settings: Settings, slots: dict[str, int]) -> None:
+    """`swarm up` starts no worker whose agent could only fail: its CLI or its API key missing."""
+    from swarm import doctor as doctor_mod
+
+    problems = [
+        f"{name}: {detail}" for name, ok, detail in doctor_mod.vendor_checks(settings, list(slots)) if ok is False
+    ]
+    if problems:
+        raise SwarmError(
+            "cannot start these vendors:\n  " + "\n  ".join(problems) + "\nRun `swarm doctor` for what to fix, "
+            "or `swarm demo` to see the swarm work with no agent CLI or API key."
+        )
 
 
 @dataclass

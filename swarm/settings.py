@@ -8,6 +8,7 @@ the target repository itself and are always read from `main`, so an agent cannot
 from __future__ import annotations
 
 import difflib
+import json
 import logging
 import os
 import re
@@ -238,6 +239,30 @@ def explain(exc: ValidationError, source: str, env_prefix: str = "") -> str:
         where = f"{source}" + (f" or {env_prefix}{name.split('.')[0].upper()}" if env_prefix else "")
         lines.append(f"setting {name!r} in {where}: {msg}{given}")
     return "bad settings:\n  " + "\n  ".join(lines)
+
+
+def starter_config(origin: str, workdir: Path, branch: str = "main") -> str:
+    """The swarm.toml `swarm init` writes: origin and workdir set, the rest commented with its defaults."""
+    return f"""# Deployment settings of this swarm (see README: Configuration). SWARM_* variables override them.
+origin = {json.dumps(origin)}
+workdir = {json.dumps(str(workdir))}
+branch = {json.dumps(branch)}
+# redis_url = "redis://127.0.0.1:6379/0"   # required by workers; `swarm demo` starts its own
+lease_ttl = 30
+agent_timeout = 3600
+max_attempts = 3
+
+# One table per vendor; its name is the Celery queue: `celery -A swarm worker -Q <name>`. See README: Configuration.
+# [vendors.claude]
+# adapter = "claude"          # also: codex, gemini, command (any program), replay (the demo agent)
+# concurrency = 2
+# model = "sonnet"
+# daily_cap_usd = 50
+#
+# [vendors.codex]
+# adapter = "codex"
+# concurrency = 2
+"""
 
 
 # --- repository settings: `.swarm.toml` at the root of the target repository, read from `main` ---
