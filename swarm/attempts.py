@@ -9,7 +9,7 @@ import socket
 import time
 from typing import Any
 
-from swarm import identity, keys, proc
+from swarm import identity, keys, ledger, proc
 from swarm.leases import Lease
 from swarm.runtime import Runtime
 
@@ -22,9 +22,9 @@ _END = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and cjson.decode(v)['lease'] == ARGV[2] then
   redis.call('HDEL', KEYS[1], ARGV[1])
-  return 1
+  return v
 end
-return 0
+return false
 """
 # KEYS: active hash, lease key. ARGV: task. An attempt whose lease is gone (or replaced) is lost: take it out.
 _REAP = """
@@ -54,6 +54,7 @@ def begin(rt: Runtime, task_id: str, vendor: str, worker: str, lease: Lease, log
         "log_dir": log_dir,
     }
     rt.redis.hset(keys.ACTIVE, task_id, json.dumps(entry))
+    ledger.write(rt.mirror, task_id, "begin", entry)  # its fence and number survive a Redis wipe
     return number
 
 
@@ -89,11 +90,21 @@ def end(
     if not ours and record.get("outcome") != "landed":
         log.warning("attempt of %s was already finished as lost; not recording it again", task_id)
         return rt.redis.exists(keys.failed(task_id)) > 0
-    return _record(rt, task_id, record, counts, final)
+    entry = json.loads(ours) if ours else {}
+    started = {k: entry[k] for k in ("attempt", "started") if k in entry}
+    return _record(rt, task_id, {**started, **record}, counts, final)
 
 
 def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool, final: bool = False) -> bool:
+    """Keep the record in Redis and in origin's ledger; True when the task is now failed."""
     record = {**record, "ended": time.time()}
+    failed = _book(rt, task_id, record, counts, final)
+    counted = record.get("outcome") != "landed" and (counts or final)
+    ledger.write(rt.mirror, task_id, "end", {**record, "counts": counted, "failed": failed})
+    return failed
+
+
+def _book(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool, final: bool) -> bool:
     pipe = rt.redis.pipeline()
     pipe.rpush(keys.history(task_id), json.dumps(record, default=str))
     pipe.ltrim(keys.history(task_id), -HISTORY_KEEP, -1)
@@ -115,11 +126,13 @@ def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool, fin
 
 
 def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
+    ledger.ensure_loaded(rt)  # after a wipe, the history comes back from origin first
     return [json.loads(x) for x in rt.redis.lrange(keys.history(task_id), 0, -1)]
 
 
 def reap(rt: Runtime) -> list[str]:
     """Finish the attempts whose lease is gone (worker killed, stalled or cut off); their tasks are free again."""
+    ledger.ensure_loaded(rt)
     return [keys.text(t) for t in rt.redis.hkeys(keys.ACTIVE) if reap_task(rt, keys.text(t))]
 
 

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from swarm import coalesce, keys, quota, slots, state
+from swarm import coalesce, keys, ledger, quota, slots, state
 from swarm.runtime import Runtime
 from swarm.state import Snapshot
 
@@ -63,6 +63,7 @@ def dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
 
 
 def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
+    ledger.ensure_loaded(rt)  # a wiped Redis gets budgets and failures back before anything is re-queued
     snap = state.take(rt)
     report = DispatchReport(main=snap.main, invalid=[str(e) for e in snap.backlog.invalid])
     if snap.repo_error:
@@ -131,5 +132,6 @@ def retry(rt: Runtime, task_id: str) -> bool:
     pipe.get(keys.failed(task_id))
     pipe.delete(keys.failed(task_id), keys.attempts(task_id))
     previous, _ = pipe.execute()
+    ledger.write(rt.mirror, task_id, "retry", {})  # the fresh budget holds after a wipe too
     rt.events.emit(task_id, "retry", previous=json.loads(previous) if previous else None)
     return previous is not None

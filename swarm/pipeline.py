@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, coalesce, controls, identity, keys, oracle, proc, prompt, quota, state
+from swarm import attempts, coalesce, controls, identity, keys, ledger, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.environ import agent_home_env
@@ -275,6 +275,7 @@ class Pipeline:
         if blocked:  # this vendor may not start attempts now: give the task back for another vendor
             self.rt.events.emit(task_id, "vendor_blocked", vendor=vendor, reason=blocked)
             return "cooling"
+        ledger.ensure_loaded(self.rt)  # after a Redis wipe, fences continue above the last one used
         lease = self.rt.leases.acquire_task(task_id, self.rt.settings.lease_ttl, worker=self.worker, vendor=vendor)
         if lease is None:
             log.info("task %s is leased by another worker; dropping this message", task_id)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from swarm import attempts, proc
+from swarm import attempts, identity, proc
 from swarm.runtime import Runtime, worker_id
 from tests.conftest import Project
 
@@ -22,8 +22,9 @@ def dead_pid() -> int:
 def test_the_sweep_takes_away_what_dead_workers_left_and_spares_live_ones(project: Project, rt: Runtime) -> None:
     host, main = socket.gethostname(), rt.mirror.fetch()
     dead = f"{host}-{dead_pid()}"
-    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, "SWARM_WORKER": dead})
-    ours = subprocess.Popen(["sleep", "60"], env={**os.environ, "SWARM_WORKER": worker_id()})
+    mark = identity.marker(rt.settings)  # sweeps only touch this swarm's processes
+    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, "SWARM_WORKER": dead, **mark})
+    ours = subprocess.Popen(["sleep", "60"], env={**os.environ, "SWARM_WORKER": worker_id(), **mark})
     left = rt.mirror.add_worktree(rt.workdir / "worktrees" / f"alpha-{dead}-abc123", main)
     kept = rt.mirror.add_worktree(rt.workdir / "worktrees" / f"beta-{worker_id()}-def456", main)
     try:

@@ -6,12 +6,15 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
 import redis
 
-from swarm import keys, ledger
+from swarm import attempts, dispatch, keys, ledger
 from swarm.repo import Mirror
 from swarm.runtime import Runtime
-from tests.conftest import Project
+from tests.cluster import Cluster, write_config
+from tests.conftest import Project, announce_slots, task_file, wait_for
+from tests.test_pipeline import pipeline
 
 
 def _mirror(project: Project, tmp_path: Path, name: str) -> Mirror:
@@ -97,3 +100,46 @@ def test_one_task_history_is_not_mixed_with_a_task_whose_name_extends_it(rt: Run
     _attempt(rt, "a-b", 1, 1, outcome="rejected", reason="oracle_red", counts=True)
     assert [h["outcome"] for h in ledger.history(rt, "a")] == ["landed"]
     assert ledger.history(rt, "missing") == []
+
+
+def test_a_wipe_between_runs_keeps_failures_history_and_fences(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    project.add_tasks(
+        {"bad": task_file("Bad", "write src/bad.txt BREAK"), "good": task_file("Good", "write src/g.txt g")}
+    )
+    runner = pipeline(rt)
+    assert [runner.run("bad", "claude") for _ in range(2)] == ["rejected", "failed"]
+    assert runner.run("good", "claude") == "landed"
+    r.flushall()
+    announce_slots(r, rt.settings)  # live workers announce their slots again
+    sent: list[tuple[str, str]] = []
+    dispatch.dispatch(rt, lambda t, v: sent.append((t, v)))
+    assert sent == [], "the failed task is not given a second budget, the landed one is not re-run"
+    assert [h["reason"] for h in attempts.history(rt, "bad")] == ["oracle_red", "oracle_red"]
+    assert [h["outcome"] for h in attempts.history(rt, "good")] == ["landed"]
+    lease = rt.leases.acquire_task("bad", 5.0, worker="w")
+    assert lease is not None and lease.fence == 3
+    assert dispatch.retry(rt, "bad")
+    r.flushall()
+    assert ledger.ensure_loaded(rt) and not r.exists(keys.failed("bad")), "retry's fresh budget survives a wipe"
+
+
+@pytest.mark.e2e
+def test_a_wipe_mid_run_never_reruns_a_failed_tasks_budget(project: Project, redis_url: str, r: redis.Redis) -> None:
+    runs, started2, gate = project.root / "runs", project.root / "started2", project.root / "gate"
+    script = f"@1+ sh echo run >> {runs}\n@2 sh touch {started2}\n@2 wait-file {gate} 60\nwrite src/bad.txt BREAK"
+    project.add_tasks({"bad": task_file("Bad", script), "good": task_file("Good", "write src/g.txt g")})
+    cluster = Cluster(project, write_config(project, redis_url, {"claude": None}, max_attempts=2))
+    try:
+        cluster.worker("w1", "claude")
+        cluster.wait_for_workers(["w1"])
+        cluster.beat()
+        wait_for(started2.exists, 90, "the second attempt of the bad task to be running")
+        r.flushall()  # mid-run: the second attempt's lease, the budget used so far and the history are gone
+        gate.touch()
+        wait_for(lambda: r.exists(keys.failed("bad")) and "good" in project.landed(), 90, "bad failed, good landed")
+        history = json.loads(cluster.swarm("history", "bad", "--json").stdout)
+    finally:
+        cluster.stop()
+    assert runs.read_text().count("run") == 3, "one attempt counted before the wipe: one more after it, not two"
+    assert [h["outcome"] for h in history] == ["rejected", "lost", "rejected"], history
+    assert [h["fence"] for h in history] == [1, 2, 3], "fences continue above the last one used"
