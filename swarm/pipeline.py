@@ -159,7 +159,7 @@ class Pipeline:
         raw_prompt = self.rt.mirror.read(main, repo.prompt)
         repo_prompt = raw_prompt.decode(errors="replace") if raw_prompt else None
         prompt_file = att.log_dir / "prompt.md"
-        prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker))
+        prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker, self._history(att)))
         self._emit(att, "agent_running")
         result = self.agents(att.vendor).run(self._agent_run(att, prompt_file, worktree))
         escaped = proc.kill_marked(f"SWARM_RUN={att.run_id}")  # processes that left the agent's group
@@ -184,6 +184,14 @@ class Pipeline:
         if candidate is None:
             raise AttemptRejected("no_change", "the agent finished without changing any file")
         return candidate
+
+    def _history(self, att: Attempt) -> list[dict[str, Any]]:
+        """The task's earlier attempts, so a retry is told why the last one failed."""
+        try:
+            return attempts.history(self.rt, att.task_id)
+        except redis.RedisError as exc:
+            log.warning("could not read the history of %s: %s", att.task_id, exc)
+            return []
 
     def _agent_run(self, att: Attempt, prompt_file: Path, worktree: Worktree) -> AgentRun:
         home = self._home(att.vendor)

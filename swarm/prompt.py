@@ -6,22 +6,78 @@ ever written to the repository.
 
 from __future__ import annotations
 
+import logging
 import time
+from pathlib import Path
+from typing import Any
 
 from swarm.backlog import Task
 from swarm.settings import RepoSettings
 from swarm.state import Snapshot
+
+log = logging.getLogger(__name__)
+
+TAIL_LINES = 60
+TAIL_CHARS = 4000
+"""Bounds of the failing output quoted to the next attempt: enough to see the failure, not a flood."""
 
 DEFAULT_PROMPT = """You are one agent of a swarm working on this repository. The swarm gave you one task, below.
 Work only in the current folder. Do not push, do not create lock, claim or progress files: the swarm commits
 your changes as one commit, runs the oracle, and lands it on main only if it is green."""
 
 
-def build(repo: RepoSettings, repo_prompt: str | None, task: Task, snap: Snapshot, attempt: int, worker: str) -> str:
+def build(
+    repo: RepoSettings,
+    repo_prompt: str | None,
+    task: Task,
+    snap: Snapshot,
+    attempt: int,
+    worker: str,
+    history: list[dict[str, Any]] | None = None,
+) -> str:
+    """The prompt; `history` (the task's earlier attempt records) tells a retry why the last attempt failed."""
     parts = [(repo_prompt or DEFAULT_PROMPT).rstrip(), "", f"# Your task: `{task.id}` ({task.title})", ""]
     parts += [f"Task file: `{task.path}` (attempt {attempt}).", "", task.text.rstrip(), ""]
+    parts += previous_attempt(history or [])
     parts += context(repo, task, snap, worker)
     return "\n".join(parts) + "\n"
+
+
+def previous_attempt(history: list[dict[str, Any]]) -> list[str]:
+    """Why the last attempt did not land, with the tail of its failing oracle output; nothing after a landing."""
+    last = history[-1] if history else None
+    if not last or last.get("outcome") == "landed":
+        return []
+    lines = ["# The previous attempt did not land", ""]
+    lines.append(f"- Attempt by `{last.get('vendor', '?')}`: {last.get('outcome', 'rejected')}, "
+                 f"reason `{last.get('reason', '?')}`.")  # fmt: skip
+    if last.get("detail"):
+        lines.append(f"- Detail: {str(last['detail'])[:600]}")
+    for tier in ("fast", "full"):
+        if isinstance(last.get(tier), dict):
+            counts = last[tier]
+            lines.append(f"- Its {tier} oracle: passed {counts.get('passed')}, failed {counts.get('failed')}.")
+    tail = oracle_tail(last.get("log_dir"))
+    if tail:
+        lines += ["", "The end of its failing oracle output:", "", "```", tail, "```"]
+    lines += ["", "Do not repeat that failure: check the oracle's output before you finish.", ""]
+    return lines
+
+
+def oracle_tail(log_dir: str | None) -> str:
+    """The last lines of the attempt's latest oracle log, bounded; empty when there is none on this machine."""
+    if not log_dir:
+        return ""
+    logs = sorted(Path(log_dir).glob("*-oracle-*.log"))
+    if not logs:
+        return ""
+    try:
+        text = logs[-1].read_text(errors="replace")
+    except OSError as exc:
+        log.warning("could not read %s: %s", logs[-1], exc)
+        return ""
+    tail = "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+    return tail.replace("```", "` ` `")  # the quoted output must not close the code block
 
 
 def context(repo: RepoSettings, task: Task, snap: Snapshot, worker: str) -> list[str]:

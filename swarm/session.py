@@ -18,7 +18,7 @@ from rich.live import Live
 from swarm import keys, launch, state, views
 from swarm.environ import swarm_process_env
 from swarm.runtime import Runtime, connect
-from swarm.settings import Settings, load_settings
+from swarm.settings import Settings, load_settings, record_redis_url, recorded_redis_url
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -46,12 +46,17 @@ def child_environment(config: Path, redis_url: str, flower_auth: tuple[str, str]
 @contextmanager
 def started(config: Path, workers: dict[str, int], flower: bool = True) -> Iterator[Started]:
     """Start Redis (embedded unless redis_url is set), workers, beat and Flower; stop all of them on the way out."""
+    record_redis_url(config, None)  # a URL left by a session that was killed names a Redis that is gone
     settings = load_settings(config)
     root = config.resolve().parent
     supervisor = launch.Supervisor(settings.workdir.resolve() / "logs" / "processes", {}, root)
+    redis_url: str | None = None
     with interrupt_on_signals():
         try:
             redis_url = settings.redis_url or supervisor.start_redis(settings.workdir.resolve() / "redis")
+            if redis_url != settings.redis_url:  # embedded: `swarm status` and the others run here find it
+                recorded = record_redis_url(config, redis_url)
+                console.print(f"redis: {redis_url} (recorded in {recorded} for swarm commands run in {root})")
             settings = load_settings(config, redis_url=redis_url)
             auth = launch.flower_credentials() if flower else None
             port = launch.free_port() if flower else None
@@ -62,6 +67,8 @@ def started(config: Path, workers: dict[str, int], flower: bool = True) -> Itera
             yield Started(settings, connect(settings), supervisor, url, auth)
         finally:
             supervisor.stop()
+            if redis_url is not None and recorded_redis_url(config) == redis_url:
+                record_redis_url(config, None)
 
 
 @contextmanager

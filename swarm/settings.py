@@ -202,13 +202,39 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             raise SettingsError(f"config file {path} does not exist")
         _check_names()
         try:
-            return Settings(**overrides)
+            settings = Settings(**overrides)
+            recorded = recorded_redis_url(path) if settings.redis_url is None and "redis_url" not in overrides else None
+            return Settings(**{**overrides, "redis_url": recorded}) if recorded else settings
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"{path}: not valid TOML: {exc}") from None
         except ValidationError as exc:
             raise SettingsError(explain(exc, source=str(path), env_prefix="SWARM_")) from None
     finally:
         _config_file.reset(token)
+
+
+REDIS_URL_FILE = Path(".swarm") / "redis.url"
+"""Beside swarm.toml: the URL of the embedded Redis of a running `swarm up`/`swarm demo`, for commands run there."""
+
+
+def recorded_redis_url(config: Path) -> str | None:
+    """The embedded Redis URL recorded beside `config`, used when redis_url is not set."""
+    try:
+        url = (config.resolve().parent / REDIS_URL_FILE).read_text().strip()
+    except OSError:
+        return None
+    return url or None
+
+
+def record_redis_url(config: Path, url: str | None) -> Path:
+    """Record (or, with None, forget) the embedded Redis URL beside `config`; returns the file's path."""
+    path = config.resolve().parent / REDIS_URL_FILE
+    if url is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(url + "\n")
+    return path
 
 
 def _check_names() -> None:

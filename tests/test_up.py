@@ -61,3 +61,34 @@ def test_up_refuses_a_vendor_whose_cli_is_missing(project: Project) -> None:
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 2
     assert "no-such-claude-binary not found" in out and "swarm doctor" in out and "swarm demo" in out
+
+
+def test_commands_run_in_the_project_folder_find_the_embedded_redis_of_swarm_up(project: Project) -> None:
+    command = json.dumps([sys.executable, str(SCRIPTED_AGENT), "{prompt_file}"])
+    config = config_for(project, f'[vendors.claude]\nadapter = "command"\ncommand = {command}\n')
+    recorded = config.parent / ".swarm" / "redis.url"
+    recorded.parent.mkdir()
+    recorded.write_text("redis://127.0.0.1:1/0\n")  # left by a killed session: must not be used
+    project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
+    proc = up(config, "--workers", "claude=1", "--no-flower")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}  # no SWARM_REDIS_URL, no SWARM_CONFIG
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    try:
+        wait_for(lambda: "alpha" in project.landed() or proc.poll() is not None, 120, "alpha to land through swarm up")
+        url = recorded.read_text().strip()
+        assert url.startswith("redis://127.0.0.1:") and url != "redis://127.0.0.1:1/0"
+        for args in (["status", "--json"], ["history", "alpha"]):
+            done = subprocess.run([sys.executable, "-m", "swarm", *args], cwd=config.parent, env=env,
+                                  capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+        status = json.loads(subprocess.run([sys.executable, "-m", "swarm", "status", "--json"], cwd=config.parent,
+                                           env=env, capture_output=True, text=True, timeout=120).stdout)  # fmt: skip
+        assert {t["id"]: t["state"] for t in status["tasks"]}["alpha"] == "landed"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert f"redis: {url} (recorded in {recorded}" in out
+        assert not recorded.exists(), "the URL of a stopped Redis is forgotten"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
