@@ -55,6 +55,54 @@ while [ -e "{stall}" ]; do sleep 0.2; done
 """
 
 
+class Hosts:
+    """Each worker on a machine of its own: a network namespace joined to this one by a veth pair (so a cut is a
+    link going down), its own host name (UTS namespace) and its own workdir. Loopback and veth only."""
+
+    def __init__(self, names: list[str], root: Path) -> None:
+        self.root = root
+        self.tag = f"sc{os.getpid() % 100000}"
+        self.names = names
+        for i, name in enumerate(names):
+            ns, outer, inner = self.ns(name), f"{self.tag}o{i}", f"{self.tag}i{i}"
+            for cmd in (
+                ["netns", "add", ns],
+                ["link", "add", outer, "type", "veth", "peer", "name", inner],
+                ["link", "set", inner, "netns", ns],
+                ["addr", "add", f"{self.ip(name, 1)}/24", "dev", outer],
+                ["link", "set", outer, "up"],
+                ["-n", ns, "addr", "add", f"{self.ip(name, 2)}/24", "dev", inner],
+                ["-n", ns, "link", "set", inner, "up"],
+                ["-n", ns, "link", "set", "lo", "up"],
+            ):
+                subprocess.run(["ip", *cmd], check=True, capture_output=True)
+
+    def ns(self, name: str) -> str:
+        return f"{self.tag}-{name}"
+
+    def ip(self, name: str, end: int) -> str:
+        return f"10.213.{self.names.index(name) + 1}.{end}"
+
+    def host(self, name: str) -> str:
+        return f"chaos-{name}"
+
+    def workdir(self, name: str) -> Path:
+        return self.root / "hosts" / self.host(name) / "workdir"
+
+    def wrap(self, name: str, argv: list[str]) -> list[str]:
+        script = f'hostname {self.host(name)} && exec "$@"'
+        return ["ip", "netns", "exec", self.ns(name), "unshare", "--uts", "sh", "-c", script, "sh", *argv]
+
+    def link(self, name: str, up: bool) -> None:
+        outer = f"{self.tag}o{self.names.index(name)}"
+        subprocess.run(["ip", "link", "set", outer, "up" if up else "down"], capture_output=True)
+
+    def close(self) -> None:
+        for i, name in enumerate(self.names):
+            subprocess.run(["ip", "link", "del", f"{self.tag}o{i}"], capture_output=True)
+            subprocess.run(["ip", "netns", "del", self.ns(name)], capture_output=True)
+
+
 @dataclass
 class Soak:
     args: argparse.Namespace
@@ -66,6 +114,7 @@ class Soak:
     queues: dict[str, str]
     rng: random.Random
     disk: Path | None
+    hosts: Hosts | None = None
     log: list[dict[str, Any]] = field(default_factory=list)
     pending: list[tuple[float, str, Callable[[], None]]] = field(default_factory=list)
     stopped: set[str] = field(default_factory=set)
@@ -127,7 +176,11 @@ def set_up(args: argparse.Namespace, root: Path) -> Soak:
     project_root = root / "project"
     workdir = project_root / "workdir"
     repo.init_project(TOY_REPO, project_root / "origin.git", project_root / "work")
-    disk = mount_disk(workdir, args.disk_mb) if args.disk_faults else None
+    names = [f"w{i}" for i in range(args.workers)]
+    hosts = Hosts(names, root) if args.hosts else None
+    # With hosts, the first host's disk fills up (the others go on); without, the one shared workdir's.
+    disk_at = hosts.workdir(names[0]) if hosts else workdir
+    disk = mount_disk(disk_at, args.disk_mb) if args.disk_faults else None
     project = Project(project_root, project_root / "origin.git", project_root / "work", workdir)
     hook = project.origin / "hooks" / "pre-receive"
     hook.write_text(STALL_HOOK.format(stall=root / "stall-pushes"))
@@ -140,15 +193,26 @@ def set_up(args: argparse.Namespace, root: Path) -> Soak:
         git_timeout=args.git_timeout, agent_timeout=60,
     )  # fmt: skip
     cluster = Cluster(project, config)
-    names = [f"w{i}" for i in range(args.workers)]
     queues = {name: VENDORS[i % len(VENDORS)] for i, name in enumerate(names)}
-    soak = Soak(args, root, project, server, cluster, {n: Proxy(server.port) for n in names}, queues, rng, disk)
+    proxies = {n: Proxy(server.port, hosts.ip(n, 1) if hosts else "127.0.0.1") for n in names}
+    soak = Soak(args, root, project, server, cluster, proxies, queues, rng, disk, hosts)
     soak.args.good, soak.args.broken = good, broken
     return soak
 
 
 def start_worker(soak: Soak, name: str) -> None:
-    soak.cluster.worker(name, soak.queues[name], env={"SWARM_REDIS_URL": soak.proxies[name].url()})
+    env = {"SWARM_REDIS_URL": soak.proxies[name].url()}
+    if soak.hosts is None:
+        soak.cluster.worker(name, soak.queues[name], env=env)
+        return
+    argv = [sys.executable, "-m", "celery", "-A", "swarm", "worker", "-Q", soak.queues[name], "-c", "1",
+            "-n", f"{name}@%h", "--loglevel=INFO", "--without-gossip", "--without-mingle"]  # fmt: skip
+    env["SWARM_WORKDIR"] = str(soak.hosts.workdir(name))
+    soak.cluster.start(name, soak.hosts.wrap(name, argv), env)
+
+
+def workdirs(soak: Soak) -> list[Path]:
+    return [soak.hosts.workdir(n) for n in soak.queues] if soak.hosts else [soak.project.workdir]
 
 
 # --- faults ---
@@ -199,8 +263,13 @@ def stop_worker(soak: Soak, name: str) -> None:
 def cut(soak: Soak, name: str, long: bool) -> None:
     ttl = soak.args.lease_ttl
     seconds = soak.rng.uniform(1.5 * ttl, 3 * ttl) if long else soak.rng.uniform(0.5, ttl / 2)
-    soak.proxies[name].cut()
     soak.note("long network cut" if long else "short network cut", name, seconds=round(seconds, 1))
+    if soak.hosts is not None:  # the host's only link goes down: packets vanish, connections hang
+        hosts = soak.hosts
+        hosts.link(name, up=False)
+        soak.later(seconds, "link up", lambda: hosts.link(name, up=True))
+        return
+    soak.proxies[name].cut()
     soak.later(seconds, "restore link", soak.proxies[name].restore)
 
 
@@ -312,18 +381,19 @@ def check(soak: Soak) -> dict[str, Any]:
     landed = project.landed()
     trailers = project.git("log", "--format=%(trailers:key=Swarm-Task,valueonly)", "main").split()
     audit = soak.cluster.swarm("audit", "--oracle", check=False)
-    settings = load_settings(soak.cluster.config)
+    ids = {identity.swarm_id(load_settings(soak.cluster.config, workdir=w)) for w in workdirs(soak)}
     mirror = repo.Mirror(str(project.origin), soak.root / "check-mirror.git").ensure()
     mirror.fetch()
     records = ledger.read(mirror)
     soak.cluster.stop()
     time.sleep(soak.args.lease_ttl + 1)  # leases of the stopped workers expire within one TTL: part of the check
     client = redis.Redis.from_url(soak.redis.url)
-    leftover_worktrees = [p.name for p in (project.workdir / "worktrees").glob("*")]
+    leftover_worktrees = [p.name for w in workdirs(soak) for p in (w / "worktrees").glob("*")]
     return {
         "duration_s": soak.args.duration,
         "tasks": len(soak.args.good) + len(soak.args.broken),
         "workers": len(soak.queues),
+        "hosts": len(soak.queues) if soak.hosts else 1,
         "faults": len([e for e in soak.log if e["fault"] not in ("worker restarted", "faults stop; settling")]),
         "landed": len(set(landed) & set(soak.args.good)),
         "tasks_lost": sorted(set(soak.args.good) - set(landed)),
@@ -332,7 +402,7 @@ def check(soak: Soak) -> dict[str, Any]:
         "red_commits": audit.stdout.count(": red:"),
         "audit_ok": audit.returncode == 0,
         "over_budget": budget_overruns(records, soak.args.broken, soak.args.max_attempts),
-        "leftover_processes": proc.marked(f"{identity.ENV}={identity.swarm_id(settings)}"),
+        "leftover_processes": [p for i in sorted(ids) for p in proc.marked(f"{identity.ENV}={i}")],
         "leftover_leases": sorted(k.decode() for k in client.scan_iter(match="swarm:lease:*")),
         "leftover_worktrees": leftover_worktrees,
         "attempts": sum(len(ledger.summarize(c).history) for c in records.values()),
@@ -351,6 +421,8 @@ def tear_down(soak: Soak) -> None:
     for p in soak.proxies.values():
         p.close()
     soak.redis.stop()
+    if soak.hosts is not None:
+        soak.hosts.close()
     soak.stall.unlink(missing_ok=True)
     if soak.disk is not None:
         subprocess.run(["umount", "-l", str(soak.disk)], capture_output=True)
@@ -370,6 +442,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--disk-mb", type=int, default=64)
     p.add_argument("--no-disk-faults", dest="disk_faults", action="store_false")
+    p.add_argument("--hosts", action="store_true", help="each worker on a host of its own (network namespaces)")
     p.add_argument("--keep", action="store_true", help="keep the soak's folder (logs, repos) for reading")
     args = p.parse_args(argv)
     if args.seed is None:

@@ -12,20 +12,21 @@ from swarm.embedded import free_port
 class Proxy:
     """Forwards 127.0.0.1:<port> to a target port; `cut()` drops every connection and refuses new ones."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
         self.target = target_port
         self.port = free_port()
         self.up = threading.Event()
         self.up.set()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._lock = threading.Lock()
-        self._server = socket.create_server(("127.0.0.1", self.port))
+        self.host = host
+        self._server = socket.create_server((host, self.port))
         self._server.settimeout(0.1)
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def url(self, db: int = 0) -> str:
-        return f"redis://127.0.0.1:{self.port}/{db}"
+        return f"redis://{self.host}:{self.port}/{db}"
 
     def cut(self) -> None:
         self.up.clear()
