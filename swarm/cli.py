@@ -15,7 +15,7 @@ import redis
 from rich.console import Console
 from rich.markup import escape
 
-from swarm import attempts, keys, repo, state, templates, views
+from swarm import attempts, keys, repo, state, templates, views, watch
 from swarm import dispatch as dispatch_mod
 from swarm.commands import register as register_commands
 from swarm.errors import SwarmError
@@ -133,11 +133,21 @@ def dispatch_cmd(ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--watch", "live", is_flag=True, help="Redraw a live view (stage, elapsed, vendor) until Ctrl-C.")
+@click.option("--state", "states", default="", help="Only tasks in these states (comma-separated).")
+@click.option("--vendor", default=None, help="Only tasks of this vendor.")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool) -> None:
+def status(ctx: click.Context, as_json: bool, live: bool, states: str, vendor: str | None) -> None:
     """Every task with its state, leases with time left, last landings, and main's oracle counts."""
     rt = _runtime(ctx)
-    report = state.report(rt)
+    wanted = watch.parse_states(states)
+    if live:
+        try:
+            watch.run(rt, console, wanted, vendor)
+        except KeyboardInterrupt:
+            pass
+        return
+    report = watch.filtered(rt, state.report(rt), wanted, vendor)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import signal
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.live import Live
 
-from swarm import keys, launch, state, views
+from swarm import keys, launch
+from swarm import watch as live_view
 from swarm.environ import swarm_process_env
 from swarm.runtime import Runtime, connect
 from swarm.settings import Settings, load_settings, record_redis_url, recorded_redis_url
@@ -88,19 +87,14 @@ def interrupt_on_signals() -> Iterator[None]:
 
 def watch(s: Started, done: Callable[[dict[str, Any]], bool], timeout: float) -> dict[str, Any]:
     """Show tasks and workers until `done(report)` or the timeout; returns the last status report."""
-    deadline = time.monotonic() + timeout
-    report = state.report(s.rt)
-    with Live(views.live(report, s.settings.only_tasks), console=console, refresh_per_second=2) as view:
-        while not done(report):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the swarm did not finish within {timeout:.0f}s")
-            dead = s.supervisor.dead()
-            if dead:
-                raise RuntimeError(f"process(es) {', '.join(dead)} exited; see their logs in {s.supervisor.logs}")
-            time.sleep(1)
-            report = state.report(s.rt)
-            view.update(views.live(report, s.settings.only_tasks))
-    return report
+
+    def alive() -> None:
+        dead = s.supervisor.dead()
+        if dead:
+            raise RuntimeError(f"process(es) {', '.join(dead)} exited; see their logs in {s.supervisor.logs}")
+
+    return live_view.run(s.rt, console, None, None, until=done, timeout=timeout, only=s.settings.only_tasks,
+                         check=alive)  # fmt: skip
 
 
 def oracle_of(rt: Runtime, commit: str) -> dict[str, Any] | None:

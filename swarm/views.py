@@ -1,16 +1,14 @@
-"""What the terminal shows: the `swarm status` tables, `swarm history`, and the live view of `swarm up` and demo."""
+"""What the terminal shows: the `swarm status` tables and `swarm history` (the live view is in watch.py)."""
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 import time
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 log = logging.getLogger(__name__)
 
@@ -77,30 +75,3 @@ def print_history(console: Console, task_id: str, records: list[dict[str, Any]])
         console.print(f"#{n} {ended} {rec.get('vendor')} on {rec.get('worker')}: {rec.get('outcome')} {why}",
                       highlight=False)  # fmt: skip
         console.print(f"   logs: {rec.get('log_dir')}", highlight=False)
-
-
-def live(report: dict[str, Any], only_tasks: list[str]) -> Group:
-    """The live view of `swarm up` and `swarm demo`: main, its oracle count, and every task (of the slice run)."""
-    oracle = report.get("oracle") or {}
-    head = Text.assemble(
-        ("main ", "bold"), report["main"][:12], "   oracle passing: ",
-        (str(oracle.get("passed", "?")), "bold green"), f" / {oracle.get('passed', 0) + oracle.get('failed', 0)}",
-        "   ", ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items())),
-    )  # fmt: skip
-    table = Table("task", "state", "vendor", "attempts", "detail", expand=False)
-    selected = _selected(report, only_tasks)
-    for row in report["tasks"]:
-        if only_tasks and row["id"] not in selected:
-            continue
-        detail = ""
-        if "lease" in row:
-            detail = f"{row['lease']['worker']} ({row['lease']['ms_left'] / 1000:.0f}s left)"
-        elif row.get("last_attempt") and row["state"] != "landed":
-            detail = f"last: {row['last_attempt'].get('reason')}"
-        vendor = row.get("lease", {}).get("vendor") or row.get("queued_on") or ""
-        table.add_row(row["id"], row["state"], vendor, str(row.get("attempts", 0)), detail[:70])
-    return Group(head, table)
-
-
-def _selected(report: dict[str, Any], only_tasks: list[str]) -> set[str]:
-    return {r["id"] for r in report["tasks"] if any(fnmatch.fnmatchcase(r["id"], p) for p in only_tasks)}
