@@ -15,6 +15,10 @@ LANDINGS = f"{PREFIX}:landings"
 METRICS = f"{PREFIX}:metrics"
 """Hash of counters (attempts, landed, rejected:<reason>, ...)."""
 SLOT_PATTERN = f"{PREFIX}:slot:*"
+TRAIN = f"{PREFIX}:train"
+"""List of the merge train's cars (task:fence) in landing order (train.py)."""
+TRAIN_WINDOW = f"{PREFIX}:train:window"
+"""How many cars of the train speculate at once now: grows on a landing, halves on a red car."""
 LEDGER_LOADED = f"{PREFIX}:ledger:loaded"
 """Set once Redis holds what origin's ledger knows (ledger.py); gone exactly when Redis lost its data."""
 LEDGER_LOADING = f"{PREFIX}:ledger:loading"
@@ -68,6 +72,16 @@ JUDGE_SEED = f"{PREFIX}:judge-seed"
 def oracle(commit: str) -> str:
     """Cached full-oracle counts of a commit of main."""
     return f"{PREFIX}:oracle:{commit}"
+
+
+def train_car(member: str) -> str:
+    """Hash {spec, counts} of one car of the train; expires when its process stops renewing it."""
+    return f"{PREFIX}:train:car:{member}"
+
+
+def verdict(tree: str, tier: str) -> str:
+    """A green oracle result of a tree: the same tree is not judged again."""
+    return f"{PREFIX}:verdict:{tier}:{tree}"
 
 
 def text(value: bytes | str) -> str:

@@ -31,6 +31,7 @@ from swarm.leases import Heartbeat, Lease
 from swarm.repo import LandResult, Worktree, matches
 from swarm.runtime import Runtime
 from swarm.settings import REPO_SETTINGS_FILE, RepoSettings
+from swarm.train import Hooks, Train
 
 log = logging.getLogger(__name__)
 
@@ -236,6 +237,8 @@ class Pipeline:
 
     def _land(self, att: Attempt, worktree: Worktree, base: str, candidate: str) -> str:
         """Rebase, full oracle on the exact commit, lease check, atomic push; retried when main moved."""
+        if self.rt.settings.train_window:
+            return self._ride(att, worktree, base, candidate)
         for round_ in range(self.rt.settings.land_retries + 1):
             with self._merge_lock(att):
                 onto = self.rt.mirror.fetch()
@@ -270,6 +273,42 @@ class Pipeline:
                 self._emit(att, "cas_lost", onto=onto)
         rounds = self.rt.settings.land_retries + 1
         raise AttemptRejected("main_moved", f"main moved under {rounds} landing rounds", counts=False)
+
+    def _ride(self, att: Attempt, worktree: Worktree, base: str, candidate: str) -> str:
+        """Land through the merge train: the full oracle runs on main + the candidates ahead, in parallel."""
+        if att.task_id in self.rt.mirror.landed():
+            raise AttemptRejected("already_landed", "another attempt landed this task first", counts=False)
+
+        def build(parent: str) -> str:
+            self._emit(att, "rebasing", onto=parent)
+            rebased = self.rt.mirror.rebase(candidate, base, parent)
+            if rebased.commit is None:
+                detail = f"rebase onto {parent[:12]} conflicts in {', '.join(rebased.conflicts) or 'some files'}"
+                raise AttemptRejected("conflict", detail + "; the task goes back to the queue", counts=False)
+            spec = self._protect(att, self._repo_settings(parent), parent, rebased.commit)
+            self.rt.mirror.keep(spec, f"{att.keep_name}-rebased")
+            return spec
+
+        def test(commit: str) -> oracle.OracleResult:
+            worktree.checkout(commit)
+            self._emit(att, "full_oracle", commit=commit)
+            return self._oracle(att, self._repo_settings(commit), worktree, "full")
+
+        hooks = Hooks(
+            main=self.rt.mirror.fetch,
+            build=build,
+            test=test,
+            baseline=lambda main: self._baseline(att, self._repo_settings(main), worktree, main),
+            alive=lambda: self._check_lease(att),
+            land=lambda old, new: self.rt.mirror.land(old, new, att.task_id),
+            emit=lambda state, **fields: self._emit(att, state, **fields),
+        )
+        self._emit(att, "in_train")
+        cars = Train(self.rt.redis, self.rt.mirror, self.rt.settings.train_window, self.rt.settings.lease_ttl)
+        landing, full = cars.ride(f"{att.task_id}:{att.lease.fence}", hooks)
+        att.record.update(full=full.counts(), rebased=landing != candidate)
+        self._landed(att, landing, full)
+        return landing
 
     # --- steps ---
 

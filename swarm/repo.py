@@ -192,6 +192,9 @@ class Mirror:
         """The adoption commit (refs/swarm/adopted, as of the last fetch), or None for a project the swarm began."""
         return self._local_rev(ADOPTED_REF) or None
 
+    def tree(self, commit: str) -> str:
+        return _run(self._g, "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}").strip()
+
     def landed(self) -> dict[str, str]:
         """Landed task ids and the commit each landed as, from the last fetch."""
         out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", LANDED_PREFIX)

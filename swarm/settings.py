@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     """Attempts of a task before it is marked failed."""
     land_retries: int = Field(3, ge=0, le=20)
     """Rebase-and-retest rounds after a lost compare-and-swap on origin before the attempt gives up."""
+    train_window: int = Field(0, ge=0, le=64)
+    """Candidates the merge train tests at once, each on main + those ahead (0: one at a time, under the merge lock)."""
     dispatch_interval: float = Field(15.0, gt=0)
     """Seconds between periodic dispatch runs (beat); dispatch also runs after every attempt."""
     reap_interval: float | None = Field(None, gt=0)
@@ -164,7 +166,7 @@ class Settings(BaseSettings):
     def attempt_time_limit(self) -> float:
         """Hard limit of one Celery attempt: two agent passes plus an oracle per landing round, with margin."""
         agent = max([self.agent_timeout, *(v.timeout or 0 for v in self.vendors.values())])
-        return 2 * agent + (3 + self.land_retries) * self.oracle_timeout + 300
+        return 2 * agent + (3 + self.land_retries + 2 * self.train_window) * self.oracle_timeout + 300
 
     def require(self, *names: str) -> None:
         """Stop with the setting's name when a setting this command needs is unset."""

@@ -1,0 +1,218 @@
+"""The speculative merge train: candidates land in the order they joined, each tested on main + the ones ahead.
+
+A candidate that passed its fast tier joins the train (a Redis list). Within the window, each car rebuilds its
+candidate on the car ahead of it (the head on `main`) and runs its full oracle at once, in parallel with the others;
+it lands only when it is the head, with the existing compare-and-swap push from its parent to exactly the commit its
+full oracle passed. When a car ahead leaves (red, conflict, lease lost, dead worker), those behind it see their
+parent change and rebuild on what is ahead of them now (a dependent pipeline, as Zuul's). Correctness still comes
+from the push alone: `main` moves only from a car's parent to that car's tested commit, and the landed ref is
+created once. A tree the full oracle already passed is not tested again (cached by tree id).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from swarm import keys, oracle
+from swarm.errors import AttemptRejected
+from swarm.repo import LandResult, Mirror
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+VERDICT_TTL_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """What a car needs from its attempt; the pipeline builds them, so the oracle runs through its one seam."""
+
+    main: Callable[[], str]
+    """Fetch origin; main's commit."""
+    build: Callable[[str], str]
+    """The candidate rebuilt on a parent (protected paths checked); raises AttemptRejected on a conflict."""
+    test: Callable[[str], oracle.OracleResult]
+    """The full oracle on exactly this commit."""
+    baseline: Callable[[str], dict[str, Any] | None]
+    """main's full-oracle counts (None: main is red, any green candidate may land)."""
+    alive: Callable[[], None]
+    """Raises AttemptRejected when the attempt's lease is gone."""
+    land: Callable[[str, str], LandResult]
+    """The atomic push: main OLD->NEW and the landed ref, or nothing."""
+    emit: Callable[..., None] = lambda state, **fields: None
+
+
+@dataclass
+class Car:
+    """One candidate in the train, as this process sees it."""
+
+    member: str
+    parent: str = ""
+    spec: str = ""
+    result: oracle.OracleResult | None = None
+    counts: dict[str, Any] | None = None
+    """Set once judged green: the counts the car behind is judged against."""
+
+
+@dataclass(frozen=True)
+class Ahead:
+    member: str
+    spec: str
+    counts: dict[str, Any] | None
+
+
+def _wait() -> None:
+    time.sleep(POLL_SECONDS)
+
+
+class Train:
+    """The train's order and window in Redis; `ride` takes one car from joining to landing (or raises)."""
+
+    def __init__(self, client: redis.Redis, mirror: Mirror, window: int, ttl: float) -> None:
+        self.r = client
+        self.mirror = mirror
+        self.max_window = max(1, window)
+        self.ttl_ms = int(ttl * 1000)
+
+    def ride(self, member: str, hooks: Hooks) -> tuple[str, oracle.OracleResult]:
+        """Join, speculate, land in order: returns the landed commit and the full oracle's result on it."""
+        car = Car(member)
+        self._join(member)
+        try:
+            while True:
+                hooks.alive()
+                self._touch(car)
+                landed = self._step(car, hooks)
+                if landed is not None:
+                    return landed
+        finally:
+            self._leave(member)
+
+    def window(self) -> int:
+        value = self.r.get(keys.TRAIN_WINDOW)
+        return min(self.max_window, int(value)) if value else self.max_window
+
+    # --- one step of a car: wait, rebuild, test, judge, or land ---
+
+    def _step(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
+        ahead = self._ahead(car.member)
+        if len(ahead) >= self.window() or (ahead and not ahead[-1].spec):
+            _wait()  # outside the window, or the car ahead has not built yet
+            return None
+        parent = ahead[-1].spec if ahead else hooks.main()
+        if parent != car.parent:
+            self._rebuild(car, parent, hooks)
+            return None
+        if car.result is None:
+            car.result = self._test(car.spec, hooks)
+            return None  # the parent may have changed while the oracle ran: look again before judging
+        if car.counts is None:
+            if ahead and ahead[-1].counts is None:
+                _wait()  # judged against the car ahead's counts, once it has them
+                return None
+            self._judge(car, ahead[-1].counts if ahead else hooks.baseline(parent), hooks)
+        if ahead:
+            _wait()
+            return None
+        return self._land(car, hooks)
+
+    def _rebuild(self, car: Car, parent: str, hooks: Hooks) -> None:
+        car.parent, car.spec, car.result, car.counts = parent, "", None, None
+        self._publish(car)  # those behind must not build on the old commit meanwhile
+        car.spec = hooks.build(parent)
+        self._publish(car)
+
+    def _test(self, commit: str, hooks: Hooks) -> oracle.OracleResult:
+        """The full oracle's result on a commit, from the verdict cache when its tree already passed."""
+        tree = self.mirror.tree(commit)
+        cached = self.r.get(keys.verdict(tree, "full"))
+        if cached:
+            hooks.emit("oracle_cached", commit=commit, tree=tree)
+            return oracle.OracleResult(**json.loads(cached))
+        result = hooks.test(commit)
+        if result.ok:  # only green runs: a red one may be a flake, and is judged once anyway
+            self.r.set(keys.verdict(tree, "full"), json.dumps(asdict(result)), ex=VERDICT_TTL_SECONDS)
+        return result
+
+    def _judge(self, car: Car, baseline: dict[str, Any] | None, hooks: Hooks) -> None:
+        assert car.result is not None
+        reason = oracle.judge(car.result, baseline)
+        if reason:
+            self._shrink()
+            raise AttemptRejected("oracle_red" if not car.result.ok else "oracle_dropped", reason)
+        car.counts = {**car.result.counts(), "areas": car.result.summary.get("areas")}
+        self._publish(car)
+
+    def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
+        assert car.result is not None
+        hooks.alive()
+        outcome = hooks.land(car.parent, car.spec)
+        if outcome is LandResult.LANDED:
+            self._grow()
+            return car.spec, car.result
+        if outcome is LandResult.ALREADY_LANDED:
+            raise AttemptRejected("already_landed", "the landed ref exists on origin", counts=False)
+        hooks.emit("cas_lost", onto=car.parent)  # main moved outside the train: rebuild on the new main
+        car.parent = ""
+        return None
+
+    # --- the train in Redis ---
+
+    def _join(self, member: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.hset(keys.train_car(member), mapping={"spec": "", "counts": ""})
+        pipe.pexpire(keys.train_car(member), self.ttl_ms)
+        pipe.rpush(keys.TRAIN, member)
+        pipe.execute()
+
+    def _leave(self, member: str) -> None:
+        try:
+            pipe = self.r.pipeline()
+            pipe.lrem(keys.TRAIN, 0, member)
+            pipe.delete(keys.train_car(member))
+            pipe.execute()
+        except redis.RedisError as exc:  # the car's entry expires within one TTL; those behind then move on
+            log.warning("could not leave the train (%s): %s", member, exc)
+
+    def _touch(self, car: Car) -> None:
+        """A car whose process died expires within one TTL, and the cars behind stop waiting for it."""
+        if not self.r.pexpire(keys.train_car(car.member), self.ttl_ms):
+            self._join(car.member)  # expired while this process was slow: back in, at the end
+            car.parent = ""
+
+    def _publish(self, car: Car) -> None:
+        counts = json.dumps(car.counts) if car.counts is not None else ""
+        self.r.hset(keys.train_car(car.member), mapping={"spec": car.spec, "counts": counts})
+
+    def _ahead(self, member: str) -> list[Ahead]:
+        """The live cars ahead of this one, in order; the entries of dead ones are dropped."""
+        members = [keys.text(m) for m in self.r.lrange(keys.TRAIN, 0, -1)]
+        if member not in members:  # dropped by a car that thought this one dead: back in, at the end
+            self.r.rpush(keys.TRAIN, member)
+            members.append(member)
+        ahead = members[: members.index(member)]
+        pipe = self.r.pipeline()
+        for m in ahead:
+            pipe.hgetall(keys.train_car(m))
+        cars = []
+        for m, fields in zip(ahead, pipe.execute(), strict=True):
+            if not fields:
+                self.r.lrem(keys.TRAIN, 0, m)
+                continue
+            values = {keys.text(k): keys.text(v) for k, v in fields.items()}
+            counts = json.loads(values["counts"]) if values.get("counts") else None
+            cars.append(Ahead(m, values.get("spec", ""), counts))
+        return cars
+
+    def _grow(self) -> None:
+        self.r.set(keys.TRAIN_WINDOW, min(self.max_window, self.window() + 1))
+
+    def _shrink(self) -> None:
+        self.r.set(keys.TRAIN_WINDOW, max(1, self.window() // 2))

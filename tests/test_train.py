@@ -1,0 +1,183 @@
+"""The merge train with real Redis, real git, the toy oracle and the scripted agent: speculation, order, re-tests
+without a failed car, every commit of main tested as it is, and trees judged once."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import redis
+
+from swarm import keys, oracle, train
+from swarm.agents import registry
+from swarm.pipeline import Pipeline
+from swarm.repo import LandResult
+from swarm.runtime import Runtime, connect
+from swarm.settings import REPO_SETTINGS_FILE, parse_repo_settings
+from tests.conftest import Project, make_settings, task_file, wait_for
+
+# A run that holds only one of src/a.txt and src/b.txt waits until a run holding both has started: serial landing
+# (one full oracle at a time, each on main) would never get there, so it proves the full oracles ran speculatively.
+# A file holding FULLRED fails the full tier only (the fast tier is the toy oracle alone).
+SPEC_SH = """#!/bin/bash
+a=0; b=0; [ -f src/a.txt ] && a=1; [ -f src/b.txt ] && b=1
+if [ $a = 1 ] && [ $b = 1 ]; then touch "$SYNC/both"
+elif [ $a = 1 ] || [ $b = 1 ]; then
+  [ $a = 1 ] && touch "$SYNC/a-running"
+  for i in $(seq 600); do [ -f "$SYNC/both" ] && break; sleep 0.05; done
+  [ -f "$SYNC/both" ] || exit 1
+fi
+! grep -qs FULLRED src/*.txt
+"""
+
+
+def speculative_project(project: Project, sync: Path) -> None:
+    sync.mkdir()
+    (project.clone / "spec.sh").write_text(SPEC_SH)
+    toml = (project.clone / REPO_SETTINGS_FILE).read_text()
+    toml = toml.replace('full = "python3 oracle.py"', 'full = "bash spec.sh && python3 oracle.py"')
+    toml = toml.replace("env = {", f'env = {{ SYNC = "{sync}", ')
+    assert "spec.sh" in toml and "SYNC" in toml
+    (project.clone / REPO_SETTINGS_FILE).write_text(toml)
+    project.commit_all("An oracle that proves speculation")
+
+
+def run_all(rts: list[Runtime], jobs: list[tuple[str, str]]) -> dict[str, str]:
+    outcomes: dict[str, str] = {}
+
+    def one(rt: Runtime, task: str, vendor: str, worker: str) -> None:
+        def agent(v: str):  # type: ignore[no-untyped-def]
+            table = rt.settings.vendors[v]
+            return registry.make(v, table.adapter, table.options())
+
+        outcomes[task] = Pipeline(rt, agent, worker).run(task, vendor)
+
+    threads = [
+        threading.Thread(target=one, args=(rt, task, vendor, f"w{i}"))
+        for i, (rt, (task, vendor)) in enumerate(zip(rts, jobs, strict=True))
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "an attempt did not finish"
+    return outcomes
+
+
+def runtimes(project: Project, redis_url: str, n: int) -> list[Runtime]:
+    settings = make_settings(project, redis_url, train_window=4, lease_ttl=10.0)
+    return [connect(settings) for _ in range(n)]
+
+
+def events(r: redis.Redis) -> list[dict[str, str]]:
+    return [{keys.text(k): keys.text(v) for k, v in f.items()} for _, f in r.xrange(keys.EVENTS)]
+
+
+def assert_every_main_commit_was_tested_as_is(project: Project, since: str) -> None:
+    green = {sha for tier, sha, verdict, _ in project.oracle_runs() if tier == "full" and verdict == "green"}
+    for sha in project.git("rev-list", f"{since}..main").split():
+        assert sha in green, f"main's commit {sha[:12]} never passed the full oracle as it is"
+
+
+def test_cars_land_in_order_each_tested_speculatively_on_the_one_ahead(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    speculative_project(project, tmp_path / "sync")
+    start = project.main_log()[0]
+    project.add_tasks(
+        {
+            "a": task_file("Write a", "write src/a.txt a"),
+            "b": task_file("Write b", f"wait-file {tmp_path}/sync/a-running 60\nwrite src/b.txt b"),
+        }
+    )
+    setup = project.main_log()[0]
+    outcomes = run_all(runtimes(project, redis_url, 2), [("a", "claude"), ("b", "codex")])
+    assert outcomes == {"a": "landed", "b": "landed"}
+    landed = project.landed()
+    assert project.git("rev-parse", f"{landed['b']}^") == landed["a"], "b landed on a, in train order"
+    assert project.git("rev-parse", f"{landed['a']}^") == setup
+    assert project.main_log()[0] == landed["b"]
+    assert_every_main_commit_was_tested_as_is(project, start)
+    # b's full oracle ran on a + b before a landed: the event stream orders them.
+    states = [(e["task"], e["state"], e.get("commit")) for e in events(r)]
+    b_tested = states.index(("b", "full_oracle", landed["b"]))
+    a_landed = states.index(("a", "landed", landed["a"]))
+    assert b_tested < a_landed
+    assert not r.exists(keys.TRAIN), "every car left the train"
+
+
+def test_when_a_car_ahead_fails_the_one_behind_is_retested_without_it(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    speculative_project(project, tmp_path / "sync")
+    project.add_tasks(
+        {
+            "a": task_file("Break a", "write src/a.txt FULLRED"),
+            "b": task_file("Write b", f"wait-file {tmp_path}/sync/a-running 60\nwrite src/b.txt b"),
+        }
+    )
+    setup = project.main_log()[0]
+    rts = runtimes(project, redis_url, 2)
+    outcomes = run_all(rts, [("a", "claude"), ("b", "codex")])
+    assert outcomes == {"a": "rejected", "b": "landed"}
+    landed = project.landed()
+    assert list(landed) == ["b"] and project.git("rev-parse", f"{landed['b']}^") == setup
+    assert project.git("ls-tree", "--name-only", "main", "src/") == "src/b.txt\nsrc/base.txt"
+    specs = [e["commit"] for e in events(r) if e["task"] == "b" and e["state"] == "full_oracle"]
+    assert len(specs) == 2 and specs[-1] == landed["b"], "b was tested on a + b, then again on main alone"
+    assert rts[1].mirror.read(specs[0], "src/a.txt") == b"FULLRED\n"
+    assert_every_main_commit_was_tested_as_is(project, setup)
+    assert int(r.get(keys.TRAIN_WINDOW) or 0) == 3, "the window halved on the red car and grew on the landing"
+
+
+def test_a_tree_the_full_oracle_passed_is_not_judged_again(project: Project, rt: Runtime, tmp_path: Path) -> None:
+    main = rt.mirror.fetch()
+    repo_settings = rt.mirror.read(main, REPO_SETTINGS_FILE)
+    assert repo_settings is not None
+    settings = parse_repo_settings(repo_settings.decode(), REPO_SETTINGS_FILE)
+    runs: list[str] = []
+
+    def test(commit: str) -> oracle.OracleResult:
+        runs.append(commit)
+        folder = tmp_path / "tree"
+        rt.mirror.export(commit, folder)
+        return oracle.run(settings.oracle, "full", folder, tmp_path / f"run{len(runs)}.log", tmp_path / "c", "t", 60)
+
+    hooks = train.Hooks(
+        main=rt.mirror.main,
+        build=lambda parent: parent,
+        test=test,
+        baseline=lambda main: None,
+        alive=lambda: None,
+        land=lambda old, new: LandResult.LANDED,
+    )
+    cars = train.Train(rt.redis, rt.mirror, 2, 10.0)
+    first = cars._test(main, hooks)
+    # Another commit with the same tree (an empty commit on main) is judged from the cache.
+    same_tree = rt.mirror.commit_tree(rt.mirror.tree(main), main, "empty\n", author="t")
+    second = cars._test(same_tree, hooks)
+    assert runs == [main] and first.ok and second.ok and second.passed == first.passed
+    assert rt.redis.exists(keys.verdict(rt.mirror.tree(main), "full"))
+
+
+def test_a_dead_car_is_dropped_and_those_behind_move_up(rt: Runtime) -> None:
+    cars = train.Train(rt.redis, rt.mirror, 4, 10.0)
+    cars._join("x:1")
+    cars._join("y:1")
+    cars._join("z:1")
+    assert [c.member for c in cars._ahead("z:1")] == ["x:1", "y:1"]
+    rt.redis.delete(keys.train_car("x:1"))  # what its expiry does when its process died
+    assert [c.member for c in cars._ahead("z:1")] == ["y:1"]
+    assert [keys.text(m) for m in rt.redis.lrange(keys.TRAIN, 0, -1)] == ["y:1", "z:1"]
+
+
+@pytest.mark.parametrize("window", [0])
+def test_without_a_window_the_merge_lock_path_lands_as_before(project: Project, redis_url: str, window: int) -> None:
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    rt = connect(make_settings(project, redis_url, train_window=window))
+    assert run_all([rt], [("alpha", "claude")]) == {"alpha": "landed"}
+    assert not rt.redis.exists(keys.TRAIN_WINDOW)
+    wait_for(lambda: "alpha" in project.landed(), 5, "alpha landed")
+    assert json.loads(rt.redis.get(keys.oracle(project.landed()["alpha"])))["passed"] == 2
