@@ -290,9 +290,9 @@ class Pipeline:
             return spec
 
         def test(commit: str) -> oracle.OracleResult:
-            worktree.checkout(commit)
+            main = self.rt.mirror.main()  # main's harness judges, as in _land; the car may sit on others ahead
             self._emit(att, "full_oracle", commit=commit)
-            return self._oracle(att, self._repo_settings(commit), worktree, "full")
+            return self._oracle(att, self._repo_settings(main), commit, main, "full", worktree)
 
         hooks = Hooks(
             main=self.rt.mirror.fetch,
