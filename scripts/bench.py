@@ -42,12 +42,13 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from swarm import dispatch, repo, slots  # noqa: E402
+from swarm import dispatch, repo  # noqa: E402
 from swarm.agents import registry  # noqa: E402
 from swarm.embedded import EmbeddedRedis  # noqa: E402
 from swarm.pipeline import Pipeline  # noqa: E402
 from swarm.runtime import Runtime, connect  # noqa: E402
 from swarm.settings import Settings  # noqa: E402
+from swarm.slots import announce  # noqa: E402
 
 IDENTITY = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 SUMMARY = '{"passed": 1, "failed": 0}'
@@ -273,7 +274,7 @@ class SwarmDriver:
         # Runtimes are made one after the other: connect() probes the workdir with a per-process file name.
         runtimes = [connect(self.settings) for _ in range(self.slots + 1)]
         for i in range(self.slots):  # live slots, as a running worker announces them: dispatch fills only these
-            slots.announce(runtimes[-1].redis, "a", f"slot{i}", RUN_TIMEOUT)
+            announce(runtimes[-1].redis, "a", f"slot{i}", RUN_TIMEOUT)
         threads = [threading.Thread(target=self.slot, args=(i, runtimes[i]), daemon=True) for i in range(self.slots)]
         threads.append(threading.Thread(target=self.beat, args=(runtimes[-1],), daemon=True))
         start = time.monotonic()
