@@ -54,7 +54,7 @@ def begin(rt: Runtime, task_id: str, vendor: str, worker: str, lease: Lease, log
         "log_dir": log_dir,
     }
     rt.redis.hset(keys.ACTIVE, task_id, json.dumps(entry))
-    ledger.write(rt.mirror, task_id, "begin", entry)  # its fence and number survive a Redis wipe
+    ledger.write(rt.mirror, task_id, "begin", entry, rt.redis)  # its fence and number survive a Redis wipe
     return number
 
 
@@ -100,7 +100,7 @@ def _record(rt: Runtime, task_id: str, record: dict[str, Any], counts: bool, fin
     record = {**record, "ended": time.time()}
     failed = _book(rt, task_id, record, counts, final)
     counted = record.get("outcome") != "landed" and (counts or final)
-    ledger.write(rt.mirror, task_id, "end", {**record, "counts": counted, "failed": failed})
+    ledger.write(rt.mirror, task_id, "end", {**record, "counts": counted, "failed": failed}, rt.redis)
     return failed
 
 
@@ -133,6 +133,7 @@ def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
 def reap(rt: Runtime) -> list[str]:
     """Finish the attempts whose lease is gone (worker killed, stalled or cut off); their tasks are free again."""
     ledger.ensure_loaded(rt)
+    ledger.flush(rt)
     return [keys.text(t) for t in rt.redis.hkeys(keys.ACTIVE) if reap_task(rt, keys.text(t))]
 
 

@@ -132,6 +132,6 @@ def retry(rt: Runtime, task_id: str) -> bool:
     pipe.get(keys.failed(task_id))
     pipe.delete(keys.failed(task_id), keys.attempts(task_id))
     previous, _ = pipe.execute()
-    ledger.write(rt.mirror, task_id, "retry", {})  # the fresh budget holds after a wipe too
+    ledger.write(rt.mirror, task_id, "retry", {}, rt.redis)  # the fresh budget holds after a wipe too
     rt.events.emit(task_id, "retry", previous=json.loads(previous) if previous else None)
     return previous is not None

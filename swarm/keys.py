@@ -21,6 +21,8 @@ TRAIN_WINDOW = f"{PREFIX}:train:window"
 """How many cars of the train speculate at once now: grows on a landing, halves on a red car."""
 LEDGER_LOADED = f"{PREFIX}:ledger:loaded"
 """Set once Redis holds what origin's ledger knows (ledger.py); gone exactly when Redis lost its data."""
+LEDGER_SPOOL = f"{PREFIX}:ledger:spool"
+"""List of ledger records origin could not take yet (JSON), written out by the reaper."""
 LEDGER_LOADING = f"{PREFIX}:ledger:loading"
 """Lock of the one process rebuilding Redis from the ledger."""
 

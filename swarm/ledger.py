@@ -4,7 +4,8 @@ Each task has a commit chain `refs/swarm/attempts/<task>` on origin; each commit
 `begin` when an attempt starts (its fence and number), `end` when it ends (outcome, reason, cost, tokens,
 commit), `retry` when `swarm retry` gives the task a fresh budget. Appends are compare-and-swap pushes, so
 concurrent writers never lose a record. When Redis comes back empty, `ensure_loaded` rebuilds from these chains
-what Redis forgot: the budget used since the last retry, the failed mark, run numbers, fences and history.
+what Redis forgot: the budget used since the last retry, the failed mark, run numbers, fences, history, and the
+tokens and cost spent per vendor (daily caps hold) and per task.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import redis
 
 from swarm import keys
 from swarm.errors import SwarmError
+from swarm.quota import SPEND_TTL, TOKEN_FIELDS
 from swarm.repo import RECORDS_PREFIX, Mirror
 from swarm.runtime import Runtime
 
@@ -30,7 +32,7 @@ HEADER = "swarm attempt record"
 """First line of every record commit's message; the JSON record follows on the next line."""
 RECORD_FIELDS = (
     "task", "event", "attempt", "fence", "outcome", "reason", "detail", "vendor", "worker", "started", "ended",
-    "duration", "cost_usd", "tokens", "commit", "counts", "failed", "log_dir", "at",
+    "duration", "cost_usd", "tokens", *TOKEN_FIELDS, "commit", "counts", "failed", "log_dir", "at",
 )  # fmt: skip
 HISTORY_KEEP = 50
 LOAD_LOCK_MS = 120_000
@@ -49,7 +51,10 @@ def entry(task_id: str, event: str, record: dict[str, Any]) -> dict[str, Any]:
     """The ledger's record of an attempt record: its known fields, plus token totals from the agent's run."""
     out: dict[str, Any] = {k: record[k] for k in RECORD_FIELDS if record.get(k) is not None}
     agent = record.get("agent") or {}
-    tokens = sum(int(agent.get(k) or 0) for k in ("input_tokens", "output_tokens", "cached_tokens"))
+    for name in TOKEN_FIELDS:
+        if agent.get(name):
+            out.setdefault(name, int(agent[name]))
+    tokens = sum(int(out.get(k) or 0) for k in TOKEN_FIELDS)
     if tokens:
         out.setdefault("tokens", tokens)
     if agent.get("cost_usd") is not None:
@@ -60,15 +65,43 @@ def entry(task_id: str, event: str, record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any]) -> bool:
-    """Append one record to the task's chain on origin; False (and a warning) when origin cannot take it now."""
+def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any], spool: redis.Redis | None = None) -> bool:
+    """Append one record to the task's chain on origin; False (and a warning) when origin cannot take it now.
+
+    A record origin could not take (cut off, disk full) waits in Redis's spool, if given, for `flush`.
+    """
     body = entry(task_id, event, record)
+    if _append(mirror, body):
+        return True
+    if spool is not None:
+        try:
+            spool.rpush(keys.LEDGER_SPOOL, json.dumps(body, sort_keys=True, default=str))
+        except redis.RedisError as exc:
+            log.warning("could not spool the %s record of %s either: %s", event, task_id, exc)
+    return False
+
+
+def _append(mirror: Mirror, body: dict[str, Any]) -> bool:
     try:
-        mirror.append_record(ref(task_id), f"{HEADER}\n{json.dumps(body, sort_keys=True, default=str)}\n")
+        text = json.dumps(body, sort_keys=True, default=str)
+        mirror.append_record(ref(body["task"]), f"{HEADER}\n{text}\n")
         return True
     except SwarmError as exc:
-        log.warning("could not write the %s record of %s to origin's ledger: %s", event, task_id, exc)
+        log.warning("could not write the %s record of %s to origin's ledger: %s", body["event"], body["task"], exc)
         return False
+
+
+def flush(rt: Runtime) -> int:
+    """Write the spooled records to origin (the reaper calls this); returns how many went out."""
+    sent = 0
+    while (popped := rt.redis.lpop(keys.LEDGER_SPOOL)) is not None:
+        raw = keys.text(popped) if isinstance(popped, (bytes, str)) else ""
+        body = json.loads(raw)
+        if not _append(rt.mirror, body):  # origin still cannot take it: back to the front, try again later
+            rt.redis.lpush(keys.LEDGER_SPOOL, raw)
+            break
+        sent += 1
+    return sent
 
 
 def read(mirror: Mirror, task_id: str | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -160,6 +193,34 @@ def restore(rt: Runtime, books: dict[str, Book]) -> None:
             pipe.execute()
 
 
+def restore_spend(rt: Runtime, books: dict[str, Book]) -> None:
+    """Tokens and cost per vendor (total and per UTC day, so daily caps hold) and per task, from the end records;
+    a hash Redis already holds again is left as it is."""
+    sums: dict[str, dict[str, float]] = {}
+    for task_id, book in books.items():
+        for rec in book.history:
+            vendor = rec.get("vendor")
+            if not vendor or not any(rec.get(k) for k in (*TOKEN_FIELDS, "cost_usd")):
+                continue
+            day = time.strftime("%Y-%m-%d", time.gmtime(float(rec.get("ended") or rec.get("at") or 0)))
+            for key in (keys.spend_total(vendor), keys.spend_day(vendor, day), keys.spend_task(task_id)):
+                into = sums.setdefault(key, {})
+                for name in (*TOKEN_FIELDS, "cost_usd"):
+                    into[name] = into.get(name, 0) + float(rec.get(name) or 0)
+                into["attempts"] = into.get("attempts", 0) + 1
+            cost = sums[keys.spend_task(task_id)]
+            cost[f"cost_usd:{vendor}"] = cost.get(f"cost_usd:{vendor}", 0) + float(rec.get("cost_usd") or 0)
+    for key, values in sums.items():
+        if rt.redis.exists(key):
+            continue
+        pipe = rt.redis.pipeline()
+        for name, value in values.items():
+            pipe.hset(key, name, value if name.startswith("cost_usd") else int(value))
+        if ":spend:" in key:
+            pipe.expire(key, SPEND_TTL)
+        pipe.execute()
+
+
 def ensure_loaded(rt: Runtime) -> bool:
     """Rebuild Redis from the ledger if Redis came back empty; True when this call did the rebuild.
 
@@ -176,6 +237,7 @@ def ensure_loaded(rt: Runtime) -> bool:
         rt.mirror.fetch()
         books = {task: summarize(records) for task, records in read(rt.mirror).items()}
         restore(rt, books)
+        restore_spend(rt, books)
         rt.redis.set(keys.LEDGER_LOADED, json.dumps({"at": time.time(), "tasks": len(books)}))
         if books:
             log.warning("Redis had no ledger mark: restored budgets, fences and history of %d task(s) from origin",

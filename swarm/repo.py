@@ -390,9 +390,9 @@ class Mirror:
                 with_extended_output=True,
                 with_exceptions=False,
             )  # fmt: skip
-            if status == 0:
+            if status == 0:  # origin has it; a local ref left behind only costs the next writer one more round
                 with self.locked():
-                    _run(self._g, "update-ref", ref, new)
+                    _run(self._g, "update-ref", ref, new, with_exceptions=False)
                 return new
             report = f"{out}\n{err}"
             if not any(lost in report for lost in CAS_LOST):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import attempts, dispatch, keys, ledger
+from swarm import attempts, dispatch, keys, ledger, quota
 from swarm.repo import Mirror
 from swarm.runtime import Runtime
 from tests.cluster import Cluster, write_config
@@ -72,6 +72,10 @@ def test_a_wiped_redis_gets_budgets_fences_failures_and_history_back(rt: Runtime
     history = [json.loads(x) for x in r.lrange(keys.history("bad"), 0, -1)]
     assert [h["reason"] for h in history] == ["oracle_red", "oracle_red"]
     assert history[0]["tokens"] == 1200 and history[0]["cost_usd"] == 0.25 and history[0]["duration"] == 60.5
+    total = quota.spend_total(r, "claude")
+    assert total["input_tokens"] == 1000 and total["output_tokens"] == 200 and total["cost_usd"] == 0.25
+    assert quota.numbers(r.hgetall(keys.spend_day("claude", "1970-01-01")))["cost_usd"] == 0.25, "daily caps hold"
+    assert quota.numbers(r.hgetall(keys.spend_task("bad")))["cost_usd:claude"] == 0.25
     lost = [json.loads(x) for x in r.lrange(keys.history("busy"), 0, -1)][-1]
     assert lost["outcome"] == "lost" and lost["fence"] == 3 and lost["counts"] is False
     assert not ledger.ensure_loaded(rt), "loaded once per wipe"
@@ -143,3 +147,15 @@ def test_a_wipe_mid_run_never_reruns_a_failed_tasks_budget(project: Project, red
     assert runs.read_text().count("run") == 3, "one attempt counted before the wipe: one more after it, not two"
     assert [h["outcome"] for h in history] == ["rejected", "lost", "rejected"], history
     assert [h["fence"] for h in history] == [1, 2, 3], "fences continue above the last one used"
+
+
+def test_a_record_origin_cannot_take_waits_in_the_spool(project: Project, rt: Runtime, r: redis.Redis) -> None:
+    away = project.origin.with_name("away.git")
+    project.origin.rename(away)  # origin unreachable, as over a cut link
+    try:
+        assert not ledger.write(rt.mirror, "t", "end", {"fence": 1, "outcome": "rejected", "reason": "x"}, r)
+        assert ledger.flush(rt) == 0 and r.llen(keys.LEDGER_SPOOL) == 1, "still unreachable: kept for later"
+    finally:
+        away.rename(project.origin)
+    assert ledger.flush(rt) == 1 and r.llen(keys.LEDGER_SPOOL) == 0
+    assert [h["reason"] for h in ledger.history(rt, "t")] == ["x"]
