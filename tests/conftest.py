@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import shutil
@@ -11,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +46,9 @@ def wait_for(cond: Callable[[], object], timeout: float, what: str) -> float:
 
 log = logging.getLogger(__name__)
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Make this process a child subreaper (Linux): orphans of anything a test starts (the agents of a killed
-    worker, a setsid escapee, the workers of a CLI that pytest-timeout killed) become its children instead of
-    init's, so the clean-up after each test still finds them among its descendants."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+TEST_MARK = "PYTEST_SWARM_TEST"
+"""Set to a fresh id in this process's environment during each test: every process the test starts with an
+environment copied from it carries the id, even one that left its group and its parent."""
 
 
 @pytest.fixture(autouse=True)
@@ -64,13 +58,25 @@ def no_process_left_behind() -> Iterator[None]:
     Autouse and function-scoped, so it is set up after session and module fixtures (their processes are in
     `before`) and torn down after every other fixture of the test (they stop their processes gracefully first).
     pytest-timeout's signal method (pyproject) raises in the test, so this teardown runs on a timeout too.
+    Found: the test's own descendants, and anywhere on the machine, the processes carrying its mark.
     """
     before = set(proc.descendants())
-    yield
-    left = [pid for pid in proc.descendants() if pid not in before]
-    if left:
-        log.warning("killing %d process(es) the test left running: %s", len(left), left)
-        kill_processes(left)
+    mark = uuid.uuid4().hex
+    previous = os.environ.get(TEST_MARK)
+    os.environ[TEST_MARK] = mark
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(TEST_MARK, None)
+        else:
+            os.environ[TEST_MARK] = previous
+        left = sorted(
+            {pid for pid in proc.descendants() if pid not in before} | set(proc.marked(f"{TEST_MARK}={mark}"))
+        )
+        if left:
+            log.warning("killing %d process(es) the test left running: %s", len(left), left)
+            kill_processes(left)
 
 
 def kill_processes(pids: list[int]) -> None:
@@ -92,7 +98,7 @@ def kill_processes(pids: list[int]) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Whatever is still running once every fixture is torn down goes too."""
+    """Whatever this process still has running once every fixture is torn down goes too."""
     kill_processes(proc.descendants())
 
 
