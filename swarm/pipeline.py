@@ -24,18 +24,21 @@ import redis
 from swarm import attempts, coalesce, controls, identity, keys, ledger, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
-from swarm.environ import agent_home_env
+from swarm.environ import agent_home_env, child_env, toolchain_env
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
 from swarm.judge import Judge
 from swarm.leases import Heartbeat, Lease
-from swarm.repo import LandResult, Worktree, matches
+from swarm.repo import LandResult, Worktree, index_of, matches
 from swarm.runtime import Runtime
-from swarm.settings import REPO_SETTINGS_FILE, RepoSettings
+from swarm.sandbox import Sandbox, toolchains
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, config_file
 from swarm.train import Hooks, Train
 
 log = logging.getLogger(__name__)
 
 MERGE_LOCK_POLL = 0.2
+OFFLINE_ADAPTERS = ("command", "replay")
+"""Adapters whose agents need no network: their sandbox has only a loopback of its own."""
 FREE_RUNS_FACTOR = 3
 """A task may run this many times its attempt budget, counting attempts that were not its fault."""
 
@@ -56,6 +59,8 @@ class Attempt:
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
     """Marks every process of this attempt's agent run (SWARM_RUN), even those that leave its process group."""
     worktrees: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+    """The agent's workspaces (standalone repositories), removed when the attempt ends."""
 
     @property
     def keep_name(self) -> str:
@@ -136,15 +141,15 @@ class Pipeline:
         repo = self._repo_settings(main)
         snap = state.take(self.rt, fetch=False)
         task = self._task(snap, att.task_id, repo, main)
-        workspace = self._worktree(att, main)
-        snap.oracle = self._baseline(att, repo, workspace, main) or snap.oracle  # the agent's baseline
+        # Only the legacy one-command oracle runs in a worktree; the judge exports the trees it needs itself.
+        worktree = self._worktree(att, main) if repo.oracle.build is None else None
+        snap.oracle = self._baseline(att, repo, worktree, main) or snap.oracle  # the agent's baseline
+        workspace = self._workspace(att, main)
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
         candidate = self._protect(att, repo, main, candidate)
         self.rt.mirror.keep(candidate, att.keep_name)
-        # The oracle runs in a fresh worktree of the swarm's own: nothing the agent left behind, or still runs,
-        # in its workspace can change the tree that is tested.
-        self._drop_worktree(workspace.path)
-        worktree = self._worktree(att, candidate)
+        # The oracle never runs in the agent's workspace: nothing the agent left there can change what is tested.
+        self._drop_folder(workspace)
         self._emit(att, "fast_oracle", commit=candidate)
         fast = self._oracle(att, repo, candidate, main, "fast", worktree)
         att.record["fast"] = fast.counts()
@@ -154,7 +159,7 @@ class Pipeline:
         return self._land(att, worktree, main, candidate)
 
     def _run_agent(
-        self, att: Attempt, repo: RepoSettings, task: Task, snap: state.Snapshot, worktree: Worktree, main: str
+        self, att: Attempt, repo: RepoSettings, task: Task, snap: state.Snapshot, workspace: Path, main: str
     ) -> str:
         """Run the vendor's agent in its workspace; its changes, whatever they are, become one candidate commit."""
         raw_prompt = self.rt.mirror.read(main, repo.prompt)
@@ -162,8 +167,10 @@ class Pipeline:
         prompt_file = att.log_dir / "prompt.md"
         prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker, self._history(att)))
         self._emit(att, "agent_running")
-        result = self.agents(att.vendor).run(self._agent_run(att, prompt_file, worktree))
-        escaped = proc.kill_marked(f"SWARM_RUN={att.run_id}")  # processes that left the agent's group
+        run = self._agent_run(att, prompt_file, workspace)
+        result = self.agents(att.vendor).run(run)
+        # In a sandbox every process of the run died with it; unsandboxed, find those that left the agent's group.
+        escaped = [] if run.sandbox else proc.kill_marked(f"SWARM_RUN={att.run_id}")
         if escaped:
             log.warning("killed %d process(es) the agent of %s left behind", len(escaped), att.task_id)
         att.record["agent"] = result.record()
@@ -181,7 +188,7 @@ class Pipeline:
         if result.outcome != "ok":
             raise AttemptRejected(f"agent_{result.outcome}", result.message)
         message = f"{task.title}\n\n{_summary(result.message)}{att.trailers()}"
-        candidate = worktree.snapshot(main, message, author=f"{att.vendor}-agent")
+        candidate = self.rt.mirror.collect(workspace, main, message, author=f"{att.vendor}-agent")
         if candidate is None:
             raise AttemptRejected("no_change", "the agent finished without changing any file")
         return candidate
@@ -194,7 +201,7 @@ class Pipeline:
             log.warning("could not read the history of %s: %s", att.task_id, exc)
             return []
 
-    def _agent_run(self, att: Attempt, prompt_file: Path, worktree: Worktree) -> AgentRun:
+    def _agent_run(self, att: Attempt, prompt_file: Path, workspace: Path) -> AgentRun:
         home = self._home(att.vendor)
         env = {
             **agent_home_env(home, f"{att.vendor} agent"),
@@ -210,14 +217,30 @@ class Pipeline:
             attempt=att.number,
             vendor=att.vendor,
             prompt_file=prompt_file,
-            worktree=worktree.path,
+            worktree=workspace,
             log_path=att.log_dir / "agent.log",
             home=home,
             timeout=self._agent_timeout(att.vendor),
             env=env,
             cancel=att.cancel,
             on_start=lambda pgid: attempts.note_agent(self.rt, att.task_id, att.lease, pgid),
+            sandbox=self._agent_sandbox(att.vendor, workspace, home, prompt_file),
         )
+
+    def _agent_sandbox(self, vendor: str, workspace: Path, home: Path, prompt_file: Path) -> Sandbox | None:
+        """What the agent sees: its workspace and home (writable), its prompt, the mirror's objects its workspace
+        borrows, the system and toolchains (read-only); not the swarm's workdir, config, origin or other slots."""
+        if self.rt.settings.unsafe_no_sandbox:
+            return None
+        table = self.rt.settings.vendors[vendor]
+        network = table.network if table.network is not None else table.adapter not in OFFLINE_ADAPTERS
+        box = Sandbox(
+            rw=[workspace, home, *table.sandbox_rw],
+            ro=[*toolchains(child_env().get("PATH", ""), toolchain_env().values()), self.rt.mirror.path / "objects",
+                prompt_file, *table.sandbox_ro],
+            network=network,
+        )  # fmt: skip
+        return box.hiding([self.rt.workdir, config_file().resolve()])
 
     def _protect(self, att: Attempt, repo: RepoSettings, main: str, candidate: str) -> str:
         """Changes to protected paths are put back as on main, or reject the attempt (per `.swarm.toml`)."""
@@ -235,7 +258,7 @@ class Pipeline:
             raise AttemptRejected("no_change", f"the only changes were to protected paths: {', '.join(touched)}")
         return restored
 
-    def _land(self, att: Attempt, worktree: Worktree, base: str, candidate: str) -> str:
+    def _land(self, att: Attempt, worktree: Worktree | None, base: str, candidate: str) -> str:
         """Rebase, full oracle on the exact commit, lease check, atomic push; retried when main moved."""
         if self.rt.settings.train_window:
             return self._ride(att, worktree, base, candidate)
@@ -255,7 +278,6 @@ class Pipeline:
                 # main may protect more by now than when the agent started: check against what it protects now.
                 landing = self._protect(att, repo, onto, rebased.commit)
                 self.rt.mirror.keep(landing, f"{att.keep_name}-rebased")
-                worktree.checkout(landing)
                 self._emit(att, "full_oracle", commit=landing)
                 full = self._oracle(att, repo, landing, onto, "full", worktree)
                 att.record["full"] = full.counts()
@@ -274,7 +296,7 @@ class Pipeline:
         rounds = self.rt.settings.land_retries + 1
         raise AttemptRejected("main_moved", f"main moved under {rounds} landing rounds", counts=False)
 
-    def _ride(self, att: Attempt, worktree: Worktree, base: str, candidate: str) -> str:
+    def _ride(self, att: Attempt, worktree: Worktree | None, base: str, candidate: str) -> str:
         """Land through the merge train: the full oracle runs on main + the candidates ahead, in parallel."""
         if att.task_id in self.rt.mirror.landed():
             raise AttemptRejected("already_landed", "another attempt landed this task first", counts=False)
@@ -371,11 +393,13 @@ class Pipeline:
         return self.rt.settings.vendors[vendor].timeout or self.rt.settings.agent_timeout
 
     def _oracle(
-        self, att: Attempt, repo: RepoSettings, commit: str, main: str, tier: oracle.Tier, worktree: Worktree
+        self, att: Attempt, repo: RepoSettings, commit: str, main: str, tier: oracle.Tier, worktree: Worktree | None
     ) -> oracle.OracleResult:
         """The verdict on `commit`. With a `build` in `.swarm.toml`, the judge's: built in a sandbox, judged by
         main's harness (swarm.judge). Without one (the legacy contract), the tier command in a worktree at commit."""
         if repo.oracle.build is None:
+            if worktree is None:
+                raise AttemptRejected("repo_settings", "main's .swarm.toml changed its oracle contract mid-attempt")
             return self._legacy_oracle(att, repo, commit, tier, worktree)
         result = self._judge(att.vendor).run(
             repo.oracle,
@@ -417,7 +441,9 @@ class Pipeline:
             keep_runs=self.rt.settings.keep_worktrees,
         )
 
-    def _baseline(self, att: Attempt, repo: RepoSettings, worktree: Worktree, main: str) -> dict[str, Any] | None:
+    def _baseline(
+        self, att: Attempt, repo: RepoSettings, worktree: Worktree | None, main: str
+    ) -> dict[str, Any] | None:
         """main's full-oracle counts: cached per commit; measured here once if no landing measured them."""
         cached = self.rt.redis.get(keys.oracle(main))
         if cached:
@@ -502,6 +528,21 @@ class Pipeline:
         if not self.rt.settings.keep_worktrees:
             for path in att.worktrees:
                 self._drop_worktree(path)
+            for path in att.folders:
+                self._drop_folder(path)
+
+    def _workspace(self, att: Attempt, commit: str) -> Path:
+        """The agent's standalone repository at `commit` (no worktree of the mirror: its git dir is the agent's)."""
+        path = self.rt.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+        att.folders.append(path)
+        self.rt.mirror.workspace(commit, path)
+        return path
+
+    def _drop_folder(self, path: Path) -> None:
+        if self.rt.settings.keep_worktrees:
+            return
+        shutil.rmtree(path, ignore_errors=True)
+        index_of(path).unlink(missing_ok=True)
 
     def _worktree(self, att: Attempt, commit: str) -> Worktree:
         """A new worktree of this attempt at `commit`, at a path no earlier run has used."""

@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from swarm.errors import SandboxUnavailable
@@ -45,6 +45,24 @@ class Sandbox:
     """Mount the read-only system folders; a jail for one artifact mounts only that and its libraries."""
     masked: list[Path] = field(default_factory=list)
     """Files hidden behind an empty read-only file."""
+    hidden: list[Path] = field(default_factory=list)
+    """Paths no mount may reveal: a folder given above that holds one of them is left out (see `hiding`)."""
+
+    def with_programs(self, argv: Sequence[str]) -> Sandbox:
+        """This sandbox plus, read-only, the files argv names by absolute path (the program, its script) and the
+        prefixes of the program (a venv, a node install) so it finds its own libraries."""
+        named = [Path(a) for a in argv if os.path.isabs(a) and os.path.exists(a)]
+        extra = [p for p in named if not _under_system(p)]
+        extra += toolchains("", [str(p.parent) for p in named if p.is_file() and os.access(p, os.X_OK)])
+        return replace(self, ro=[*self.ro, *extra])
+
+    def hiding(self, secret: Iterable[Path]) -> Sandbox:
+        """This sandbox without any folder that holds one of `secret` (a toolchain prefix that happens to be the
+        project folder, with the deployment config and the swarm's workdir in it)."""
+        return replace(self, hidden=[*self.hidden, *(Path(p).absolute() for p in secret)])
+
+    def _reveals(self, path: Path) -> bool:
+        return any(h == path.absolute() or h.is_relative_to(path.absolute()) for h in self.hidden)
 
     def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
         """The bubblewrap command that runs argv inside this sandbox, in cwd."""
@@ -54,9 +72,9 @@ class Sandbox:
         if self.system:
             args += _system_mounts()
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for path in _dedupe(self.ro):
+        for path in _dedupe(p for p in self.ro if not self._reveals(p)):
             args += ["--ro-bind-try", str(path), str(path)]
-        for path in _dedupe(self.rw):
+        for path in _dedupe(p for p in self.rw if not self._reveals(p)):
             args += ["--bind", str(path), str(path)]
         for src, dest in self.binds:
             args += ["--bind", str(src), dest]

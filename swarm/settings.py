@@ -47,6 +47,13 @@ class VendorSettings(BaseModel):
     """Wall-clock limit of one agent run in seconds; the deployment's `agent_timeout` when unset."""
     daily_cap_usd: float | None = Field(None, gt=0)
     """Hard spend cap per UTC day in USD; no new attempts for this vendor once reached."""
+    network: bool | None = None
+    """Whether the agent's sandbox shares the host's network; unset: the vendor CLIs do (they reach their API),
+    `command` and `replay` agents do not."""
+    sandbox_ro: list[Path] = Field(default_factory=list)
+    """Extra files and folders the agent's sandbox sees read-only (its own tools, reference material)."""
+    sandbox_rw: list[Path] = Field(default_factory=list)
+    """Extra folders the agent's sandbox may write (shared with the agent on purpose; never the swarm's workdir)."""
 
     def options(self) -> dict[str, Any]:
         """The adapter's own options: every key of the table besides the common ones."""

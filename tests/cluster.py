@@ -29,6 +29,7 @@ def write_config(project: Project, redis_url: str, vendors: dict[str, int | None
     lines += [f"{k} = {json.dumps(v)}" for k, v in values.items()]
     for name, concurrency in vendors.items():
         lines += ["", f"[vendors.{name}]", 'adapter = "command"', f"command = {command}"]
+        lines += [f"sandbox_rw = {json.dumps([str(project.signals)])}"]
         lines += [f"concurrency = {concurrency}"] if concurrency else []  # None: no cap, live slots only
     path = project.root / "swarm.toml"
     path.write_text("\n".join(lines) + "\n")

@@ -102,6 +102,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     kill_processes(proc.descendants())
 
 
+def still_beating(path: Path, seconds: float) -> bool:
+    """Whether a process rewriting `path` every fraction of a second is still alive (it changes within `seconds`)."""
+    if not path.exists():
+        return False
+    before = path.read_text()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if path.read_text() != before:
+            return True
+        time.sleep(0.05)
+    return False
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """A private redis-server on a free loopback port; skipped without one, except under CI=true where it fails."""
@@ -166,6 +179,13 @@ class Project:
         subprocess.run(["git", "commit", "-qm", body], cwd=self.clone, check=True, env=env)
         self.git("push", "-q", "origin", "HEAD:main", cwd=self.clone)
 
+    @property
+    def signals(self) -> Path:
+        """A folder shared with the agents' sandboxes on purpose: tests and scripted agents signal each other there."""
+        path = self.root / "signals"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
     def main_log(self) -> list[str]:
         return self.git("log", "--format=%H", "main").splitlines()
 
@@ -201,7 +221,10 @@ def make_settings(project: Project, redis_url: str, **overrides: object) -> Sett
         "redis_url": redis_url,
         "origin": str(project.origin),
         "workdir": project.workdir,
-        "vendors": {"claude": vendor_table(concurrency=2), "codex": vendor_table()},
+        "vendors": {
+            "claude": vendor_table(concurrency=2, sandbox_rw=[project.signals]),
+            "codex": vendor_table(sandbox_rw=[project.signals]),
+        },
         "lease_ttl": 3.0,
         "agent_timeout": 30.0,
         "oracle_timeout": 60.0,

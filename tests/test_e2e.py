@@ -29,7 +29,7 @@ def cluster(project: Project, redis_url: str) -> Iterator[Cluster]:
 def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
     project: Project, cluster: Cluster
 ) -> None:
-    started1, started2 = project.root / "victim1.started", project.root / "victim2.started"
+    started1, started2 = project.signals / "victim1.started", project.signals / "victim2.started"
     project.add_tasks(
         {
             "alpha": task_file("Alpha", "write src/alpha.txt alpha", priority=10),

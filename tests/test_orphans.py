@@ -64,7 +64,7 @@ def test_without_the_death_signal_the_child_would_outlive_its_parent(tmp_path: P
 
 @pytest.mark.e2e
 def test_sigkill_of_a_worker_main_process_kills_its_running_agent(project: Project, redis_url: str) -> None:
-    started = project.root / "started"
+    started = project.signals / "started"
     project.add_tasks({"victim": task_file("Victim", f"@1 sh touch {started}\n@1 sleep 300\nwrite src/v.txt v")})
     cluster = Cluster(project, write_config(project, redis_url, {"claude": 1}))
     try:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from swarm import attempts, keys, proc
+from swarm import attempts, keys
 from swarm.agents import registry
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.conftest import Project, make_settings, task_file, wait_for
+from tests.conftest import Project, make_settings, still_beating, task_file, wait_for
 
 
 def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
@@ -101,7 +101,7 @@ def test_no_change_is_an_attempt_that_fails(project: Project, rt: Runtime) -> No
 
 
 def test_two_workers_racing_for_one_task_one_lease_wins(project: Project, rt: Runtime, settings) -> None:  # type: ignore[no-untyped-def]
-    gate = project.root / "gate"
+    gate = project.signals / "gate"
     project.add_tasks({"race": task_file("Race", f"wait-file {gate} 20\nwrite src/alpha.txt alpha")})
     results: list[str] = []
     first = threading.Thread(target=lambda: results.append(pipeline(rt, "w1").run("race", "claude")))
@@ -115,8 +115,8 @@ def test_two_workers_racing_for_one_task_one_lease_wins(project: Project, rt: Ru
 
 
 def test_a_lease_lost_mid_attempt_cannot_land(project: Project, rt: Runtime) -> None:
-    gate = project.root / "gate"
-    started = project.root / "started"
+    gate = project.signals / "gate"
+    started = project.signals / "started"
     script = f"sh touch {started}\nwait-file {gate} 20\nwrite src/alpha.txt alpha"
     project.add_tasks({"late": task_file("Late", script)})
     result: list[str] = []
@@ -132,7 +132,7 @@ def test_a_lease_lost_mid_attempt_cannot_land(project: Project, rt: Runtime) -> 
 
 def test_two_attempts_of_one_task_racing_to_land_exactly_one_lands(project: Project, rt: Runtime, settings) -> None:  # type: ignore[no-untyped-def]
     """Two attempts both pass every check; the landed-ref create and main's CAS let only one in."""
-    gate = project.root / "gate"
+    gate = project.signals / "gate"
     project.add_tasks({"twice": task_file("Twice", f"write src/alpha.txt alpha\nwait-file {gate} 20")})
     results: list[str] = []
     first = threading.Thread(target=lambda: results.append(pipeline(rt, "w1").run("twice", "claude")))
@@ -159,8 +159,8 @@ def test_two_attempts_of_one_task_racing_to_land_exactly_one_lands(project: Proj
 def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_tested(
     project: Project, rt: Runtime
 ) -> None:
-    gate = project.root / "gate"
-    started = project.root / "started"
+    gate = project.signals / "gate"
+    started = project.signals / "started"
     project.add_tasks({"beta": task_file("Beta", f"sh touch {started}\nwait-file {gate} 20\nwrite src/beta.txt beta")})
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("beta", "claude")))
@@ -179,8 +179,8 @@ def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_te
 
 
 def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) -> None:
-    gate = project.root / "gate"
-    started = project.root / "started"
+    gate = project.signals / "gate"
+    started = project.signals / "started"
     project.add_tasks(
         {"clash": task_file("Clash", f"sh touch {started}\nwait-file {gate} 20\nwrite src/base.txt mine")}
     )
@@ -215,17 +215,18 @@ def test_the_prompt_holds_the_task_and_the_swarms_context(project: Project, rt: 
 
 
 def test_an_agent_that_hangs_is_killed_at_the_timeout(project: Project, redis_url: str) -> None:
-    marker = project.root / "child.pid"
-    project.add_tasks({"hang": task_file("Hang", f"sh sleep 300 & echo $! > {marker}; wait")})
-    rt = connect(make_settings(project, redis_url, agent_timeout=1.0))
+    beat = project.signals / "child.beat"
+    loop = f"sh (while true; do date +%s%N > {beat}; sleep 0.2; done) & wait"
+    project.add_tasks({"hang": task_file("Hang", loop)})
+    rt = connect(make_settings(project, redis_url, agent_timeout=2.0))
     assert pipeline(rt).run("hang", "claude") == "rejected"
     assert attempts.history(rt, "hang")[-1]["reason"] == "agent_timeout"
-    pid = int(marker.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert beat.exists(), "the agent's child never ran"
+    assert not still_beating(beat, 2.0), "a child of the timed-out agent lives on"
 
 
 def test_an_agent_cannot_push_from_its_worktree_nor_find_origin_there(project: Project, rt: Runtime) -> None:
-    out = project.root / "push.out"
+    out = project.signals / "push.out"
     script = f"write src/alpha.txt alpha\nsh (git push origin HEAD:main; git push; git remote -v) > {out} 2>&1"
     project.add_tasks({"pusher": task_file("Pusher", script)})
     before = project.main_log()
@@ -259,21 +260,17 @@ def test_swarm_toml_is_protected_even_when_it_does_not_list_itself(project: Proj
 def test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests(
     project: Project, rt: Runtime
 ) -> None:
-    """The escapee cheats once the fast oracle has run (runs.log holds the baseline and the fast run), if it still
-    lives: it must be dead by then, and nothing it could write reaches the commit that lands."""
-    pid_file = project.root / "escapee.pid"
-    oracle_ran = f'[ "$(cat {project.workdir}/cache/*/runs.log 2>/dev/null | wc -l)" -ge 2 ]'
-    cheat = f"echo $$ > {pid_file}; until {oracle_ran}; do sleep 0.05; done; echo CHEATED > src/base.txt; sleep 60"
-    script = f"sh setsid bash -c '{cheat}' &\nwait-file {pid_file} 30\nwrite src/alpha.txt alpha"
-    project.add_tasks({"sneaky": task_file("Sneaky", script)})
+    beat = project.signals / "escapee.beat"
+    escape = (f"sh setsid env -i /bin/bash -c 'sleep 1; echo CHEATED > src/base.txt; "
+              f"while true; do date +%s%N > {beat}; sleep 0.2; done' &")  # fmt: skip
+    project.add_tasks({"sneaky": task_file("Sneaky", f"{escape}\nwrite src/alpha.txt alpha")})
     assert pipeline(rt).run("sneaky", "claude") == "landed"
     assert project.show("src/base.txt") == "base"
-    pid = int(pid_file.read_text())
-    assert not proc.alive(pid), "the escaped process outlived the agent's run"
+    assert not still_beating(beat, 2.0), "a process that left the agent's group and environment lives on"
 
 
 def test_hooks_an_agent_plants_in_the_shared_git_config_never_run(project: Project, rt: Runtime) -> None:
-    hooks, fired = project.root / "evil-hooks", project.root / "hook-fired"
+    hooks, fired = project.signals / "evil-hooks", project.signals / "hook-fired"
     hooks.mkdir()
     for hook in ("post-checkout", "pre-commit", "reference-transaction", "pre-push"):
         (hooks / hook).write_text(f"#!/bin/sh\ntouch {fired}\necho CHEATED > src/base.txt 2>/dev/null\nexit 0\n")
@@ -286,7 +283,7 @@ def test_hooks_an_agent_plants_in_the_shared_git_config_never_run(project: Proje
 
 
 def test_an_agent_cannot_find_origin_from_its_worktree_and_has_its_own_home(project: Project, rt: Runtime) -> None:
-    seen = project.root / "seen.txt"
+    seen = project.signals / "seen.txt"
     look = (f"sh (cat $(git rev-parse --git-common-dir)/FETCH_HEAD; git config -l; git remote -v; env; "
             f"ls -a $(git rev-parse --git-common-dir)) > {seen} 2>&1")  # fmt: skip
     project.add_tasks({"curious": task_file("Curious", f"write src/alpha.txt alpha\n{look}")})
@@ -314,7 +311,7 @@ def test_a_message_dropped_before_its_lease_leaves_the_task_free_for_dispatch(pr
 def test_a_path_main_started_protecting_during_the_attempt_is_protected_at_landing(
     project: Project, rt: Runtime
 ) -> None:
-    gate, started = project.root / "gate", project.root / "started"
+    gate, started = project.signals / "gate", project.signals / "started"
     script = f"sh touch {started}\nwait-file {gate} 20\nwrite src/alpha.txt alpha\nwrite src/base.txt rewritten"
     project.add_tasks({"late": task_file("Late", script)})
     result: list[str] = []

@@ -50,7 +50,7 @@ def test_a_task_reaped_from_a_dead_worker_goes_to_a_vendor_with_a_live_slot(
     project: Project, cluster: Cluster, redis_url: str, r: redis.Redis
 ) -> None:
     settings = make_settings(project, redis_url, vendors={"claude": vendor_table(), "codex": vendor_table()})
-    started = project.root / "started"
+    started = project.signals / "started"
     script = f"@1 sh touch {started}\n@1 sleep 300\nwrite src/v.txt v"
     project.add_tasks({"victim": task_file("Victim", script)})
     doomed = cluster.worker("doomed", "codex")
@@ -76,7 +76,7 @@ def test_a_worker_shutting_down_pauses_its_slots_and_withdraws_them_on_exit(
     project: Project, cluster: Cluster, redis_url: str, r: redis.Redis
 ) -> None:
     settings = make_settings(project, redis_url, vendors={"claude": vendor_table(), "codex": vendor_table()})
-    started, gate = project.root / "started", project.root / "gate"
+    started, gate = project.signals / "started", project.signals / "gate"
     project.add_tasks({"slow": task_file("Slow", f"@1 sh touch {started}\n@1 wait-file {gate} 120\nwrite src/s.txt s")})
     worker = cluster.worker("w1", "claude")
     cluster.wait_for_workers(["w1"])

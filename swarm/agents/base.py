@@ -10,6 +10,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
+from swarm.sandbox import Sandbox
+
 Outcome = Literal["ok", "no_change", "rate_limited", "auth_error", "vendor_error", "timeout", "crashed", "failed"]
 """How a run ended, coarsely; `AgentResult.fault` and `.reason` say whose fault it was and exactly why."""
 Fault = Literal["task", "vendor", "unknown"]
@@ -38,6 +40,8 @@ class AgentRun:
     """Set by the heartbeat when the lease is lost: the adapter must stop the agent at once."""
     on_start: Callable[[int], None] | None = None
     """The adapter calls it with the agent's process group id, so a lost attempt's agent can be found and killed."""
+    sandbox: Sandbox | None = None
+    """Where the agent runs (swarm.sandbox); None only when the deployment opted out of sandboxing."""
 
 
 @dataclass

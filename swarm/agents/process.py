@@ -64,6 +64,8 @@ def launch(
     watcher = _Watcher(run, watch or Watch())
     thread = threading.Thread(target=watcher.loop, name=f"watch-{run.task_id}", daemon=True)
     thread.start()
+    if run.sandbox is not None:  # the one place every agent's process is put in its sandbox
+        argv = run.sandbox.with_programs(argv).wrap(argv, cwd or run.worktree)
     try:
         ended = proc.run(
             list(argv),

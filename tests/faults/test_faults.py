@@ -34,7 +34,7 @@ def start(f: Fault, workers: tuple[tuple[str, str], ...] = (("w1", "claude"), ("
 
 
 def test_worker_main_process_sigkilled_mid_attempt(fault: Fault) -> None:
-    started = fault.project.root / "started"
+    started = fault.project.signals / "started"
     script = f"@1 sh touch {started}\n@1 sleep 120\nwrite src/v.txt v"
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", script, priority=9, vendor="claude")})
     start(fault)
@@ -48,7 +48,7 @@ def test_worker_main_process_sigkilled_mid_attempt(fault: Fault) -> None:
 
 
 def test_worker_pool_child_sigkilled_mid_attempt(fault: Fault) -> None:
-    started = fault.project.root / "started"
+    started = fault.project.signals / "started"
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", f"@1 sh touch {started}\n@1 sleep 120\n"
                                                           "write src/v.txt v", priority=9)})  # fmt: skip
     start(fault)
@@ -61,7 +61,7 @@ def test_worker_pool_child_sigkilled_mid_attempt(fault: Fault) -> None:
 
 
 def test_worker_sigstopped_past_its_lease_cannot_land_and_its_agent_is_killed(fault: Fault) -> None:
-    started, gate = fault.project.root / "started", fault.project.root / "gate"
+    started, gate = fault.project.signals / "started", fault.project.signals / "gate"
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", f"@1 sh touch {started}\n@1 wait-file {gate} 120\n"
                                                           "write src/v.txt v", priority=9)})  # fmt: skip
     start(fault)
@@ -79,7 +79,7 @@ def test_worker_sigstopped_past_its_lease_cannot_land_and_its_agent_is_killed(fa
 
 
 def test_redis_restarted_mid_run(fault: Fault) -> None:
-    started = fault.project.root / "started"
+    started = fault.project.signals / "started"
     fault.project.add_tasks(
         {**GOOD, "slow": task_file("Slow", f"@1 sh touch {started}\n@1 sleep 8\nwrite src/s.txt s")}
     )
@@ -93,7 +93,7 @@ def test_redis_restarted_mid_run(fault: Fault) -> None:
 
 
 def test_redis_wiped_mid_run_dispatch_rebuilds_from_git(fault: Fault) -> None:
-    started = fault.project.root / "started"
+    started = fault.project.signals / "started"
     fault.project.add_tasks({**GOOD, "slow": task_file("Slow", f"@1 sh touch {started}\n@1 sleep 6\nwrite src/s.txt s",
                                                        priority=9)})  # fmt: skip
     start(fault)
@@ -130,7 +130,7 @@ def test_two_swarms_on_one_origin_keep_main_linear_and_green(fault: Fault, proje
 
 
 def test_a_network_cut_between_a_worker_and_redis_longer_than_the_ttl(fault: Fault) -> None:
-    started = fault.project.root / "started"
+    started = fault.project.signals / "started"
     script = f"@1 sh touch {started}\n@1 sleep 20\nwrite src/v.txt v"
     fault.project.add_tasks({**GOOD, "victim": task_file("Victim", script, priority=9, vendor="codex")})
     proxy = Proxy(fault.redis.port)

@@ -41,7 +41,7 @@ def test_a_worker_stalled_after_its_full_oracle_cannot_land_once_its_lease_is_go
 ) -> None:
     """Only the lease check stands between a stalled, passing attempt and the push: main has not moved and the
     task has not landed, so the compare-and-swap and the landed ref would both let it through."""
-    stop_file, gate = project.root / "stop.pid", project.root / "gate"
+    stop_file, gate = project.root / "stop.pid", project.signals / "gate"
     toml = (project.clone / ".swarm.toml").read_text()
     toml = toml.replace('env = { ORACLE_RUNS = "{cache}/runs.log" }',
                         f'env = {{ ORACLE_RUNS = "{{cache}}/runs.log", STOP_AFTER_FULL = "{stop_file}" }}')  # fmt: skip
