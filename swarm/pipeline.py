@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from swarm import attempts, coalesce, controls, identity, keys, ledger, oracle, proc, prompt, quota, state
+from swarm import attempts, coalesce, controls, guard, identity, keys, ledger, oracle, proc, prompt, quota, state
 from swarm.agents.base import Agent, AgentRun
 from swarm.backlog import Task
 from swarm.environ import agent_home_env, child_env, toolchain_env
@@ -246,7 +246,11 @@ class Pipeline:
         """Changes to protected paths are put back as on main, or reject the attempt (per `.swarm.toml`)."""
         # .swarm.toml names the oracle and the protected paths: it is protected whether or not it lists itself.
         protected = [*repo.protected, REPO_SETTINGS_FILE]
-        touched = [p for p in self.rt.mirror.changed(main, candidate) if matches(p, protected)]
+        changes = [guard.Change(*c) for c in self.rt.mirror.raw_changes(main, candidate)]
+        refused = guard.problems(changes, protected, self.rt.mirror.paths(main), self.rt.mirror.blob)
+        if refused:
+            raise AttemptRejected("refused_structure", "; ".join(refused))
+        touched = [c.path for c in changes if matches(c.path, protected)]
         if not touched:
             return candidate
         att.record["protected_touched"] = touched

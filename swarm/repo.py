@@ -324,6 +324,24 @@ class Mirror:
     def changed(self, old: str, new: str) -> list[str]:
         return _run(self._g, "diff", "--name-only", "--no-renames", old, new).splitlines()
 
+    def raw_changes(self, old: str, new: str) -> list[tuple[str, str, str, str]]:
+        """(path, old mode, new mode, new blob) of every path that differs, modes included ("000000": absent)."""
+        out = _run(self._g, "diff-tree", "-r", "-z", "--no-renames", old, new)
+        fields = out.split("\0")
+        found = []
+        for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+            if not meta.startswith(":"):
+                continue
+            old_mode, new_mode, _, new_sha, _ = meta[1:].split()
+            found.append((path, old_mode, new_mode, new_sha))
+        return found
+
+    def blob(self, sha: str) -> bytes:
+        return bytes(self._g.get_object_data(sha)[3])
+
+    def paths(self, commit: str) -> set[str]:
+        return set(_nul(_run(self._g, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)))
+
     def restore(self, commit: str, base: str, paths: list[str]) -> str:
         """A commit like `commit` but with `paths` as they are in `base` (deleted where base lacks them)."""
         index = self.path / f"swarm-restore-{os.getpid()}.index"
