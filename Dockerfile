@@ -12,7 +12,7 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
  && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx \
  && node --version && npm --version
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-pip git sqlite3 ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-pip git sqlite3 ca-certificates bubblewrap \
  && rm -rf /var/lib/apt/lists/*
 RUN npm install -g @anthropic-ai/claude-code@2.1.197 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 \
  && npm cache clean --force

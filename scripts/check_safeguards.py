@@ -6,6 +6,7 @@ Usage: .venv/bin/python scripts/check_safeguards.py   (about three minutes; prin
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -51,7 +52,7 @@ SAFEGUARDS = [
     Safeguard(
         "protected-path check",
         "swarm/pipeline.py",
-        [('        touched = [p for p in self.rt.mirror.changed(main, candidate) if matches(p, protected)]\n',
+        [("        touched = [c.path for c in changes if matches(c.path, protected)]\n",
           "        touched: list[str] = []\n")],
         ["tests/test_pipeline.py -k protected"],
     ),
@@ -62,6 +63,40 @@ SAFEGUARDS = [
         ["tests/faults/test_safeguards.py::test_an_attempt_longer_than_the_lease_ttl_keeps_its_lease_and_lands",
          "tests/test_leases.py"],
     ),
+    Safeguard(
+        "agent sandbox",
+        "swarm/pipeline.py",
+        [("        if self.rt.settings.unsafe_no_sandbox:\n            return None\n",
+          "        if True:\n            return None\n")],
+        ["tests/test_pipeline.py::test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests"],
+    ),
+    Safeguard(
+        "structural refusal",
+        "swarm/guard.py",
+        [("    found = []\n", "    found: list[str] = []\n    return found\n")],
+        ["tests/test_guard.py -k link-to-etc"],
+    ),
+    Safeguard(
+        "skipped may not rise",
+        "swarm/oracle.py",
+        [("    if result.skipped > int(baseline.get(\"skipped\") or 0):\n", "    if False:\n"),
+         ("    if rose:\n", "    if False:\n")],
+        ["tests/test_oracle.py::test_judge_rejects_more_skipped_in_total_or_in_any_area"],
+    ),
+    Safeguard(
+        "jail around the artifact",
+        "swarm/judge.py",
+        [('        if self.sandboxed:\n            env["SWARM_JAIL"]',
+          '        if False:\n            env["SWARM_JAIL"]')],
+        ["tests/test_judge.py::test_an_engine_that_hands_the_work_to_sqlite3_gains_nothing"],
+    ),
+    Safeguard(
+        "harness from main",
+        "swarm/judge.py",
+        [("        repo.export(self.mirror, main, judge_dir, only=harness)\n",
+          "        repo.export(self.mirror, commit, judge_dir, only=harness)\n")],
+        ["tests/test_judge.py::test_a_rewritten_harness_is_not_the_judge"],
+    ),
 ]  # fmt: skip
 
 
@@ -69,7 +104,9 @@ def run(copy: Path, tests: list[str]) -> tuple[int, str]:
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=300"]
     for t in tests:
         argv += t.split()
-    out = subprocess.run(argv, cwd=copy, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+    # The toolchains the judge's tests build with (cargo) stay on PATH; nothing else of this shell leaks in.
+    path = os.pathsep.join([str(Path.home() / ".cargo" / "bin"), "/usr/bin", "/bin"])
+    out = subprocess.run(argv, cwd=copy, env={"PYTHONPATH": str(copy), "PATH": path, "HOME": str(Path.home())},
                          capture_output=True, text=True)  # fmt: skip
     return out.returncode, (out.stdout.strip().splitlines() or ["(no output)"])[-1]
 

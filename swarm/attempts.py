@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import shutil
 import socket
 import time
 from typing import Any
@@ -158,7 +159,7 @@ def _kill_agent(task_id: str, where: str) -> None:
 
 
 def sweep_host(rt: Runtime) -> dict[str, int]:
-    """Clean up after this host's dead worker processes: their agents and oracles, and their worktrees."""
+    """Clean up after this host's dead worker processes: their agents and oracles, worktrees and workspaces."""
     host = socket.gethostname()
     killed = proc.sweep_orphans(host, identity.swarm_id(rt.settings))
     removed = 0
@@ -169,6 +170,15 @@ def sweep_host(rt: Runtime) -> dict[str, int]:
         if match and not proc.alive(int(match.group(1))):
             rt.mirror.remove_worktree(path)
             removed += 1
+    spaces = rt.workdir / "workspaces"  # agents' standalone repositories (and the swarm's index beside each)
+    for path in sorted(spaces.iterdir()) if spaces.is_dir() else []:
+        match = dead.search(path.name.removeprefix(".").removesuffix(".swarm-index"))
+        if match and not proc.alive(int(match.group(1))):
+            if path.is_dir():
+                shutil.rmtree(path)
+                removed += 1
+            else:
+                path.unlink()
     if killed or removed:
         log.warning("swept %d process(es) and %d worktree(s) of dead workers on %s", len(killed), removed, host)
     return {"processes": len(killed), "worktrees": removed}

@@ -13,15 +13,20 @@ from __future__ import annotations
 import collections
 import logging
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm import oracle as oracle_mod
 from swarm.errors import SettingsError
-from swarm.repo import ADOPTED_REF, Mirror
+from swarm.judge import Judge
+from swarm.repo import ADOPTED_REF, Mirror, matches
 from swarm.settings import REPO_SETTINGS_FILE, parse_repo_settings
 
 log = logging.getLogger(__name__)
+
+TOOL_AGENTS = {"swarm-init"}
+"""Commits the swarm's own tools make outside a landing (`swarm init`, `--adopt`): the project's first commit."""
 
 # Paths a lock-file harness commits; lock files of package managers are ordinary project files.
 COORDINATION_PATH = re.compile(r"(^|/)(locks?|claims?|leases?)/|\.(claim|lease)$|(^|/)PROGRESS(\.md)?$", re.I)
@@ -50,7 +55,11 @@ class AuditReport:
 
 
 def audit(
-    mirror: Mirror, check_oracle: bool = False, last: int | None = None, workdir: Path | None = None
+    mirror: Mirror,
+    check_oracle: bool = False,
+    last: int | None = None,
+    workdir: Path | None = None,
+    sandboxed: bool = True,
 ) -> AuditReport:
     """Audit origin's main as of a fresh fetch."""
     main = mirror.fetch()
@@ -58,9 +67,18 @@ def audit(
     commits = _commits(mirror, main, report)
     report.commits = len(commits)
     backlog = _backlog_folder(mirror, main)
+    protected = _protected(mirror, main)
+    landed = mirror.landed()
     tasks_on_main: dict[str, list[str]] = collections.defaultdict(list)
     for sha, task, agent, human in commits:
         touched = mirror.touched_by(sha)
+        tool = agent in TOOL_AGENTS
+        if task and agent and not tool and landed.get(task) != sha and not human:
+            why = f"carries Swarm-Task: {task} but no landing made it (refs/swarm/landed/{task} does not point here)"
+            report.problems.append(Problem(sha, why))
+        changed = [p for p in touched if matches(p, protected)]
+        if changed and not human and not tool:
+            report.problems.append(Problem(sha, f"changes protected path(s) {', '.join(changed[:5])}"))
         if task and agent:
             tasks_on_main[task].append(sha)
         elif not human and not _only_backlog(touched, backlog):
@@ -70,7 +88,6 @@ def audit(
         if coordination:
             report.problems.append(Problem(sha, f"coordination files committed: {', '.join(coordination)}"))
     on_main = {sha for sha, _, _, _ in commits}
-    landed = mirror.landed()
     report.landed = len(landed)
     for task, sha in sorted(landed.items()):
         if sha not in on_main:
@@ -81,7 +98,8 @@ def audit(
             dupes = ", ".join(s[:12] for s in tasks_on_main[task])
             report.problems.append(Problem(sha, f"task {task} landed more than once: {dupes}"))
     if check_oracle:
-        _oracle(mirror, main, [sha for sha, _, _, _ in commits][:last], report, workdir or mirror.path.parent)
+        commits_ = [sha for sha, _, _, _ in commits][:last]
+        _oracle(mirror, main, commits_, report, workdir or mirror.path.parent, sandboxed)
     return report
 
 
@@ -98,6 +116,15 @@ def _commits(mirror: Mirror, main: str, report: AuditReport) -> list[tuple[str, 
     return out
 
 
+def _protected(mirror: Mirror, main: str) -> list[str]:
+    """main's protected paths (with `.swarm.toml`): no landing ever changes them, only a person's commit does."""
+    raw = mirror.read(main, REPO_SETTINGS_FILE)
+    try:
+        return parse_repo_settings(raw.decode(), f"main:{REPO_SETTINGS_FILE}").harness() if raw else []
+    except SettingsError:
+        return [REPO_SETTINGS_FILE]
+
+
 def _backlog_folder(mirror: Mirror, main: str) -> str:
     raw = mirror.read(main, REPO_SETTINGS_FILE)
     try:
@@ -111,28 +138,23 @@ def _only_backlog(paths: list[str], backlog: str) -> bool:
     return bool(paths) and all(p.startswith(f"{backlog}/") and p.endswith(".md") for p in paths)
 
 
-def _oracle(mirror: Mirror, main: str, commits: list[str], report: AuditReport, workdir: Path) -> None:
+def _oracle(mirror: Mirror, main: str, commits: list[str], report: AuditReport, workdir: Path, sandboxed: bool) -> None:
     """Run the full oracle (as `.swarm.toml` on main defines it) on each commit, newest first."""
     raw = mirror.read(main, REPO_SETTINGS_FILE)
     if raw is None:
         raise SettingsError(f"{mirror.origin} main:{REPO_SETTINGS_FILE} is missing; --oracle needs its oracle command")
     repo = parse_repo_settings(raw.decode(), f"main:{REPO_SETTINGS_FILE}")
-    path = workdir / "audit-worktree"
-    worktree = mirror.add_worktree(path, main)
+    # The same judge as landings (sandboxed build, each commit's own harness), with a seed of this audit's own:
+    # counts agree between parent and child, whatever the swarm recorded.
+    judge = Judge(mirror, workdir / "audit-judge", seed=secrets.token_hex(16), sandboxed=sandboxed)
     results: dict[str, oracle_mod.OracleResult] = {}
-    try:
-        for sha in commits:
-            worktree.checkout(sha)
-            result = oracle_mod.run(
-                repo.oracle, "full", path, workdir / "audit-logs" / f"{sha[:12]}.log", workdir / "cache" / "audit",
-                agent_id="audit", timeout_cap=repo.oracle.timeout,
-            )  # fmt: skip
-            report.oracle_runs += 1
-            results[sha] = result
-            if not result.ok:
-                report.problems.append(Problem(sha, f"red: {result.reason} (log {result.log_path})"))
-    finally:
-        mirror.remove_worktree(path)
+    for sha in commits:
+        log_path = workdir / "audit-logs" / f"{sha[:12]}.log"
+        result = judge.run(repo, "full", sha, sha, log_path, agent_id="audit", timeout=repo.oracle.timeout)
+        report.oracle_runs += 1
+        results[sha] = result
+        if not result.ok:
+            report.problems.append(Problem(sha, f"red: {result.reason} (log {result.log_path})"))
     _drops(mirror, results, report)
 
 

@@ -309,7 +309,7 @@ def audit(ctx: click.Context, check_oracle: bool, last: int | None) -> None:
     settings.require("origin")
     path = settings.workdir.resolve() / "mirror.git"
     mirror = repo.Mirror(settings.origin or "", path, settings.branch, settings.git_timeout).ensure()
-    report = audit_mod.audit(mirror, check_oracle, last, settings.workdir.resolve())
+    report = audit_mod.audit(mirror, check_oracle, last, settings.workdir.resolve(), not settings.unsafe_no_sandbox)
     for problem in report.problems:
         console.print(f"[red]BROKEN[/] {escape(str(problem))}", highlight=False)
     console.print(f"{report.commits} commits on {settings.branch}, {report.landed} tasks landed, "

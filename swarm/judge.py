@@ -31,7 +31,7 @@ from swarm.environ import child_env, toolchain_env
 from swarm.oracle import OracleResult, Tier
 from swarm.repo import Mirror
 from swarm.sandbox import Sandbox, masked_libraries, toolchains
-from swarm.settings import OracleSettings
+from swarm.settings import OracleSettings, RepoSettings
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ class Judge:
 
     def run(
         self,
-        oracle: OracleSettings,
+        repo_settings: RepoSettings,
         tier: Tier,
         commit: str,
         main: str,
@@ -68,15 +68,26 @@ class Judge:
     ) -> OracleResult:
         """Judge `commit` with main's harness; a green run of main itself refreshes the slot's build cache."""
         run_dir = self.folder / "runs" / secrets.token_hex(6)
+        harness = repo_settings.harness()
         try:
-            return self._run(oracle, tier, commit, main, log_path, run_dir, agent_id, timeout, cancel)
+            verdict = self._run(repo_settings.oracle, harness, tier, commit, main, log_path, run_dir, agent_id,
+                                timeout, cancel)  # fmt: skip
         finally:
             if not self.keep_runs:
                 shutil.rmtree(run_dir, ignore_errors=True)
+        self._record(verdict, commit)
+        return verdict
+
+    def _record(self, verdict: OracleResult, commit: str) -> None:
+        """The judge's own log of its verdicts (tier, commit, green, passed), for people and tests to read."""
+        line = {"tier": verdict.tier, "commit": commit, "ok": verdict.ok, "passed": verdict.passed}
+        with open(self.folder / "verdicts.jsonl", "a") as fh:
+            fh.write(json.dumps(line) + "\n")
 
     def _run(
         self,
         oracle: OracleSettings,
+        harness: list[str],
         tier: Tier,
         commit: str,
         main: str,
@@ -89,15 +100,16 @@ class Judge:
         src, cache = run_dir / "src", run_dir / "cache"
         repo.export(self.mirror, commit, src, stable=main)
         self._seed_cache(cache)
-        harness = oracle.harness if oracle.harness is not None else []
         if oracle.build is None:  # legacy contract: one sandboxed command, harness put back from main
             _replace(self.mirror, main, src, harness)
             command = oracle.fast if tier == "fast" else oracle.full
-            result = self._sandboxed(command, oracle, run_dir, log_path, timeout, cancel, {"AGENT_ID": agent_id})
+            extra = {"AGENT_ID": agent_id, "SWARM_COMMIT": commit, "SWARM_ORACLE_TIER": tier}
+            result = self._sandboxed(command, oracle, run_dir, log_path, timeout, cancel, extra)
             summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), run_dir / "src")
             verdict = _verdict(tier, command, result, summary, log_path)
         else:
-            verdict = self._build_and_judge(oracle, tier, main, log_path, run_dir, agent_id, timeout, cancel)
+            verdict = self._build_and_judge(oracle, harness, tier, commit, main, log_path, run_dir, agent_id, timeout,
+                                            cancel)  # fmt: skip
         if verdict.ok and commit == main:
             self._promote(cache)
         return verdict
@@ -105,7 +117,9 @@ class Judge:
     def _build_and_judge(
         self,
         oracle: OracleSettings,
+        harness: list[str],
         tier: Tier,
+        commit: str,
         main: str,
         log_path: Path,
         run_dir: Path,
@@ -126,9 +140,9 @@ class Judge:
         if problem:
             return OracleResult(tier, False, reason=f"{tier} build: {problem}", log_path=str(log_path))
         judge_dir = run_dir / "judge"
-        repo.export(self.mirror, main, judge_dir, only=oracle.harness or [])
+        repo.export(self.mirror, main, judge_dir, only=harness)
         command = oracle.fast if tier == "fast" else oracle.full
-        env = self._harness_env(oracle, run_dir, artifacts, agent_id, tier)
+        env = {**self._harness_env(oracle, run_dir, artifacts, agent_id, tier), "SWARM_COMMIT": commit}
         result = proc.run(["bash", "-c", command], cwd=judge_dir, env=env, timeout=timeout, log_path=log_path,
                           cancel=cancel)  # fmt: skip
         summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), judge_dir)

@@ -1,6 +1,6 @@
 """One attempt of one task, end to end, given its collaborators (testable without Celery).
 
-lease -> worktree at main -> agent -> one commit with trailers -> protected paths -> fast oracle
+lease -> standalone workspace at main -> sandboxed agent -> one commit with trailers -> protected paths -> fast oracle
 -> under the merge lock: rebase onto main -> full oracle on that exact commit -> lease still ours?
 -> atomic push (main OLD->NEW + landed ref, or nothing) -> release, clean up, record.
 """
@@ -28,7 +28,7 @@ from swarm.environ import agent_home_env, child_env, toolchain_env
 from swarm.errors import AttemptRejected, SettingsError, SwarmError
 from swarm.judge import Judge
 from swarm.leases import Heartbeat, Lease
-from swarm.repo import LandResult, Worktree, index_of, matches
+from swarm.repo import LandResult, index_of, matches
 from swarm.runtime import Runtime
 from swarm.sandbox import Sandbox, toolchains
 from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, config_file
@@ -58,7 +58,6 @@ class Attempt:
     logs: int = 0
     run_id: str = field(default_factory=lambda: secrets.token_hex(8))
     """Marks every process of this attempt's agent run (SWARM_RUN), even those that leave its process group."""
-    worktrees: list[Path] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
     """The agent's workspaces (standalone repositories), removed when the attempt ends."""
 
@@ -141,9 +140,7 @@ class Pipeline:
         repo = self._repo_settings(main)
         snap = state.take(self.rt, fetch=False)
         task = self._task(snap, att.task_id, repo, main)
-        # Only the legacy one-command oracle runs in a worktree; the judge exports the trees it needs itself.
-        worktree = self._worktree(att, main) if repo.oracle.build is None else None
-        snap.oracle = self._baseline(att, repo, worktree, main) or snap.oracle  # the agent's baseline
+        snap.oracle = self._baseline(att, repo, main) or snap.oracle  # the agent's baseline
         workspace = self._workspace(att, main)
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
         candidate = self._protect(att, repo, main, candidate)
@@ -151,12 +148,12 @@ class Pipeline:
         # The oracle never runs in the agent's workspace: nothing the agent left there can change what is tested.
         self._drop_folder(workspace)
         self._emit(att, "fast_oracle", commit=candidate)
-        fast = self._oracle(att, repo, candidate, main, "fast", worktree)
+        fast = self._oracle(att, repo, candidate, main, "fast")
         att.record["fast"] = fast.counts()
         reason = oracle.judge(fast, None)
         if reason:
             raise AttemptRejected("oracle_red", reason)
-        return self._land(att, worktree, main, candidate)
+        return self._land(att, main, candidate)
 
     def _run_agent(
         self, att: Attempt, repo: RepoSettings, task: Task, snap: state.Snapshot, workspace: Path, main: str
@@ -262,17 +259,17 @@ class Pipeline:
             raise AttemptRejected("no_change", f"the only changes were to protected paths: {', '.join(touched)}")
         return restored
 
-    def _land(self, att: Attempt, worktree: Worktree | None, base: str, candidate: str) -> str:
+    def _land(self, att: Attempt, base: str, candidate: str) -> str:
         """Rebase, full oracle on the exact commit, lease check, atomic push; retried when main moved."""
         if self.rt.settings.train_window:
-            return self._ride(att, worktree, base, candidate)
+            return self._ride(att, base, candidate)
         for round_ in range(self.rt.settings.land_retries + 1):
             with self._merge_lock(att):
                 onto = self.rt.mirror.fetch()
                 if att.task_id in self.rt.mirror.landed():
                     raise AttemptRejected("already_landed", "another attempt landed this task first", counts=False)
                 repo = self._repo_settings(onto)
-                baseline = self._baseline(att, repo, worktree, onto)
+                baseline = self._baseline(att, repo, onto)
                 self._emit(att, "rebasing", onto=onto, round=round_)
                 rebased = self.rt.mirror.rebase(candidate, base, onto)
                 if rebased.commit is None:
@@ -283,7 +280,7 @@ class Pipeline:
                 landing = self._protect(att, repo, onto, rebased.commit)
                 self.rt.mirror.keep(landing, f"{att.keep_name}-rebased")
                 self._emit(att, "full_oracle", commit=landing)
-                full = self._oracle(att, repo, landing, onto, "full", worktree)
+                full = self._oracle(att, repo, landing, onto, "full")
                 att.record["full"] = full.counts()
                 reason = oracle.judge(full, baseline)
                 if reason:
@@ -300,7 +297,7 @@ class Pipeline:
         rounds = self.rt.settings.land_retries + 1
         raise AttemptRejected("main_moved", f"main moved under {rounds} landing rounds", counts=False)
 
-    def _ride(self, att: Attempt, worktree: Worktree | None, base: str, candidate: str) -> str:
+    def _ride(self, att: Attempt, base: str, candidate: str) -> str:
         """Land through the merge train: the full oracle runs on main + the candidates ahead, in parallel."""
         if att.task_id in self.rt.mirror.landed():
             raise AttemptRejected("already_landed", "another attempt landed this task first", counts=False)
@@ -318,13 +315,13 @@ class Pipeline:
         def test(commit: str) -> oracle.OracleResult:
             main = self.rt.mirror.main()  # main's harness judges, as in _land; the car may sit on others ahead
             self._emit(att, "full_oracle", commit=commit)
-            return self._oracle(att, self._repo_settings(main), commit, main, "full", worktree)
+            return self._oracle(att, self._repo_settings(main), commit, main, "full")
 
         hooks = Hooks(
             main=self.rt.mirror.fetch,
             build=build,
             test=test,
-            baseline=lambda main: self._baseline(att, self._repo_settings(main), worktree, main),
+            baseline=lambda main: self._baseline(att, self._repo_settings(main), main),
             alive=lambda: self._check_lease(att),
             land=lambda old, new: self.rt.mirror.land(old, new, att.task_id),
             emit=lambda state, **fields: self._emit(att, state, **fields),
@@ -397,16 +394,11 @@ class Pipeline:
         return self.rt.settings.vendors[vendor].timeout or self.rt.settings.agent_timeout
 
     def _oracle(
-        self, att: Attempt, repo: RepoSettings, commit: str, main: str, tier: oracle.Tier, worktree: Worktree | None
+        self, att: Attempt, repo: RepoSettings, commit: str, main: str, tier: oracle.Tier
     ) -> oracle.OracleResult:
-        """The verdict on `commit`. With a `build` in `.swarm.toml`, the judge's: built in a sandbox, judged by
-        main's harness (swarm.judge). Without one (the legacy contract), the tier command in a worktree at commit."""
-        if repo.oracle.build is None:
-            if worktree is None:
-                raise AttemptRejected("repo_settings", "main's .swarm.toml changed its oracle contract mid-attempt")
-            return self._legacy_oracle(att, repo, commit, tier, worktree)
+        """The judge's verdict on `commit`: its code built and tested in a sandbox, main's harness the judge."""
         result = self._judge(att.vendor).run(
-            repo.oracle,
+            repo,
             tier,
             commit,
             main,
@@ -414,24 +406,6 @@ class Pipeline:
             agent_id=f"{att.vendor}-{self.slot}",
             timeout=min(repo.oracle.timeout, self.rt.settings.oracle_timeout),
             cancel=att.cancel,
-        )
-        self._check_lease(att)
-        return result
-
-    def _legacy_oracle(
-        self, att: Attempt, repo: RepoSettings, commit: str, tier: oracle.Tier, worktree: Worktree
-    ) -> oracle.OracleResult:
-        worktree.checkout(commit)
-        result = oracle.run(
-            repo.oracle,
-            tier,
-            worktree.path,
-            log_path=att.next_log(f"oracle-{tier}"),
-            cache_dir=self.rt.workdir / "cache" / f"{att.vendor}-{self.slot}",
-            agent_id=f"{att.vendor}-{self.slot}",
-            timeout_cap=self.rt.settings.oracle_timeout,
-            cancel=att.cancel,
-            extra_env={"SWARM_WORKER": self.worker, **identity.marker(self.rt.settings)},
         )
         self._check_lease(att)
         return result
@@ -445,15 +419,13 @@ class Pipeline:
             keep_runs=self.rt.settings.keep_worktrees,
         )
 
-    def _baseline(
-        self, att: Attempt, repo: RepoSettings, worktree: Worktree | None, main: str
-    ) -> dict[str, Any] | None:
+    def _baseline(self, att: Attempt, repo: RepoSettings, main: str) -> dict[str, Any] | None:
         """main's full-oracle counts: cached per commit; measured here once if no landing measured them."""
         cached = self.rt.redis.get(keys.oracle(main))
         if cached:
             return dict(json.loads(cached))
         self._emit(att, "baseline_oracle", commit=main)
-        result = self._oracle(att, repo, main, main, "full", worktree)
+        result = self._oracle(att, repo, main, main, "full")
         if not result.ok:
             # Never cache a red or timed-out run: its counts would disable the no-drop check for this commit.
             # A red main lets a green candidate land (it repairs main); the next attempt measures main again.
@@ -529,11 +501,8 @@ class Pipeline:
                 self.rt.mirror.unkeep(name)
             except SwarmError as exc:
                 log.warning("could not drop %s: %s", name, exc)
-        if not self.rt.settings.keep_worktrees:
-            for path in att.worktrees:
-                self._drop_worktree(path)
-            for path in att.folders:
-                self._drop_folder(path)
+        for path in att.folders:
+            self._drop_folder(path)
 
     def _workspace(self, att: Attempt, commit: str) -> Path:
         """The agent's standalone repository at `commit` (no worktree of the mirror: its git dir is the agent's)."""
@@ -547,19 +516,6 @@ class Pipeline:
             return
         shutil.rmtree(path, ignore_errors=True)
         index_of(path).unlink(missing_ok=True)
-
-    def _worktree(self, att: Attempt, commit: str) -> Worktree:
-        """A new worktree of this attempt at `commit`, at a path no earlier run has used."""
-        path = self.rt.workdir / "worktrees" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
-        att.worktrees.append(path)
-        return self.rt.mirror.add_worktree(path, commit)
-
-    def _drop_worktree(self, path: Path) -> None:
-        try:
-            self.rt.mirror.remove_worktree(path)
-        except SwarmError as exc:
-            log.warning("could not remove worktree %s: %s", path, exc)
-            shutil.rmtree(path, ignore_errors=True)
 
     def _emit(self, att: Attempt, state_name: str, **fields: Any) -> None:
         self.rt.events.emit(

@@ -355,6 +355,13 @@ class RepoSettings(BaseModel):
     """What to do with an attempt that changed a protected path: put main's version back, or reject it."""
     oracle: OracleSettings
 
+    def harness(self) -> list[str]:
+        """Globs of the judge's files, taken from main for every verdict: `oracle.harness`, else the protected
+        paths (with `.swarm.toml`, which names the oracle)."""
+        if self.oracle.harness is not None:
+            return list(self.oracle.harness)
+        return [*self.protected, REPO_SETTINGS_FILE]
+
     @field_validator("backlog", "prompt", "coalesce_prompt")
     @classmethod
     def _relative(cls, value: str | None) -> str | None:

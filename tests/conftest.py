@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -175,7 +176,7 @@ class Project:
     def commit_all(self, message: str) -> None:
         self.git("add", "-A", cwd=self.clone)
         env = {**os.environ, **GIT_IDENTITY}
-        body = f"{message}\n\nSwarm-Task: setup\nSwarm-Agent: test\n"
+        body = f"{message}\n\nSwarm-Human: test setup\n"
         subprocess.run(["git", "commit", "-qm", body], cwd=self.clone, check=True, env=env)
         self.git("push", "-q", "origin", "HEAD:main", cwd=self.clone)
 
@@ -198,10 +199,10 @@ class Project:
 
     def oracle_runs(self) -> list[tuple[str, str, str, int]]:
         runs = []
-        for log in self.workdir.glob("cache/*/runs.log"):
+        for log in self.workdir.glob("judge/*/verdicts.jsonl"):  # the judge's own record of what it judged
             for line in log.read_text().splitlines():
-                tier, sha, verdict, passed = line.split()
-                runs.append((tier, sha, verdict, int(passed)))
+                v = json.loads(line)
+                runs.append((v["tier"], v["commit"], "green" if v["ok"] else "red", int(v["passed"])))
         return runs
 
 

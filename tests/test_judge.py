@@ -76,7 +76,7 @@ def judge_of(project: Project, tmp: Path, sandboxed: bool = True) -> Judge:
 
 
 def run(judge: Judge, project: Project, commit: str, tmp: Path) -> oracle.OracleResult:
-    return judge.run(project.settings.oracle, "full", commit, project.main, tmp / f"{commit[:8]}.log",
+    return judge.run(project.settings, "full", commit, project.main, tmp / f"{commit[:8]}.log",
                      agent_id="t", timeout=500)  # fmt: skip
 
 

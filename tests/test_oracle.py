@@ -56,3 +56,16 @@ def test_judge_rejects_red_a_lower_total_and_a_lower_area() -> None:
     assert "b 4->3" in oracle.judge(traded, base), "a case traded for another in a different area"
     assert oracle.judge(oracle.OracleResult("full", False, 20, reason="red"), base) == "red"
     assert oracle.judge(ok, None) == "", "no green baseline: a green candidate may land"
+
+
+def test_judge_rejects_more_skipped_in_total_or_in_any_area() -> None:
+    """A failing test skipped or ignored instead of fixed weakens the suite: skipped may not rise."""
+    base = {"passed": 10, "skipped": 1, "areas": {"unit": {"passed": 4, "skipped": 1}, "sql": {"passed": 6}}}
+    same = oracle.OracleResult("full", True, 10, skipped=1, summary=base)
+    assert oracle.judge(same, base) == ""
+    ignored = {"areas": {"unit": {"passed": 4, "skipped": 2}, "sql": {"passed": 6}}}
+    assert "skipped count rose from 1 on main to 2" in oracle.judge(
+        oracle.OracleResult("full", True, 10, skipped=2, summary=ignored), base
+    )
+    moved = {"areas": {"unit": {"passed": 4, "skipped": 0}, "sql": {"passed": 6, "skipped": 1}}}
+    assert "sql 0->1" in oracle.judge(oracle.OracleResult("full", True, 10, skipped=1, summary=moved), base)

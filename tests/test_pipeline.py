@@ -42,7 +42,8 @@ def test_a_task_lands_as_one_commit_with_trailers_tested_by_the_full_oracle(proj
     assert ("full", head, "green", 2) in project.oracle_runs(), "the landed commit is the one the full oracle passed"
     assert json.loads(rt.redis.get(keys.oracle(head)))["passed"] == 2
     assert not rt.redis.exists(keys.lease("alpha")) and not rt.redis.hexists(keys.ACTIVE, "alpha")
-    assert not list((project.workdir / "worktrees").iterdir()), "the worktree is removed"
+    assert not list((project.workdir / "workspaces").iterdir()), "the agent's workspace is removed"
+    assert not list(project.workdir.glob("judge/*/runs/*")), "the judge's run folders are removed"
 
 
 def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempts(

@@ -18,4 +18,4 @@ def test_removing_any_one_safeguard_fails_the_suite() -> None:
                          text=True, timeout=900)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == 5 and all(line.startswith("caught") for line in lines), out.stdout
+    assert len(lines) == 10 and all(line.startswith("caught") for line in lines), out.stdout

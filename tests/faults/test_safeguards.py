@@ -26,7 +26,9 @@ from tests.test_pipeline import pipeline
 from pathlib import Path
 root = Path(sys.argv[1])
 project = Project(root, root / "origin.git", root / "work", root / "workdir")
-rt = connect(make_settings(project, sys.argv[2], lease_ttl=2.0))
+# Unsandboxed on purpose: the fault is injected by the oracle, which stops this very worker (STOP_AFTER_FULL);
+# a sandboxed oracle can neither see nor signal it.
+rt = connect(make_settings(project, sys.argv[2], lease_ttl=2.0, unsafe_no_sandbox=True))
 print(pipeline(rt, "stalled").run("task", "claude"), flush=True)
 """
 
