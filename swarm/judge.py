@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import shlex
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ class Judge:
                        (run_dir / "tmp", TMP)],
                 masked=masked_libraries(),
             )  # fmt: skip
-            argv = box.wrap(argv, Path(SRC))
+            argv = box.with_programs(_named_programs(command)).wrap(argv, Path(SRC))
             cwd = run_dir
         else:  # explicitly unsafe: same layout by real paths
             env.update(HOME=str(run_dir / "home"), TMPDIR=str(run_dir / "tmp"))
@@ -206,6 +207,14 @@ class Judge:
             green.rename(old)
         cache.rename(green)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _named_programs(command: str) -> list[str]:
+    """The absolute paths a shell command names (e.g. a venv's python): the sandbox must see them to run them."""
+    try:
+        return [word for word in shlex.split(command) if word.startswith("/")]
+    except ValueError:
+        return []
 
 
 def _replace(mirror: Mirror, main: str, src: Path, harness: list[str]) -> None:

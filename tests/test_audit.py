@@ -55,9 +55,11 @@ def test_a_commit_without_trailers_is_reported(project: Project, rt: Runtime, tm
 def test_a_red_commit_is_reported_by_the_oracle_check(project: Project, rt: Runtime, tmp_path: Path) -> None:
     landed_history(project, rt)
     sha = push_commit(project, "Break\n\nSwarm-Task: rogue\nSwarm-Agent: x", {"src/delta.txt": "BREAK"})
-    assert audit(mirror(project, tmp_path)).ok, "without --oracle the history looks fine"
+    without = audit(mirror(project, tmp_path)).problems
+    assert [(p.commit, "no landing made it" in p.reason) for p in without] == [(sha, True)], "forged trailers"
     report = audit(mirror(project, tmp_path), check_oracle=True, last=2, workdir=tmp_path / "audit")
-    assert [p.commit for p in report.problems] == [sha] and "red" in report.problems[0].reason
+    assert {p.commit for p in report.problems} == {sha}
+    assert any(p.reason.startswith("red") for p in report.problems)
     assert report.oracle_runs == 2
 
 
@@ -75,7 +77,8 @@ def test_a_coordination_commit_is_reported(project: Project, rt: Runtime, tmp_pa
     landed_history(project, rt)
     sha = push_commit(project, "claim gamma\n\nSwarm-Task: gamma\nSwarm-Agent: x", {"locks/gamma.lock": "agent-1"})
     report = audit(mirror(project, tmp_path))
-    assert [(p.commit, "coordination" in p.reason) for p in report.problems] == [(sha, True)]
+    assert {p.commit for p in report.problems} == {sha}
+    assert any("coordination files committed: locks/gamma.lock" in p.reason for p in report.problems)
 
 
 def test_a_commit_passing_fewer_cases_than_its_parent_is_reported(
@@ -84,8 +87,23 @@ def test_a_commit_passing_fewer_cases_than_its_parent_is_reported(
     landed_history(project, rt)
     sha = push_commit(project, "Drop\n\nSwarm-Task: dropper\nSwarm-Agent: x", {"src/beta.txt": "not beta"})
     report = audit(mirror(project, tmp_path), check_oracle=True, last=2, workdir=tmp_path / "audit")
-    assert [p.commit for p in report.problems] == [sha]
-    assert "dropped from 3" in report.problems[0].reason
+    assert {p.commit for p in report.problems} == {sha}
+    assert any("dropped from 3" in p.reason for p in report.problems)
+
+
+def test_a_commit_no_landing_made_and_a_change_to_a_protected_path_are_reported(
+    project: Project, rt: Runtime, tmp_path: Path
+) -> None:
+    """An agent that pushed to main itself, with trailers copied from a real landing, is still found out."""
+    landed_history(project, rt)
+    alpha = project.landed()["alpha"]
+    body = project.git("log", "-1", "--format=%B", alpha)
+    forged = push_commit(project, body, {"src/extra.txt": "x"})
+    harness = push_commit(project, "Ease the checks\n\nSwarm-Task: easy\nSwarm-Agent: x", {"oracle.py": "print(1)\n"})
+    reasons = {p.commit: p.reason for p in audit(mirror(project, tmp_path)).problems if "no landing" in p.reason}
+    assert set(reasons) == {forged, harness}
+    protected = [p for p in audit(mirror(project, tmp_path)).problems if "protected path" in p.reason]
+    assert [(p.commit, "oracle.py" in p.reason) for p in protected] == [(harness, True)]
 
 
 def adopted_project(tmp_path: Path) -> Project:
