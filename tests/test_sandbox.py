@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,3 +123,11 @@ def test_fails_closed_without_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> Non
         sandbox.require(unsafe_no_sandbox=True)  # the loud opt-out: a warning, no error
     finally:
         sandbox.check.cache_clear()
+
+
+def test_the_sandbox_benchmark_runs_and_prints_its_figures() -> None:
+    script = Path(__file__).resolve().parent.parent / "scripts" / "bench_sandbox.py"
+    out = subprocess.run([sys.executable, str(script), "--quick", "--runs", "1"], capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "sandboxed" in out.stdout and "overhead" in out.stdout
