@@ -37,6 +37,8 @@ from swarm.settings import OracleSettings, RepoSettings
 log = logging.getLogger(__name__)
 
 SRC, CACHE, HOME, TMP = "/sandbox/src", "/sandbox/cache", "/sandbox/home", "/sandbox/tmp"
+BUILT_FROM = ".swarm-built-from"
+"""Written by the judge into a kept cache (after the build is dead): the commit whose tree it is a build of."""
 
 
 @dataclass
@@ -99,8 +101,9 @@ class Judge:
         cancel: threading.Event | None,
     ) -> OracleResult:
         src, cache = run_dir / "src", run_dir / "cache"
-        repo.export(self.mirror, commit, src, stable=main)
-        self._seed_cache(cache)
+        # Files as in the commit the cache was built from keep a fixed time: cargo and the like rebuild the rest.
+        built_from = self._seed_cache(cache)
+        repo.export(self.mirror, commit, src, stable=built_from)
         if oracle.build is None:  # legacy contract: one sandboxed command, harness put back from main
             _replace(self.mirror, main, src, harness)
             command = oracle.fast if tier == "fast" else oracle.full
@@ -111,8 +114,8 @@ class Judge:
         else:
             verdict = self._build_and_judge(oracle, harness, tier, commit, main, log_path, run_dir, agent_id, timeout,
                                             cancel)  # fmt: skip
-        if verdict.ok and commit == main:
-            self._promote(cache)
+        if verdict.ok:
+            self._keep(cache, commit, promote=commit == main)
         return verdict
 
     def _build_and_judge(
@@ -193,20 +196,39 @@ class Judge:
             env["SWARM_JAIL"] = json.dumps(jail.prefix_for(artifacts))
         return env
 
-    def _seed_cache(self, cache: Path) -> None:
+    def landed(self, commit: str) -> None:
+        """`commit` is main now: if this slot's last green build was of it, that build seeds the next runs."""
+        pending = self.folder / "pending-cache"
+        if _built_from(pending) == commit:
+            self._replace_cache(pending, self.folder / "green-cache")
+
+    def _seed_cache(self, cache: Path) -> str | None:
+        """A copy of the slot's green cache (never shared: a run may write anything in it); the commit it was of."""
         green = self.folder / "green-cache"
-        if green.is_dir():
+        if green.is_dir() and _built_from(green):
             proc.run(["cp", "-a", "--reflink=auto", str(green), str(cache)], cwd=self.folder, env=child_env(),
                      timeout=600, log_path=self.folder / "cache-copy.log")  # fmt: skip
         cache.mkdir(parents=True, exist_ok=True)
+        (cache / BUILT_FROM).unlink(missing_ok=True)  # the run's own build may not claim where it came from
+        return _built_from(green)
 
-    def _promote(self, cache: Path) -> None:
-        """The build cache of a green run of main's exact tree becomes the slot's next starting point."""
-        green, old = self.folder / "green-cache", self.folder / f"green-cache.old-{secrets.token_hex(3)}"
-        if green.exists():
-            green.rename(old)
-        cache.rename(green)
+    def _keep(self, cache: Path, commit: str, promote: bool) -> None:
+        """A green run's cache becomes the slot's next starting point once its tree is main's: at once for a run of
+        main itself, after the landing (see `landed`) for a candidate's; a build that never lands seeds nothing."""
+        (cache / BUILT_FROM).write_text(commit)
+        self._replace_cache(cache, self.folder / ("green-cache" if promote else "pending-cache"))
+
+    def _replace_cache(self, new: Path, dest: Path) -> None:
+        old = self.folder / f"{dest.name}.old-{secrets.token_hex(3)}"
+        if dest.exists():
+            dest.rename(old)
+        new.rename(dest)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _built_from(cache: Path) -> str | None:
+    marker = cache / BUILT_FROM
+    return marker.read_text().strip() if marker.is_file() else None
 
 
 def _named_programs(command: str) -> list[str]:

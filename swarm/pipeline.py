@@ -461,6 +461,7 @@ class Pipeline:
             raise AttemptRejected("lease_lost", "the task's lease expired or was taken over; this attempt stops")
 
     def _landed(self, att: Attempt, commit: str, full: oracle.OracleResult) -> None:
+        self._judge(att.vendor).landed(commit)  # this slot's build of the landed tree seeds its next builds
         counts = {**full.counts(), "areas": full.summary.get("areas"), "ok": True, "commit": commit}
         landing = {
             "task": att.task_id,

@@ -133,3 +133,24 @@ def test_a_build_cannot_write_outside_its_tree(project: Project, tmp_path: Path)
     result = run(judge_of(project, tmp_path), project, cand, tmp_path)
     assert result.ok, result.reason
     assert not target.exists()
+
+
+def test_a_cache_never_serves_a_stale_build(project: Project, baseline: oracle.OracleResult, tmp_path: Path) -> None:
+    """The slot's green cache is a build of main as it was; a newer main changed the engine since. Files as in the
+    current main but not as in the cached build must be rebuilt, or the verdict would be of stale code."""
+    assert run(judge_of(project, tmp_path), project, project.main, tmp_path).ok  # green cache: a build of main
+    newer = project.candidate({"crates/engine/src/main.rs": DELEGATING_ENGINE})  # plays a newer main
+    free = Judge(project.mirror, tmp_path / "judge", seed="test-seed", sandboxed=False)
+    verdict = free.run(project.settings, "full", newer, newer, tmp_path / "newer.log", agent_id="t", timeout=500)
+    assert verdict.passed > baseline.passed + 100, "the engine changed since the cached build was not rebuilt"
+
+
+def test_only_a_landed_candidates_build_seeds_the_next(project: Project, tmp_path: Path) -> None:
+    judge = judge_of(project, tmp_path)
+    assert run(judge, project, project.main, tmp_path).ok
+    cand = project.candidate({"crates/parser/src/extra.rs": "// more\n"})
+    assert run(judge, project, cand, tmp_path).ok
+    built_from = tmp_path / "judge" / "green-cache" / ".swarm-built-from"
+    assert built_from.read_text() == project.main, "a candidate's build seeded others before it landed"
+    judge.landed(cand)
+    assert built_from.read_text() == cand
