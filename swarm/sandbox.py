@@ -12,11 +12,12 @@ import functools
 import logging
 import os
 import shutil
-import subprocess
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from swarm import proc
 from swarm.errors import SandboxUnavailable
 
 log = logging.getLogger(__name__)
@@ -143,16 +144,15 @@ def check() -> str:
     """Why no sandbox can be made here ("" when it can): bubblewrap missing, or namespaces refused."""
     if shutil.which(BWRAP) is None:
         return f"bubblewrap (`{BWRAP}`) is not installed: {INSTALL_HINT}"
-    probe = Sandbox().wrap(["true"], Path("/"))
-    try:
-        done = subprocess.run(probe, capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap could not start a sandbox: {exc}"
-    if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip().splitlines()
-        why = err[-1] if err else f"exit code {done.returncode}"
-        return f"bubblewrap cannot make a sandbox here ({why}): user namespaces may be disabled"
-    return ""
+    probe = [shutil.which(BWRAP) or BWRAP, *Sandbox().wrap(["true"], Path("/"))[1:]]
+    with tempfile.TemporaryDirectory(prefix="swarm-sandbox-check-") as tmp:
+        log_path = Path(tmp) / "probe.log"
+        done = proc.run(probe, cwd=Path(tmp), env={"PATH": "/usr/bin:/bin"}, timeout=30, log_path=log_path)
+        if done.ok:
+            return ""
+        err = proc.tail(log_path, 4096).strip().splitlines()
+    why = err[-1] if err else done.describe()
+    return f"bubblewrap cannot make a sandbox here ({why}): user namespaces may be disabled"
 
 
 def require(unsafe_no_sandbox: bool) -> None:
