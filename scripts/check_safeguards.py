@@ -51,7 +51,7 @@ SAFEGUARDS = [
     Safeguard(
         "protected-path check",
         "swarm/pipeline.py",
-        [('        touched = [p for p in self.rt.mirror.changed(main, candidate) if matches(p, protected)]\n',
+        [('        touched = [p for p in self.mirror.changed(main, candidate) if matches(p, protected)]\n',
           "        touched: list[str] = []\n")],
         ["tests/test_pipeline.py -k protected"],
     ),

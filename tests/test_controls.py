@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 
 import pytest
+import redis
 
-from swarm import dispatch, keys, proc
+from swarm import dispatch, proc
 from swarm.backlog import parse_task
 from swarm.runtime import Runtime, connect
 from tests.cluster import Cluster, write_config
@@ -27,7 +27,7 @@ def cli(project: Project, redis_url: str) -> Cluster:
 def rt(project: Project, redis_url: str) -> Runtime:
     settings = make_settings(project, redis_url)
     runtime = connect(settings)
-    announce_slots(runtime.redis, settings)  # live worker slots, as running workers announce them
+    announce_slots(redis.Redis.from_url(redis_url), settings)  # live worker slots, as running workers announce them
     return runtime
 
 
@@ -92,9 +92,8 @@ def test_cancel_stops_the_running_agent_without_using_its_budget_and_holds_the_t
     thread.join(60)
     assert outcome == ["rejected"]
     wait_for(lambda: not proc.marked("SWARM_TASK_ID=slow"), 10, "the agent to be gone")
-    last = json.loads(rt.redis.lindex(keys.history("slow"), -1))
-    assert last["reason"] == "cancelled"
-    assert int(rt.redis.get(keys.attempts("slow")) or 0) == 0, "a cancelled attempt does not use up the budget"
+    assert rt.book.history("slow")[-1].reason == "cancelled"
+    assert rt.book.budget("slow").used == 0, "a cancelled attempt does not use up the budget"
     row = next(t for t in cli.status()["tasks"] if t["id"] == "slow")
     assert row["state"] == "failed" and row["failure"]["reason"] == "cancelled"
     assert run(rt, "slow", "claude") == "done", "a held task starts no attempt"
@@ -151,7 +150,7 @@ def test_logs_print_and_follow_an_attempt_and_events_follow_the_stream(
                               env=cli.env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
     follows_now(rt, events)
     thread, outcome = start_attempt(rt, "alpha")
-    wait_for(lambda: rt.redis.hexists(keys.ACTIVE, "alpha"), 60, "the attempt to start")
+    wait_for(lambda: rt.book.entry("alpha") is not None, 60, "the attempt to start")
     follow = subprocess.Popen([sys.executable, "-m", "swarm", "logs", "alpha", "-f"], cwd=project.root,
                               env=cli.env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
