@@ -11,7 +11,7 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
   attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
                 its children) and git processes (counted by a `git` shim on PATH) per attempt;
   attempt-git   the git side of one attempt on 200 and 20,000 files: today's worktrees against per-slot folders kept
-                in step with a commit (repo.workspace/collect/export);
+                in step with a commit (Mirror.workspace/collect/sync);
   pickup        a chain of dependent tasks: from one landing to the next task's agent starting.
 
 Never asserts timings. Usage: .venv/bin/python scripts/bench.py [--quick] [--only SECTION ...] [--slots 1,2,4]
@@ -431,7 +431,7 @@ def landing(args: argparse.Namespace, base: Path) -> None:
 
 
 def attempt_git(args: argparse.Namespace, base: Path) -> None:
-    """The git side of one attempt, today's worktrees against the folders kept in step (repo.export/workspace)."""
+    """The git side of one attempt, today's worktrees against the folders kept in step (Mirror.sync/workspace)."""
     print("== attempt git work: one trivial change; per attempt after one warm-up, git counted by repo.py's door")
     rows: dict[str, dict[int, tuple[float, float, float]]] = {"worktrees": {}, "folders": {}}
     for files in args.files:
@@ -442,7 +442,7 @@ def attempt_git(args: argparse.Namespace, base: Path) -> None:
         main = mirror.fetch()
         for flow in rows:
             step = _worktree_flow if flow == "worktrees" else _folder_flow
-            step(mirror, main, root / flow, 0)  # warm-up: the first export of a slot writes every file
+            step(mirror, main, root / flow, 0)  # warm-up: the first sync of a slot writes every file
             cpu, calls, start = cpu_seconds(), repo.git_calls(), time.perf_counter()
             for i in range(1, args.git_rounds + 1):
                 step(mirror, main, root / flow, i)
@@ -477,13 +477,13 @@ def _worktree_flow(mirror: repo.Mirror, main: str, root: Path, i: int) -> None:
 
 
 def _folder_flow(mirror: repo.Mirror, main: str, root: Path, i: int) -> None:
-    """Per-slot folders moved to each commit: the agent's standalone workspace, collect, the oracle's export."""
+    """Per-slot folders moved to each commit: the agent's standalone workspace, collect, the oracle folder synced."""
     mirror.workspace(main, root / "workspace")
     (root / "workspace" / "src" / "change.txt").write_text(f"{i}\n")
     candidate = mirror.collect(root / "workspace", main, f"change {i}\n", author="bench")
     assert candidate is not None
-    mirror.export(candidate, root / "oracle")  # fast tier
-    mirror.export(candidate, root / "oracle")  # full tier on the landing commit (here the same)
+    mirror.sync(candidate, root / "oracle")  # fast tier
+    mirror.sync(candidate, root / "oracle")  # full tier on the landing commit (here the same)
 
 
 # --- pickup latency ---

@@ -143,7 +143,7 @@ def test_a_tree_the_full_oracle_passed_is_not_judged_again(
     def test(commit: str) -> oracle.OracleResult:
         runs.append(commit)
         folder = tmp_path / "tree"
-        rt.mirror.export(commit, folder)
+        rt.mirror.sync(commit, folder)
         return oracle.run(settings.oracle, "full", folder, tmp_path / f"run{len(runs)}.log", tmp_path / "c", "t", 60)
 
     hooks = train.Hooks(
