@@ -259,7 +259,7 @@ class SwarmDriver:
             time.sleep(0.01)
 
     def slot(self, i: int, rt: Runtime) -> None:
-        pipe = Pipeline(rt, self.agent, f"bench-{i}", f"slot{i}")
+        pipe = Pipeline.on(rt, self.agent, f"bench-{i}", f"slot{i}")
         while not self.stop.is_set():
             try:
                 task, vendor = self.q.get(timeout=0.05)
@@ -277,8 +277,10 @@ class SwarmDriver:
     def run_until(self, landed: int) -> float:
         # Runtimes are made one after the other: connect() probes the workdir with a per-process file name.
         runtimes = [connect(self.settings) for _ in range(self.slots + 1)]
+        client = redis.Redis.from_url(self.settings.redis_url or "")
         for i in range(self.slots):  # live slots, as a running worker announces them: dispatch fills only these
-            announce(runtimes[-1].redis, "a", f"slot{i}", RUN_TIMEOUT)
+            announce(client, "a", f"slot{i}", RUN_TIMEOUT)
+        client.close()
         threads = [threading.Thread(target=self.slot, args=(i, runtimes[i]), daemon=True) for i in range(self.slots)]
         threads.append(threading.Thread(target=self.beat, args=(runtimes[-1],), daemon=True))
         start = time.monotonic()
