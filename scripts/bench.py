@@ -308,6 +308,7 @@ def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window:
         vendors={"a": {"adapter": "command", "command": ["bash", "-c", agent], "concurrency": slots}},
         lease_ttl=30.0,
         train_window=train_window,
+        git_timeout=RUN_TIMEOUT,  # a worktree of 20,000 files on a loaded machine takes minutes
         land_retries=20,
         dispatch_interval=BEAT_SECONDS,
     )  # type: ignore[arg-type]
@@ -440,7 +441,7 @@ def attempt_git(args: argparse.Namespace, base: Path) -> None:
         root = fresh(base, f"git-{files}")
         make_template(root / "template", [], Times("none", 0, 0, 0), files)
         repo.init_project(root / "template", root / "origin.git", root / "seed")
-        mirror = repo.Mirror(str(root / "origin.git"), root / "mirror.git").ensure()
+        mirror = repo.Mirror(str(root / "origin.git"), root / "mirror.git", git_timeout=RUN_TIMEOUT).ensure()
         main = mirror.fetch()
         for flow in rows:
             step = _worktree_flow if flow == "worktrees" else _folder_flow
