@@ -64,10 +64,12 @@ def launch(
     watcher = _Watcher(run, watch or Watch())
     thread = threading.Thread(target=watcher.loop, name=f"watch-{run.task_id}", daemon=True)
     thread.start()
+    cwd = cwd or run.worktree
+    command = list(argv)  # final here: a sandbox wraps it on this line, e.g. run.sandbox.wrap(command, cwd)
     try:
         ended = proc.run(
-            list(argv),
-            cwd=cwd or run.worktree,
+            command,
+            cwd=cwd,
             env=env,
             timeout=run.timeout,
             log_path=run.log_path,
