@@ -18,6 +18,7 @@ from rich.markup import escape
 from swarm import dispatch as dispatch_mod
 from swarm import ledger, reaper, repo, state, templates, views, watch
 from swarm.commands import register as register_commands
+from swarm.controls import require_task
 from swarm.errors import SwarmError
 from swarm.redact import redact, redact_logging
 from swarm.runtime import Runtime, connect
@@ -200,6 +201,8 @@ def history(ctx: click.Context, task_id: str, as_json: bool) -> None:
     rt = _runtime(ctx)
     ledger.ensure_loaded(rt)  # after a Redis wipe, the history comes back from origin first
     records = [r.to_dict() for r in rt.book.history(task_id)]
+    if not records:
+        require_task(rt, task_id)  # an unknown task id is an error, not an empty history
     if as_json:
         click.echo(json.dumps(records, indent=2, default=str))
         return

@@ -97,7 +97,7 @@ def _check_new(rt: Runtime, snap: state.Snapshot, new: NewTask) -> None:
 
 def cancel(rt: Runtime, task_id: str, wait: float = 60.0) -> dict[str, Any]:
     """Stop the task's running attempt (not counted against its budget) and hold the task until `swarm retry`."""
-    snap = _known(rt, task_id)
+    snap = require_task(rt, task_id)
     if task_id in snap.landed:
         raise SwarmError(f"task {task_id} has already landed; there is nothing to cancel")
     held = {
@@ -158,7 +158,7 @@ def _vendors(rt: Runtime, vendor: str | None) -> list[str]:
 
 def log_dir(rt: Runtime, task_id: str) -> Path:
     """The log folder of the task's running attempt, or of its last one."""
-    _known(rt, task_id)
+    require_task(rt, task_id)
     entry = rt.book.entry(task_id)
     if entry is not None:
         return Path(entry["log_dir"])
@@ -198,7 +198,7 @@ def format_event(entry: dict[str, str]) -> str:
     return f"{at} {entry.get('task', '?'):<20} {entry.get('state', '?'):<18} {extra} {detail[:100]}".rstrip()
 
 
-def _known(rt: Runtime, task_id: str) -> state.Snapshot:
+def require_task(rt: Runtime, task_id: str) -> state.Snapshot:
     snap = state.take(rt)
     if task_id not in snap.backlog.tasks and task_id not in snap.landed:
         raise UnknownTask(f"no task {task_id!r} in the backlog on main (see `swarm status`)")

@@ -117,6 +117,8 @@ class AttemptRecord:
     rebased: bool | None = None
     fast: Counts | None = None
     full: Counts | None = None
+    baseline: Counts | None = None
+    """main's full-oracle counts the attempt was measured against (its delta in `swarm history`)."""
     agent: dict[str, Any] | None = None
     protected_touched: list[str] = field(default_factory=list)
 
@@ -135,7 +137,7 @@ class AttemptRecord:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields; unset ones left out."""
         out = asdict(self)
-        for name in ("fast", "full"):
+        for name in ("fast", "full", "baseline"):
             value = getattr(self, name)
             out[name] = value.to_dict() if value is not None else None
         return {k: v for k, v in out.items() if v not in (None, [], "")}
@@ -143,7 +145,7 @@ class AttemptRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AttemptRecord:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for name in ("fast", "full"):
+        for name in ("fast", "full", "baseline"):
             if known.get(name) is not None:
                 known[name] = Counts.parse(known[name])
         if not isinstance(known.get("protected_touched"), list):

@@ -127,6 +127,7 @@ class Pipeline:
         task = self._task(snap, att.task_id, repo, main)
         workspace = self.spaces.worktree(att, main)
         snap.oracle = self._baseline(att, repo, workspace, main) or snap.oracle  # the agent's baseline
+        att.record.baseline = snap.oracle  # main's counts: `swarm history` shows the attempt's delta against them
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
         candidate = self._protect(att, repo, main, candidate)
         self.mirror.keep(candidate, att.keep_name)
@@ -209,6 +210,7 @@ class Pipeline:
             raise AttemptRejected(Reason.ALREADY_LANDED, "another attempt landed this task first")
         repo = self._repo_settings(onto)
         baseline = self._baseline(att, repo, worktree, onto)
+        att.record.baseline = baseline or att.record.baseline
         self._emit(att, "rebasing", onto=onto, round=round_)
         landing = self._rebase(att, candidate, base, onto, repo)
         self._gate(att, "full", landing, repo, onto, worktree, baseline)

@@ -64,7 +64,7 @@ def previous_attempt(history: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def oracle_tail(log_dir: str | None) -> str:
+def oracle_tail(log_dir: str | None, lines: int = TAIL_LINES) -> str:
     """The last lines of the attempt's latest oracle log, bounded; empty when there is none on this machine."""
     if not log_dir:
         return ""
@@ -76,7 +76,7 @@ def oracle_tail(log_dir: str | None) -> str:
     except OSError as exc:
         log.warning("could not read %s: %s", logs[-1], exc)
         return ""
-    tail = "\n".join(text.rstrip().splitlines()[-TAIL_LINES:])[-TAIL_CHARS:]
+    tail = "\n".join(text.rstrip().splitlines()[-lines:])[-TAIL_CHARS:]
     return tail.replace("```", "` ` `")  # the quoted output must not close the code block
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -13,8 +14,8 @@ from swarm import dispatch, proc
 from swarm.backlog import parse_task
 from swarm.runtime import Runtime, connect
 from tests.cluster import Cluster, write_config
-from tests.conftest import Project, announce_slots, make_settings, task_file, wait_for
-from tests.test_exporter import run
+from tests.conftest import Project, announce_slots, make_settings, task_file, vendor_table, wait_for
+from tests.test_exporter import claude_table, run, write_toml
 
 
 @pytest.fixture
@@ -177,3 +178,25 @@ def test_logs_print_and_follow_an_attempt_and_events_follow_the_stream(
     unknown = cli.swarm("logs", "nope", check=False)
     assert unknown.returncode == 2 and "no task 'nope'" in unknown.stderr
     assert cli.swarm("--version").stdout.strip() == "swarm, version 0.1.0"
+
+
+def test_history_shows_duration_cost_commit_oracle_delta_and_the_failing_tail(
+    project: Project, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-anthropic-0123456789")
+    cli = Cluster(project, write_toml(project, redis_url))
+    rt = connect(make_settings(project, redis_url, vendors={"claude": claude_table(), "codex": vendor_table()}))
+    project.add_tasks({"alpha": task_file("Alpha", "@1 write src/alpha.txt BREAK\n@2 write src/alpha.txt alpha\n"
+                                          "@2 stream success")})  # fmt: skip
+    assert run(rt, "alpha", "codex") == "rejected"
+    assert run(rt, "alpha", "claude") == "landed"
+    out = cli.swarm("history", "alpha").stdout
+    first, second = out.split("#2 ", 1)
+    assert "rejected oracle_red" in first and re.search(r"took \d+s", first)
+    assert "fast oracle: 1 passed, 2 failed (+0 vs main)" in first
+    assert '   | {"passed": 1, "failed": 2' in first, "the tail of the failing oracle output"
+    assert "landed" in second and re.search(r"took \d+s; \$0\.\d+ \d+/\d+ tok; full oracle: 2 passed, 1 failed "
+                                            r"\(\+1 vs main\); commit [0-9a-f]{12}", second), second  # fmt: skip
+    unknown = cli.swarm("history", "nope", check=False)
+    assert unknown.returncode == 2 and "no task 'nope'" in unknown.stderr
+    assert cli.swarm("history", "alpha", "--json").stdout.startswith("[")
