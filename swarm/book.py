@@ -49,6 +49,7 @@ local function finish()
   redis.call('LTRIM', KEYS[4], -tonumber(ARGV[8]), -1)
   if ARGV[2] == 'landed' then
     redis.call('HSET', KEYS[1], 'streak', 0)
+    redis.call('DEL', KEYS[3])
     redis.call('LPUSH', KEYS[6], ARGV[7])
     redis.call('LTRIM', KEYS[6], 0, 99)
     redis.call('HINCRBY', KEYS[5], 'landed', 1)
@@ -57,6 +58,7 @@ local function finish()
   redis.call('HINCRBY', KEYS[5], 'rejected:' .. ARGV[3], 1)
   if ARGV[4] == '1' then
     redis.call('HSET', KEYS[1], 'streak', 0)
+    redis.call('DEL', KEYS[3])
     local used = redis.call('HINCRBY', KEYS[1], 'used', 1)
     if used >= tonumber(ARGV[5]) then
       local failure = cjson.decode(ARGV[6])
