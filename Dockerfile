@@ -25,7 +25,8 @@ COPY examples ./examples
 RUN python3 -m venv /opt/swarm && pip install --no-cache-dir .
 RUN git config --system user.name swarm && git config --system user.email swarm@swarm.invalid
 # Workers run as a plain user: claude refuses its unattended permission mode as root (outside IS_SANDBOX=1).
-# Oracles get RUSTUP_HOME/CARGO_HOME (set by the Rust image); cargo may write its registry cache there.
+# Oracles get RUSTUP_HOME (set by the Rust image) to find the toolchain and keep a CARGO_HOME of their own;
+# agents are handed the image's CARGO_HOME, so it belongs to the plain user.
 RUN useradd --create-home --uid 1000 swarm \
  && mkdir -p /var/lib/swarm /var/lib/flower /srv \
  && chown -R swarm:swarm /var/lib/swarm /var/lib/flower /srv "$CARGO_HOME"

@@ -7,8 +7,11 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
                 commit + push; N processes, each its own clone of one bare origin) against the swarm (real Redis,
                 the in-process pipeline in N slots, dispatch after each attempt and on a 1 s beat), at each slot count,
                 with zero-time and realistic agent and oracle times;
+  landing       the merge lock against the speculative train (train_window), with a slow full oracle;
   attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
                 its children) and git processes (counted by a `git` shim on PATH) per attempt;
+  attempt-git   the git side of one attempt on 200 and 20,000 files: today's worktrees against per-slot folders kept
+                in step with a commit (Mirror.workspace/collect/sync);
   pickup        a chain of dependent tasks: from one landing to the next task's agent starting.
 
 Never asserts timings. Usage: .venv/bin/python scripts/bench.py [--quick] [--only SECTION ...] [--slots 1,2,4]
@@ -54,6 +57,7 @@ IDENTITY = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NA
 SUMMARY = '{"passed": 1, "failed": 0}'
 BEAT_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
+SECTIONS = ["coordination", "landing", "attempt-cost", "attempt-git", "pickup"]
 
 
 @dataclass(frozen=True)
@@ -255,7 +259,7 @@ class SwarmDriver:
             time.sleep(0.01)
 
     def slot(self, i: int, rt: Runtime) -> None:
-        pipe = Pipeline(rt, self.agent, f"bench-{i}", f"slot{i}")
+        pipe = Pipeline.on(rt, self.agent, f"bench-{i}", f"slot{i}")
         while not self.stop.is_set():
             try:
                 task, vendor = self.q.get(timeout=0.05)
@@ -273,8 +277,10 @@ class SwarmDriver:
     def run_until(self, landed: int) -> float:
         # Runtimes are made one after the other: connect() probes the workdir with a per-process file name.
         runtimes = [connect(self.settings) for _ in range(self.slots + 1)]
+        client = redis.Redis.from_url(self.settings.redis_url or "")
         for i in range(self.slots):  # live slots, as a running worker announces them: dispatch fills only these
-            announce(runtimes[-1].redis, "a", f"slot{i}", RUN_TIMEOUT)
+            announce(client, "a", f"slot{i}", RUN_TIMEOUT)
+        client.close()
         threads = [threading.Thread(target=self.slot, args=(i, runtimes[i]), daemon=True) for i in range(self.slots)]
         threads.append(threading.Thread(target=self.beat, args=(runtimes[-1],), daemon=True))
         start = time.monotonic()
@@ -293,7 +299,7 @@ class SwarmDriver:
                 t.join()
 
 
-def swarm_settings(root: Path, url: str, slots: int, times: Times) -> Settings:
+def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window: int = 0) -> Settings:
     agent = f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
     return Settings(
         redis_url=url,
@@ -301,23 +307,25 @@ def swarm_settings(root: Path, url: str, slots: int, times: Times) -> Settings:
         workdir=root / "wd",
         vendors={"a": {"adapter": "command", "command": ["bash", "-c", agent], "concurrency": slots}},
         lease_ttl=30.0,
+        train_window=train_window,
+        git_timeout=RUN_TIMEOUT,  # a worktree of 20,000 files on a loaded machine takes minutes
         land_retries=20,
         dispatch_interval=BEAT_SECONDS,
     )  # type: ignore[arg-type]
 
 
-def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, files: int = 0) -> Figures:
-    make_template(root / "template", tasks, times, files)
+def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, train_window: int = 0) -> Figures:
+    make_template(root / "template", tasks, times)
     repo.init_project(root / "template", root / "origin.git", root / "seed")
     with EmbeddedRedis(root / "redis") as server:
-        driver = SwarmDriver(swarm_settings(root, server.url, slots, times), slots)
+        driver = SwarmDriver(swarm_settings(root, server.url, slots, times, train_window), slots)
         wall = driver.run_until(len(tasks))
         r = redis.Redis.from_url(server.url)
         metrics = {k.decode(): int(v) for k, v in r.hgetall("swarm:metrics").items()}
         r.close()
     subjects = origin_commits(root / "origin.git")
     return Figures(
-        "swarm",
+        f"train({train_window})" if train_window else "swarm",
         slots,
         len(tasks),
         wall,
@@ -410,6 +418,77 @@ def attempt_cost(args: argparse.Namespace, base: Path) -> None:
     )
 
 
+def landing(args: argparse.Namespace, base: Path) -> None:
+    times = Times("slow-oracle", args.agent, args.fast, args.slow_full)
+    tasks = [f"l{i:03d}" for i in range(args.train_tasks)]
+    print(
+        f"== landing: the merge lock against the train (window {args.window}), {len(tasks)} tasks; agent "
+        f"{times.agent}s, fast oracle {times.fast}s, full oracle {times.full}s"
+    )
+    for n in args.train_slots:
+        lock = swarm_run(fresh(base, f"lock-slow-{n}"), n, tasks, times)
+        print(lock.line().replace("swarm    ", "lock     ", 1), flush=True)
+        spec = swarm_run(fresh(base, f"train-slow-{n}"), n, tasks, times, train_window=args.window)
+        print(spec.line(), flush=True)
+        print(f"ratio     slots={n:<3} train/lock landings per minute {spec.per_min / lock.per_min:.2f}x", flush=True)
+
+
+def attempt_git(args: argparse.Namespace, base: Path) -> None:
+    """The git side of one attempt, today's worktrees against the folders kept in step (Mirror.sync/workspace)."""
+    print("== attempt git work: one trivial change; per attempt after one warm-up, git counted by repo.py's door")
+    rows: dict[str, dict[int, tuple[float, float, float]]] = {"worktrees": {}, "folders": {}}
+    for files in args.files:
+        root = fresh(base, f"git-{files}")
+        make_template(root / "template", [], Times("none", 0, 0, 0), files)
+        repo.init_project(root / "template", root / "origin.git", root / "seed")
+        mirror = repo.Mirror(str(root / "origin.git"), root / "mirror.git", git_timeout=RUN_TIMEOUT).ensure()
+        main = mirror.fetch()
+        for flow in rows:
+            step = _worktree_flow if flow == "worktrees" else _folder_flow
+            step(mirror, main, root / flow, 0)  # warm-up: the first sync of a slot writes every file
+            cpu, calls, start = cpu_seconds(), repo.git_calls(), time.perf_counter()
+            for i in range(1, args.git_rounds + 1):
+                step(mirror, main, root / flow, i)
+            n = args.git_rounds
+            rows[flow][files] = (
+                (time.perf_counter() - start) / n,
+                (cpu_seconds() - cpu) / n,
+                (repo.git_calls() - calls) / n,
+            )
+            wall, cpu_s, gits = rows[flow][files]
+            print(
+                f"{flow:9} files={files:<6} wall/attempt={wall:6.3f}s cpu/attempt={cpu_s:6.3f}s "
+                f"git processes/attempt={gits:4.1f}",
+                flush=True,
+            )
+    small, large = min(args.files), max(args.files)
+    for flow, by_size in rows.items():
+        a, b = by_size[small], by_size[large]
+        print(f"ratio     {flow}: {large} vs {small} files: wall {b[0] / a[0]:.1f}x, cpu {b[1] / a[1]:.1f}x")
+
+
+def _worktree_flow(mirror: repo.Mirror, main: str, root: Path, i: int) -> None:
+    """As the pipeline does today: a worktree for the agent, its snapshot, a fresh worktree to test, a checkout."""
+    work = mirror.add_worktree(root / f"agent-{i}", main)
+    (work.path / "src" / "change.txt").write_text(f"{i}\n")
+    candidate = work.snapshot(main, f"change {i}\n", author="bench")
+    assert candidate is not None
+    mirror.remove_worktree(work.path)
+    tested = mirror.add_worktree(root / f"oracle-{i}", candidate)
+    tested.checkout(candidate)
+    mirror.remove_worktree(tested.path)
+
+
+def _folder_flow(mirror: repo.Mirror, main: str, root: Path, i: int) -> None:
+    """Per-slot folders moved to each commit: the agent's standalone workspace, collect, the oracle folder synced."""
+    mirror.workspace(main, root / "workspace")
+    (root / "workspace" / "src" / "change.txt").write_text(f"{i}\n")
+    candidate = mirror.collect(root / "workspace", main, f"change {i}\n", author="bench")
+    assert candidate is not None
+    mirror.sync(candidate, root / "oracle")  # fast tier
+    mirror.sync(candidate, root / "oracle")  # full tier on the landing commit (here the same)
+
+
 # --- pickup latency ---
 
 
@@ -445,7 +524,7 @@ def fresh(base: Path, name: str) -> Path:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks that every section runs")
-    p.add_argument("--only", nargs="*", choices=["coordination", "attempt-cost", "pickup"], default=None)
+    p.add_argument("--only", nargs="*", choices=SECTIONS, default=None)
     p.add_argument("--slots", default="1,2,4,8,16", help="comma-separated slot counts")
     p.add_argument("--tasks", type=int, default=24)
     p.add_argument("--agent", type=float, default=0.5, help="realistic agent seconds")
@@ -454,12 +533,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--files", default="200,20000", help="repository sizes for attempt-cost")
     p.add_argument("--cost-tasks", type=int, default=4)
     p.add_argument("--chain", type=int, default=8)
+    p.add_argument("--slow-full", type=float, default=3.0, help="full-oracle seconds for lock against train")
+    p.add_argument("--train-slots", default="8,16")
+    p.add_argument("--train-tasks", type=int, default=16)
+    p.add_argument("--window", type=int, default=8, help="train window")
+    p.add_argument("--git-rounds", type=int, default=3)
     args = p.parse_args(argv)
     if args.quick:
         args.slots, args.tasks, args.files, args.cost_tasks, args.chain = "1,2", 3, "20,200", 2, 3
         args.agent, args.fast, args.full = 0.05, 0.0, 0.05
+        args.slow_full, args.train_slots, args.train_tasks, args.window, args.git_rounds = 0.3, "2", 3, 2, 1
     args.slots = [int(s) for s in str(args.slots).split(",")]
     args.files = [int(s) for s in str(args.files).split(",")]
+    args.train_slots = [int(s) for s in str(args.train_slots).split(",")]
     args.times = [Times("zero-time", 0.0, 0.0, 0.0), Times("realistic", args.agent, args.fast, args.full)]
     return args
 
@@ -467,7 +553,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     logging.basicConfig(level=logging.ERROR)
-    sections = args.only or ["coordination", "attempt-cost", "pickup"]
+    sections = args.only or SECTIONS
     print(f"bench: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; sections {', '.join(sections)}", flush=True)
     with tempfile.TemporaryDirectory(prefix="swarm-bench-") as tmp:
         base = Path(tmp)
@@ -475,6 +561,10 @@ def main(argv: list[str] | None = None) -> None:
             coordination(args, base)
         if "attempt-cost" in sections:
             attempt_cost(args, base)
+        if "landing" in sections:
+            landing(args, base)
+        if "attempt-git" in sections:
+            attempt_git(args, base)
         if "pickup" in sections:
             pickup(args, base)
 

@@ -46,9 +46,8 @@ from tests.conftest import TOY_REPO, Project, task_file  # noqa: E402
 from tests.faults.proxy import Proxy  # noqa: E402
 
 VENDORS = ("claude", "codex")
-TASK_FAULTS = {"oracle_red", "oracle_dropped", "no_change", "protected", "invalid_task", "repo_settings"}
-"""Reasons that are the task's own doing; any other non-landed end is infrastructure or concurrency."""
-INFRA_REASONS = {"lost", "lease_lost", "error"}
+INFRA_REASONS = {"lost", "lease_lost", "error", "infrastructure"}
+"""Reasons of attempts ended by a fault of the machinery (not the task's doing, nor another attempt's landing)."""
 STALL_HOOK = """#!/bin/sh
 # chaos: a push waits while the stall file exists, as a push to a host cut off mid-transfer would.
 while [ -e "{stall}" ]; do sleep 0.2; done
@@ -359,11 +358,15 @@ def budget_overruns(records: dict[str, list[dict[str, Any]]], broken: set[str], 
     """Failed tasks that ran more attempts that counted than their budget (e.g. again after a Redis wipe)."""
     over = []
     for task in broken:
-        counted = sum(1 for r in ledger.summarize(records.get(task, [])).history if r.get("counts", True)
-                      and r.get("outcome") != "landed")  # fmt: skip
+        history = ledger.summarize(records.get(task, [])).history
+        counted = sum(1 for r in history if _counted(r) and r.get("outcome") != "landed")
         if counted > max_attempts:
             over.append(f"{task}: {counted} counted attempts")
     return over
+
+
+def _counted(record: dict[str, Any]) -> bool:
+    return bool(record.get("counted", record.get("counts", True)))
 
 
 def wasted_seconds(records: dict[str, list[dict[str, Any]]]) -> float:

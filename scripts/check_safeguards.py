@@ -65,8 +65,8 @@ SAFEGUARDS = [
     ),
     Safeguard(
         "agent sandbox",
-        "swarm/pipeline.py",
-        [("        if self.rt.settings.unsafe_no_sandbox:\n            return None\n",
+        "swarm/workspace.py",
+        [("        if self.settings.unsafe_no_sandbox:\n            return None\n",
           "        if True:\n            return None\n")],
         ["tests/test_pipeline.py::test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests"],
     ),
@@ -79,7 +79,7 @@ SAFEGUARDS = [
     Safeguard(
         "skipped may not rise",
         "swarm/oracle.py",
-        [("    if result.skipped > int(baseline.get(\"skipped\") or 0):\n", "    if False:\n"),
+        [('    if result.skipped > int(baseline.get("skipped") or 0):\n', "    if False:\n"),
          ("    if rose:\n", "    if False:\n")],
         ["tests/test_oracle.py::test_judge_rejects_more_skipped_in_total_or_in_any_area"],
     ),

@@ -165,6 +165,6 @@ def _drops(mirror: Mirror, results: dict[str, oracle_mod.OracleResult], report: 
         before = results.get(parent[0]) if parent else None
         if not result.ok or before is None or not before.ok:
             continue
-        reason = oracle_mod.judge(result, {**before.counts(), "areas": before.summary.get("areas")})
+        reason = oracle_mod.judge(result, before.counts())
         if reason:
             report.problems.append(Problem(sha, f"{reason} (parent {parent[0][:12]})"))

@@ -15,9 +15,10 @@ import redis
 from rich.console import Console
 from rich.markup import escape
 
-from swarm import attempts, keys, repo, state, templates, views, watch
 from swarm import dispatch as dispatch_mod
+from swarm import ledger, reaper, repo, state, templates, views, watch
 from swarm.commands import register as register_commands
+from swarm.controls import require_task
 from swarm.errors import SwarmError
 from swarm.redact import redact, redact_logging
 from swarm.runtime import Runtime, connect
@@ -186,7 +187,7 @@ def coalesce_cmd(ctx: click.Context) -> None:
     dispatch_mod.retry(rt, task_id)  # a pass of this number that failed gets a fresh attempt budget
     free = dispatch_mod.free_slots(rt, snap)
     vendor = max(sorted(free), key=lambda v: free[v])  # asked for by hand: it goes even if every slot is busy
-    rt.redis.set(keys.queued(task_id), vendor, ex=600)
+    rt.marks.force(task_id, vendor, 600)
     enqueue(task_id, vendor)
     console.print(f"queued {task_id} -> {vendor}")
 
@@ -198,7 +199,10 @@ def coalesce_cmd(ctx: click.Context) -> None:
 def history(ctx: click.Context, task_id: str, as_json: bool) -> None:
     """Every attempt of a task: when, where, how it ended and why, and where its logs are."""
     rt = _runtime(ctx)
-    records = attempts.history(rt, task_id)
+    ledger.ensure_loaded(rt)  # after a Redis wipe, the history comes back from origin first
+    records = [r.to_dict() for r in rt.book.history(task_id)]
+    if not records:
+        require_task(rt, task_id)  # an unknown task id is an error, not an empty history
     if as_json:
         click.echo(json.dumps(records, indent=2, default=str))
         return
@@ -210,12 +214,10 @@ def history(ctx: click.Context, task_id: str, as_json: bool) -> None:
 @click.pass_context
 def unblock(ctx: click.Context, vendor: str) -> None:
     """Clear a vendor's cooldown or auth error once you fixed its cause (see `swarm doctor`)."""
-    from swarm import quota
-
     rt = _runtime(ctx)
     if vendor not in rt.settings.vendors:
         raise SwarmError(f"no vendor {vendor!r} (configured: {', '.join(rt.settings.vendors) or 'none'})")
-    quota.clear(rt.redis, vendor)
+    rt.ledger.clear(vendor)
     console.print(f"{vendor}: cooldown and auth error cleared")
 
 
@@ -223,7 +225,8 @@ def unblock(ctx: click.Context, vendor: str) -> None:
 @click.pass_context
 def reap(ctx: click.Context) -> None:
     """Finish attempts whose lease expired (what beat runs every lease_ttl/3)."""
-    lost = attempts.reap(_runtime(ctx))
+    rt = _runtime(ctx)
+    lost = reaper.reap(rt)
     console.print(f"lost attempts finished: {', '.join(lost)}" if lost else "no lost attempts")
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm import attempts, keys, quota, state
+from swarm import state
 from swarm.backlog import parse_task
 from swarm.errors import SwarmError, TaskFileError
 from swarm.runtime import Runtime
@@ -97,7 +97,7 @@ def _check_new(rt: Runtime, snap: state.Snapshot, new: NewTask) -> None:
 
 def cancel(rt: Runtime, task_id: str, wait: float = 60.0) -> dict[str, Any]:
     """Stop the task's running attempt (not counted against its budget) and hold the task until `swarm retry`."""
-    snap = _known(rt, task_id)
+    snap = require_task(rt, task_id)
     if task_id in snap.landed:
         raise SwarmError(f"task {task_id} has already landed; there is nothing to cancel")
     held = {
@@ -105,26 +105,21 @@ def cancel(rt: Runtime, task_id: str, wait: float = 60.0) -> dict[str, Any]:
         "detail": f"cancelled with `swarm cancel` at {time.strftime('%H:%M:%S')}; `swarm retry {task_id}` runs it",
         "attempts": snap.attempts.get(task_id, 0),
     }
-    rt.redis.set(keys.failed(task_id), json.dumps(held))  # held: dispatch and workers start no attempt of it
-    lease = rt.redis.get(keys.lease(task_id))
+    rt.book.hold(task_id, held)  # held: dispatch and workers start no attempt of it
+    running = task_id in snap.leases
     stopped = False
-    if lease is not None:  # the heartbeat cannot renew a lease that is gone: it stops the agent within ttl/3
-        rt.redis.set(keys.cancel(task_id), "1", ex=CANCEL_TTL)
-        rt.leases.delete_if(keys.lease(task_id), keys.text(lease))
+    if running:  # the heartbeat cannot renew a lease that is gone: it stops the agent within ttl/3
+        rt.book.mark_cancelled(task_id, CANCEL_TTL)
+        rt.leases.take_away(task_id)
         stopped = _wait_ended(rt, task_id, wait)
-    rt.events.emit(task_id, "cancelled", running=lease is not None)
-    return {"task": task_id, "was_running": lease is not None, "stopped": stopped}
-
-
-def cancelled(rt: Runtime, task_id: str) -> bool:
-    """Whether a lost lease is the work of `swarm cancel` (the attempt then does not count); asked once per cancel."""
-    return bool(rt.redis.delete(keys.cancel(task_id)))
+    rt.events.emit(task_id, "cancelled", running=running)
+    return {"task": task_id, "was_running": running, "stopped": stopped}
 
 
 def _wait_ended(rt: Runtime, task_id: str, wait: float) -> bool:
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not rt.redis.hexists(keys.ACTIVE, task_id):
+        if rt.book.entry(task_id) is None:
             return True
         time.sleep(0.2)
     return False
@@ -137,7 +132,7 @@ def pause(rt: Runtime, vendor: str | None) -> list[str]:
     """Start no new attempt on these vendors (all when None); running attempts finish."""
     vendors = _vendors(rt, vendor)
     for name in vendors:
-        quota.pause(rt.redis, name)
+        rt.ledger.pause(name)
         rt.events.emit("*", "paused", vendor=name)
     return vendors
 
@@ -145,7 +140,7 @@ def pause(rt: Runtime, vendor: str | None) -> list[str]:
 def resume(rt: Runtime, vendor: str | None) -> list[str]:
     vendors = _vendors(rt, vendor)
     for name in vendors:
-        quota.resume(rt.redis, name)
+        rt.ledger.resume(name)
         rt.events.emit("*", "resumed", vendor=name)
     return vendors
 
@@ -163,19 +158,19 @@ def _vendors(rt: Runtime, vendor: str | None) -> list[str]:
 
 def log_dir(rt: Runtime, task_id: str) -> Path:
     """The log folder of the task's running attempt, or of its last one."""
-    _known(rt, task_id)
-    raw = rt.redis.hget(keys.ACTIVE, task_id)
-    if raw:
-        return Path(json.loads(raw)["log_dir"])
-    records = attempts.history(rt, task_id)
+    require_task(rt, task_id)
+    entry = rt.book.entry(task_id)
+    if entry is not None:
+        return Path(entry["log_dir"])
+    records = rt.book.history(task_id)
     if not records:
         raise SwarmError(f"task {task_id} has no attempt yet: no logs")
-    return Path(records[-1]["log_dir"])
+    return Path(records[-1].log_dir)
 
 
 def running(rt: Runtime, task_id: str, folder: Path) -> bool:
-    raw = rt.redis.hget(keys.ACTIVE, task_id)
-    return bool(raw) and Path(json.loads(raw or "{}").get("log_dir", "")) == folder
+    entry = rt.book.entry(task_id)
+    return entry is not None and Path(entry.get("log_dir", "")) == folder
 
 
 def follow(path: Path, alive: Any, poll: float = 0.5) -> Iterator[str]:
@@ -203,7 +198,7 @@ def format_event(entry: dict[str, str]) -> str:
     return f"{at} {entry.get('task', '?'):<20} {entry.get('state', '?'):<18} {extra} {detail[:100]}".rstrip()
 
 
-def _known(rt: Runtime, task_id: str) -> state.Snapshot:
+def require_task(rt: Runtime, task_id: str) -> state.Snapshot:
     snap = state.take(rt)
     if task_id not in snap.backlog.tasks and task_id not in snap.landed:
         raise UnknownTask(f"no task {task_id!r} in the backlog on main (see `swarm status`)")

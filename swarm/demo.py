@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from swarm import attempts, repo, report, session
+from swarm import repo, report, session
 from swarm.agents.replay import SHIPPED
 from swarm.backlog import load_dir
 from swarm.errors import SwarmError
@@ -81,7 +81,7 @@ def summarize(s: session.Started, first: str, report: dict[str, Any], elapsed: f
     commits = session.landed_commits(s.rt, first)
     rejected, rebased = [], []
     for row in selected:
-        for h in attempts.history(s.rt, row["id"]):
+        for h in (r.to_dict() for r in s.rt.book.history(row["id"])):
             if h.get("outcome") == "landed" and h.get("rebased"):
                 rebased.append(row["id"])
             elif h.get("outcome") != "landed":

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
-import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from swarm import coalesce, keys, ledger, quota, slots, state
-from swarm.runtime import Runtime
+from swarm import coalesce, ledger, state
+from swarm.leases import Heartbeat
+from swarm.runtime import Runtime, worker_id
 from swarm.state import Snapshot
 
 log = logging.getLogger(__name__)
 
 Enqueue = Callable[[str, str], None]
-DISPATCH_LOCK_TTL_MS = 30_000
 
 
 @dataclass
@@ -30,7 +30,7 @@ class DispatchReport:
 
 def free_slots(rt: Runtime, snap: Snapshot) -> dict[str, int]:
     """Live, unpaused worker slots of each vendor (at most its `concurrency`) minus its leases and queued tasks."""
-    free = slots.capacity(rt.redis, rt.settings)
+    free = rt.slots.capacity(rt.settings)
     for info in snap.leases.values():
         if info.get("vendor") in free:
             free[info["vendor"]] -= 1
@@ -38,7 +38,7 @@ def free_slots(rt: Runtime, snap: Snapshot) -> dict[str, int]:
         if vendor in free:
             free[vendor] -= 1
     for name in free:
-        if quota.blocked(rt.redis, name, rt.settings.vendors[name].daily_cap_usd):
+        if rt.ledger.blocked(name, rt.settings.vendors[name].daily_cap_usd):
             free[name] = 0
     return free
 
@@ -52,14 +52,36 @@ def choose_vendor(task_vendor: str | None, free: dict[str, int]) -> str | None:
 
 
 def dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
-    """Enqueue ready tasks; one dispatcher at a time, so two never over-fill a vendor."""
-    token = secrets.token_hex(8)
-    if not rt.redis.set(keys.DISPATCH_LOCK, token, nx=True, px=DISPATCH_LOCK_TTL_MS):
+    """Enqueue ready tasks; one dispatcher at a time, so two never over-fill a vendor.
+
+    The dispatch lock is a lease like a task's: it names its owner, a heartbeat renews it while dispatch runs,
+    only its owner releases it, and a dispatcher that dies holding it blocks others for one lease_ttl at most.
+    """
+    ttl = rt.settings.lease_ttl
+    lock = rt.leases.acquire_dispatch_lock(ttl, worker=worker_id())
+    if lock is None:
         return DispatchReport(skipped_busy=True)
+    lost = threading.Event()
     try:
-        return _dispatch(rt, enqueue)
+        with Heartbeat(rt.leases, lock, on_lost=lambda reason: lost.set()):
+            return _dispatch(rt, _unless(lost, enqueue))
     finally:
-        rt.leases.delete_if(keys.DISPATCH_LOCK, token)
+        rt.leases.release(lock)
+
+
+def _unless(lost: threading.Event, enqueue: Enqueue) -> Enqueue:
+    """Enqueue only while the dispatch lock is ours: once it is lost, another dispatcher may be filling slots."""
+
+    def send(task_id: str, vendor: str) -> None:
+        if lost.is_set():
+            raise DispatchLockLost(f"the dispatch lock was lost before {task_id} could be queued; dispatch stops")
+        enqueue(task_id, vendor)
+
+    return send
+
+
+class DispatchLockLost(RuntimeError):
+    """Raised inside dispatch to stop it; never leaves this module."""
 
 
 def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
@@ -69,20 +91,25 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
     if snap.repo_error:
         report.invalid.append(snap.repo_error)
         return report
-    # The marker only spares a second message while the first waits; if it expires early, the duplicate message
-    # is dropped by whichever worker gets it (lease, landed and failed checks), so a short TTL is safe and keeps a
-    # task whose message was lost (a worker killed holding it unstarted) from looking queued for long.
+    # A short mark keeps a task whose message was lost (a worker killed holding it unstarted) from looking
+    # queued for long; a duplicate message from an early expiry is dropped by the worker that gets it.
     marker_ttl = int(max(600.0, 20 * rt.settings.dispatch_interval))
     _move_stuck(rt, snap, marker_ttl)
     free = free_slots(rt, snap)
     only = rt.settings.only_tasks
-    for task in snap.backlog.ready(snap.landed):
-        if snap.state(task.id) != "ready" or (only and not any(fnmatch.fnmatchcase(task.id, p) for p in only)):
-            continue
-        _enqueue_one(rt, task.id, task.vendor, free, marker_ttl, enqueue, report)
-    cleanup = coalesce.due(rt.settings, snap.repo, snap.landed)
-    if cleanup and not {cleanup} & (set(snap.leases) | set(snap.queued) | set(snap.failed)):
-        _enqueue_one(rt, cleanup, None, free, marker_ttl, enqueue, report)
+    try:
+        for task in snap.backlog.ready(snap.landed):
+            if snap.state(task.id) != "ready" or (only and not any(fnmatch.fnmatchcase(task.id, p) for p in only)):
+                continue
+            if snap.backoff(task.id):
+                report.waiting.append(task.id)  # its last runs in a row were not its fault: it waits a while
+                continue
+            _enqueue_one(rt, task.id, task.vendor, free, marker_ttl, enqueue, report)
+        cleanup = coalesce.due(rt.settings, snap.repo, snap.landed)
+        if cleanup and not {cleanup} & (set(snap.leases) | set(snap.queued) | set(snap.failed)):
+            _enqueue_one(rt, cleanup, None, free, marker_ttl, enqueue, report)
+    except DispatchLockLost as exc:
+        log.warning("%s", exc)
     return report
 
 
@@ -94,12 +121,12 @@ def _enqueue_one(
     if vendor is None:
         report.waiting.append(task_id)
         return
-    if not rt.redis.set(keys.queued(task_id), vendor, nx=True, ex=marker_ttl):
+    if not rt.marks.mark(task_id, vendor, marker_ttl):
         return
     try:
         enqueue(task_id, vendor)
-    except Exception:
-        rt.redis.delete(keys.queued(task_id))
+    except BaseException:
+        rt.marks.clear(task_id, vendor)
         raise
     free[vendor] -= 1
     report.enqueued.append((task_id, vendor))
@@ -116,22 +143,20 @@ def _move_stuck(rt: Runtime, snap: Snapshot, marker_ttl: int) -> None:
         task = snap.backlog.tasks.get(task_id)
         if task is None or task.vendor is not None or vendor not in rt.settings.vendors:
             continue
-        if not quota.blocked(rt.redis, vendor, rt.settings.vendors[vendor].daily_cap_usd):
+        if not rt.ledger.blocked(vendor, rt.settings.vendors[vendor].daily_cap_usd):
             continue
-        waited = marker_ttl - rt.redis.ttl(keys.queued(task_id))
+        waited = marker_ttl - rt.marks.seconds_left(task_id)
         if waited <= rt.settings.cooling_move_after:
             continue
-        if rt.leases.delete_if(keys.queued(task_id), vendor):
+        if rt.marks.clear(task_id, vendor):
             snap.queued.pop(task_id)
             rt.events.emit(task_id, "moved", vendor=vendor, reason=f"{vendor} is blocked")
 
 
 def retry(rt: Runtime, task_id: str) -> bool:
-    """Forget a task's failure and attempt count so dispatch picks it up again; False if it had not failed."""
-    pipe = rt.redis.pipeline()
-    pipe.get(keys.failed(task_id))
-    pipe.delete(keys.failed(task_id), keys.attempts(task_id))
-    previous, _ = pipe.execute()
-    ledger.write(rt.mirror, task_id, "retry", {}, rt.redis)  # the fresh budget holds after a wipe too
-    rt.events.emit(task_id, "retry", previous=json.loads(previous) if previous else None)
+    """Give the task a fresh budget (max_attempts more attempts) so dispatch picks it up again; False if it had
+    not failed."""
+    previous: dict[str, Any] | None = rt.book.retry(task_id)
+    ledger.write(rt.mirror, task_id, "retry", {}, rt.book)  # the fresh budget holds after a wipe too
+    rt.events.emit(task_id, "retry", previous=previous)
     return previous is not None

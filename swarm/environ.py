@@ -13,8 +13,9 @@ from swarm.settings import inherited_environment
 log = logging.getLogger(__name__)
 
 BASE_NAMES = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-              "RUSTUP_HOME", "CARGO_HOME")  # fmt: skip
-"""RUSTUP_HOME/CARGO_HOME: where an image (the Rust ones) installed the toolchain; without them cargo finds none."""
+              "RUSTUP_HOME")  # fmt: skip
+"""RUSTUP_HOME: where an image (the Rust ones) installed the toolchains; without it rustup's cargo finds none.
+CARGO_HOME is not passed: a build keeps its own (the judge's is fresh per run)."""
 
 
 def child_env(pass_env: list[str] | tuple[str, ...] = ()) -> dict[str, str]:

@@ -10,14 +10,12 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from swarm import quota, state
-from swarm import slots as live_slots
+from swarm import state
 from swarm.runtime import Runtime
 from swarm.timeline import TIERS, Timeline
 
@@ -97,7 +95,7 @@ class SwarmCollector(Collector):
         vendors = self.rt.settings.vendors
         queued = GaugeMetricFamily("swarm_queue_depth", "Tasks queued per vendor", labels=["vendor"])
         slots = GaugeMetricFamily("swarm_slots", "Live worker slots per vendor, capped", labels=["vendor"])
-        alive = live_slots.capacity(self.rt.redis, self.rt.settings)
+        alive = self.rt.slots.capacity(self.rt.settings)
         busy = GaugeMetricFamily("swarm_slots_busy", "Attempts running per vendor (leases held)", labels=["vendor"])
         queued_on = list(snap.queued.values())
         leased_on = [str(lease.get("vendor", "")) for lease in snap.leases.values()]
@@ -111,7 +109,7 @@ class SwarmCollector(Collector):
 
     def _vendors(self) -> Iterator[Metric]:
         caps = {name: v.daily_cap_usd for name, v in self.rt.settings.vendors.items()}
-        states = quota.vendor_states(self.rt.redis, self.rt.settings.vendors, caps)
+        states = self.rt.ledger.vendor_states(self.rt.settings.vendors, caps)
         vendor_state = GaugeMetricFamily("swarm_vendor_state", "1 for each vendor's current state",
                                          labels=["vendor", "state"])  # fmt: skip
         tokens = CounterMetricFamily("swarm_tokens", "Tokens used per vendor", labels=["vendor", "kind"])
@@ -120,7 +118,7 @@ class SwarmCollector(Collector):
         for name, info in sorted(states.items()):
             for candidate in VENDOR_STATES:
                 vendor_state.add_metric([name, candidate], 1 if info["state"] == candidate else 0)
-            total = quota.spend_total(self.rt.redis, name)
+            total = self.rt.ledger.spend_total(name)
             for kind in TOKEN_KINDS:
                 tokens.add_metric([name, kind.removesuffix("_tokens")], total.get(kind, 0))
             spend.add_metric([name], total.get("cost_usd", 0.0))
@@ -151,16 +149,15 @@ def _tasks(snap: state.Snapshot) -> Iterator[Metric]:
 
 def _main(snap: state.Snapshot) -> Iterator[Metric]:
     """main's oracle counts, when a green full run of main's commit is known."""
-    counts: dict[str, Any] = snap.oracle or {}
+    counts = snap.oracle
     passing = GaugeMetricFamily("swarm_main_passing", "Cases main passes (full oracle)")
     failing = GaugeMetricFamily("swarm_main_failing", "Cases main fails (full oracle)")
     areas = GaugeMetricFamily("swarm_main_area_passing", "Cases main passes per area", labels=["area"])
-    if counts:
-        passing.add_metric([], int(counts.get("passed", 0)))
-        failing.add_metric([], int(counts.get("failed", 0)))
-        for area, values in sorted((counts.get("areas") or {}).items()):
-            if isinstance(values, dict):
-                areas.add_metric([area], int(values.get("passed", 0)))
+    if counts is not None:
+        passing.add_metric([], counts.passed)
+        failing.add_metric([], counts.failed)
+        for area, values in sorted(counts.areas.items()):
+            areas.add_metric([area], values.passed)
     yield from (passing, failing, areas)
 
 

@@ -17,7 +17,6 @@ from celery import Task, states
 from celery.events.state import TASK_EVENT_TO_STATE
 from celery.exceptions import Ignore
 
-from swarm import attempts
 from swarm.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -93,7 +92,7 @@ class AttemptView:
         if self.log_dir is None:
             return {}  # no attempt began (busy, cooling, already done): nothing was recorded
         try:
-            records = attempts.history(rt, task_id)
+            records = [r.to_dict() for r in rt.book.history(task_id)]
         except Exception as exc:  # noqa: BLE001 - the result is a view; the record stays in Redis
             log.warning("could not read the record of %s: %s", task_id, exc)
             return {}

@@ -6,6 +6,7 @@ LEASE_PATTERN = f"{PREFIX}:lease:*"
 MERGE_LOCK = f"{PREFIX}:lock:merge"
 MERGE_FENCE = f"{PREFIX}:fence:lock:merge"
 DISPATCH_LOCK = f"{PREFIX}:lock:dispatch"
+DISPATCH_FENCE = f"{PREFIX}:fence:lock:dispatch"
 ACTIVE = f"{PREFIX}:active"
 """Hash task -> attempt JSON of attempts in flight; the reaper finds lost attempts here."""
 EVENTS = f"{PREFIX}:events"
@@ -25,6 +26,7 @@ LEDGER_SPOOL = f"{PREFIX}:ledger:spool"
 """List of ledger records origin could not take yet (JSON), written out by the reaper."""
 LEDGER_LOADING = f"{PREFIX}:ledger:loading"
 """Lock of the one process rebuilding Redis from the ledger."""
+LEDGER_LOADING_FENCE = f"{PREFIX}:fence:ledger:loading"
 
 
 def lease(task_id: str) -> str:
@@ -45,21 +47,38 @@ def fence(task_id: str) -> str:
 
 
 def queued(task_id: str) -> str:
-    """Marker that a message for this task is in a queue, so dispatch does not enqueue it twice."""
+    """Marker that a message for this task is in a queue, so dispatch does not enqueue it twice (see marks.py)."""
     return f"{PREFIX}:queued:{task_id}"
 
 
-def attempts(task_id: str) -> str:
-    return f"{PREFIX}:attempts:{task_id}"
+QUEUED_PATTERN = queued("*")
 
 
-def runs(task_id: str) -> str:
-    """How many attempts of the task ever started; unlike `attempts`, never refunded or reset."""
-    return f"{PREFIX}:runs:{task_id}"
+def task_of_queued(key: str) -> str:
+    return key.removeprefix(queued(""))
+
+
+def budget(task_id: str) -> str:
+    """Hash of the task's budget (see book.py): `used` attempts that were its fault since the last retry, `runs`
+    ever started (never reset), `streak` of runs in a row that were not its fault."""
+    return f"{PREFIX}:budget:{task_id}"
+
+
+def backoff(task_id: str) -> str:
+    """Present while the task waits before its next run, after runs in a row that were not its fault."""
+    return f"{PREFIX}:backoff:{task_id}"
 
 
 def failed(task_id: str) -> str:
+    """JSON of the task's failure once its budget is used up; `swarm retry` removes it."""
     return f"{PREFIX}:failed:{task_id}"
+
+
+FAILED_PATTERN = failed("*")
+
+
+def task_of_failed(key: str) -> str:
+    return key.removeprefix(failed(""))
 
 
 def history(task_id: str) -> str:
@@ -87,7 +106,7 @@ def verdict(tree: str, tier: str) -> str:
 
 
 def text(value: bytes | str) -> str:
-    """Redis answers in bytes; keys and values are UTF-8 text."""
+    """Keys and values are UTF-8 text (the doors' clients decode; a raw client answers in bytes)."""
     return value.decode() if isinstance(value, bytes) else value
 
 

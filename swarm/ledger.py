@@ -12,21 +12,29 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-import redis
+from typing import Any, Protocol
 
 from swarm import keys
-from swarm.errors import SwarmError
-from swarm.quota import SPEND_TTL, TOKEN_FIELDS
+from swarm.book import AttemptBook
+from swarm.errors import CoordinationError, SwarmError
+from swarm.leases import Leases
+from swarm.quota import TOKEN_FIELDS, VendorLedger
 from swarm.repo import RECORDS_PREFIX, Mirror
-from swarm.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+class Doors(Protocol):
+    """What the ledger reads and restores through (a Runtime, or a pipeline holding the same doors)."""
+
+    mirror: Mirror
+    leases: Leases
+    book: AttemptBook
+    ledger: VendorLedger
+
 
 HEADER = "swarm attempt record"
 """First line of every record commit's message; the JSON record follows on the next line."""
@@ -50,6 +58,8 @@ def ref(task_id: str) -> str:
 def entry(task_id: str, event: str, record: dict[str, Any]) -> dict[str, Any]:
     """The ledger's record of an attempt record: its known fields, plus token totals from the agent's run."""
     out: dict[str, Any] = {k: record[k] for k in RECORD_FIELDS if record.get(k) is not None}
+    if "counted" in record:  # the attempt book's name for whether the attempt used up the budget
+        out.setdefault("counts", bool(record["counted"]))
     agent = record.get("agent") or {}
     for name in TOKEN_FIELDS:
         if agent.get(name):
@@ -65,7 +75,7 @@ def entry(task_id: str, event: str, record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any], spool: redis.Redis | None = None) -> bool:
+def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any], spool: AttemptBook | None = None) -> bool:
     """Append one record to the task's chain on origin; False (and a warning) when origin cannot take it now.
 
     A record origin could not take (cut off, disk full) waits in Redis's spool, if given, for `flush`.
@@ -75,8 +85,8 @@ def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any], spoo
         return True
     if spool is not None:
         try:
-            spool.rpush(keys.LEDGER_SPOOL, json.dumps(body, sort_keys=True, default=str))
-        except redis.RedisError as exc:
+            spool.spool(json.dumps(body, sort_keys=True, default=str))
+        except CoordinationError as exc:
             log.warning("could not spool the %s record of %s either: %s", event, task_id, exc)
     return False
 
@@ -91,14 +101,12 @@ def _append(mirror: Mirror, body: dict[str, Any]) -> bool:
         return False
 
 
-def flush(rt: Runtime) -> int:
+def flush(rt: Doors) -> int:
     """Write the spooled records to origin (the reaper calls this); returns how many went out."""
     sent = 0
-    while (popped := rt.redis.lpop(keys.LEDGER_SPOOL)) is not None:
-        raw = keys.text(popped) if isinstance(popped, (bytes, str)) else ""
-        body = json.loads(raw)
-        if not _append(rt.mirror, body):  # origin still cannot take it: back to the front, try again later
-            rt.redis.lpush(keys.LEDGER_SPOOL, raw)
+    while (raw := rt.book.unspool()) is not None:
+        if not _append(rt.mirror, json.loads(raw)):  # origin still cannot take it: back to the front, later
+            rt.book.respool(raw)
             break
         sent += 1
     return sent
@@ -166,34 +174,14 @@ def _failure(rec: dict[str, Any], used: int) -> dict[str, Any]:
     return {**{k: rec.get(k) for k in ("reason", "detail", "log_dir", "vendor", "worker")}, "attempts": used}
 
 
-# KEYS: fence, runs, attempts. ARGV: fence, runs, used. Counters only ever rise: what a running swarm counted
-# since the wipe is kept when it is more than the ledger knows.
-_RAISE = """
-for i = 1, 3 do
-  local cur = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if tonumber(ARGV[i]) > cur then redis.call('SET', KEYS[i], ARGV[i]) end
-end
-return 1
-"""
-
-
-def restore(rt: Runtime, books: dict[str, Book]) -> None:
+def restore(rt: Doors, books: dict[str, Book]) -> None:
     """Write back into Redis what it forgot; never lowers a counter Redis holds."""
     for task_id, book in books.items():
-        rt.redis.eval(
-            _RAISE, 3, keys.fence(task_id), keys.runs(task_id), keys.attempts(task_id), book.fence, book.runs,
-            book.used,
-        )  # fmt: skip
-        if book.failed is not None:
-            rt.redis.set(keys.failed(task_id), json.dumps(book.failed, default=str), nx=True)
-        if book.history and rt.redis.llen(keys.history(task_id)) < min(len(book.history), HISTORY_KEEP):
-            pipe = rt.redis.pipeline()
-            pipe.delete(keys.history(task_id))
-            pipe.rpush(keys.history(task_id), *(json.dumps(r, default=str) for r in book.history[-HISTORY_KEEP:]))
-            pipe.execute()
+        rt.leases.raise_fence(task_id, book.fence)
+        rt.book.restore(task_id, book.runs, book.used, book.failed, book.history)
 
 
-def restore_spend(rt: Runtime, books: dict[str, Book]) -> None:
+def restore_spend(rt: Doors, books: dict[str, Book]) -> None:
     """Tokens and cost per vendor (total and per UTC day, so daily caps hold) and per task, from the end records;
     a hash Redis already holds again is left as it is."""
     sums: dict[str, dict[str, float]] = {}
@@ -210,27 +198,19 @@ def restore_spend(rt: Runtime, books: dict[str, Book]) -> None:
                 into["attempts"] = into.get("attempts", 0) + 1
             cost = sums[keys.spend_task(task_id)]
             cost[f"cost_usd:{vendor}"] = cost.get(f"cost_usd:{vendor}", 0) + float(rec.get("cost_usd") or 0)
-    for key, values in sums.items():
-        if rt.redis.exists(key):
-            continue
-        pipe = rt.redis.pipeline()
-        for name, value in values.items():
-            pipe.hset(key, name, value if name.startswith("cost_usd") else int(value))
-        if ":spend:" in key:
-            pipe.expire(key, SPEND_TTL)
-        pipe.execute()
+    rt.ledger.restore_spend(sums)
 
 
-def ensure_loaded(rt: Runtime) -> bool:
+def ensure_loaded(rt: Doors) -> bool:
     """Rebuild Redis from the ledger if Redis came back empty; True when this call did the rebuild.
 
     The `loaded` mark lives in Redis with no expiry, so it vanishes exactly when Redis loses its data. One process
     rebuilds under a lock; the others wait for it, so no lease is taken with a fence the ledger has used.
     """
-    if rt.redis.exists(keys.LEDGER_LOADED):
+    if rt.book.restored():
         return False
-    token = secrets.token_hex(8)
-    if not rt.redis.set(keys.LEDGER_LOADING, token, nx=True, px=LOAD_LOCK_MS):
+    lock = rt.leases.acquire_ledger_lock(LOAD_LOCK_MS / 1000)
+    if lock is None:
         _wait_loaded(rt)
         return False
     try:
@@ -238,28 +218,28 @@ def ensure_loaded(rt: Runtime) -> bool:
         books = {task: summarize(records) for task, records in read(rt.mirror).items()}
         restore(rt, books)
         restore_spend(rt, books)
-        rt.redis.set(keys.LEDGER_LOADED, json.dumps({"at": time.time(), "tasks": len(books)}))
+        rt.book.mark_restored(len(books))
         if books:
             log.warning("Redis had no ledger mark: restored budgets, fences and history of %d task(s) from origin",
                         len(books))  # fmt: skip
         return True
     finally:
-        rt.leases.delete_if(keys.LEDGER_LOADING, token)
+        rt.leases.release(lock)
 
 
-def _wait_loaded(rt: Runtime) -> None:
+def _wait_loaded(rt: Doors) -> None:
     deadline = time.monotonic() + LOAD_WAIT_SECONDS
     while time.monotonic() < deadline:
-        if rt.redis.exists(keys.LEDGER_LOADED):
+        if rt.book.restored():
             return
-        if not rt.redis.exists(keys.LEDGER_LOADING):  # the loader died: take over
+        if not rt.leases.ledger_locked():  # the loader died: take over
             ensure_loaded(rt)
             return
         time.sleep(0.1)
-    raise redis.RedisError("the ledger is still being restored from origin by another process; try again")
+    raise CoordinationError("the ledger is still being restored from origin by another process; try again")
 
 
-def history(rt: Runtime, task_id: str) -> list[dict[str, Any]]:
+def history(rt: Doors, task_id: str) -> list[dict[str, Any]]:
     """A task's attempt records straight from origin: whole, whatever Redis lost."""
     rt.mirror.fetch()
     return summarize(read(rt.mirror, task_id).get(task_id, [])).history

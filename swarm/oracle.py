@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from swarm import proc, runners
+from swarm.counts import Counts
 from swarm.environ import child_env
 from swarm.settings import OracleSettings
 
@@ -32,8 +33,8 @@ class OracleResult:
     log_path: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
 
-    def counts(self) -> dict[str, int]:
-        return {"passed": self.passed, "failed": self.failed, "skipped": self.skipped}
+    def counts(self) -> Counts:
+        return Counts(self.passed, self.failed, self.skipped, Counts.parse(self.summary).areas)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -90,38 +91,9 @@ def run(
     return verdict
 
 
-def judge(result: OracleResult, baseline: dict[str, Any] | None) -> str:
-    """Why a result may not land ("" when it may): red, fewer passing cases than main, or fewer in any area.
-
-    The per-area check keeps an agent from trading a passing case in one area for a new one in another.
-    """
+def judge(result: OracleResult, baseline: Counts | None) -> str:
+    """Why a result may not land ("" when it may): red, or short of main's counts (see `Counts.drop_from`)."""
     if not result.ok:
         return result.reason
-    if baseline is None:
-        return ""
-    if result.passed < baseline.get("passed", 0):
-        return f"{result.tier} oracle: passing count dropped from {baseline['passed']} on main to {result.passed}"
-    now = _area_counts(result.summary, "passed")
-    dropped = [
-        f"{a} {n}->{now.get(a, 0)}" for a, n in sorted(_area_counts(baseline, "passed").items()) if now.get(a, 0) < n
-    ]
-    if dropped:
-        return f"{result.tier} oracle: passing count dropped in area(s) {', '.join(dropped)}"
-    # A test skipped or ignored instead of fixed is a test weakened: skipped may not rise, in total or in any area.
-    if result.skipped > int(baseline.get("skipped") or 0):
-        return (
-            f"{result.tier} oracle: skipped count rose from {baseline.get('skipped') or 0} on main to {result.skipped}"
-        )
-    before = _area_counts(baseline, "skipped")
-    rose = [f"{a} {before.get(a, 0)}->{n}" for a, n in sorted(_area_counts(result.summary, "skipped").items())
-            if n > before.get(a, 0)]  # fmt: skip
-    if rose:
-        return f"{result.tier} oracle: skipped count rose in area(s) {', '.join(rose)}"
-    return ""
-
-
-def _area_counts(summary: dict[str, Any], key: str) -> dict[str, int]:
-    areas = summary.get("areas")
-    if not isinstance(areas, dict):
-        return {}
-    return {name: int(v.get(key, 0) or 0) for name, v in areas.items() if isinstance(v, dict)}
+    drop = result.counts().drop_from(baseline) if baseline is not None else ""
+    return f"{result.tier} oracle: {drop}" if drop else ""

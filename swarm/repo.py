@@ -455,10 +455,11 @@ class Mirror:
 
     # --- folders kept in step with a commit: the oracle's tree and the agent's standalone workspace ---
 
-    def export(self, commit: str, dest: Path) -> None:
-        """Make `dest` hold exactly `commit`'s files, with no `.git` of the mirror's: the first export writes every
-        file; later ones rewrite only what changed since, and put back or remove whatever a run left there (edits,
-        new files, build output), judged by the swarm's own index kept beside the folder, never inside it."""
+    def sync(self, commit: str, dest: Path) -> None:
+        """Make `dest` hold exactly `commit`'s files, with no `.git` of the mirror's: an export whose cost follows the
+        change. The first sync writes every file; later ones rewrite only what changed since, and put back or remove
+        whatever a run left there (edits, new files, build output), judged by the swarm's own index kept beside the
+        folder, never inside it. (`export` below writes a fresh folder every time.)"""
         index = index_of(dest)
         if dest.is_symlink() or not dest.is_dir() or not index.is_file():
             _remove(dest)
@@ -478,7 +479,7 @@ class Mirror:
         """An agent's standalone repository at `commit` on branch `main`: its own config, refs and index, no hooks
         and no remote; objects borrowed read-only from the mirror through alternates. The swarm never runs git
         inside it: `collect` reads it from the outside."""
-        self.export(commit, dest)
+        self.sync(commit, dest)
         dot = dest / ".git"
         _remove(dot)
         head = dot / "refs" / "heads" / self.branch
@@ -493,7 +494,7 @@ class Mirror:
         shutil.copyfile(index_of(dest), dot / "index")
 
     def collect(self, dest: Path, base: str, message: str, author: str) -> str | None:
-        """The files of a folder made by `export`/`workspace` at `base`, as one commit on `base` (None if unchanged).
+        """The files of a folder made by `sync`/`workspace` at `base`, as one commit on `base` (None if unchanged).
 
         Only what changed is read: paths whose stat data differ from the swarm's index, and new files not ignored by
         a `.gitignore`. Git runs on the mirror with no hooks, and content is stored as it is on disk (`--no-filters`):

@@ -15,7 +15,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from swarm import audit, keys, quota, svg
+from swarm import audit, svg
 from swarm.runtime import Runtime
 from swarm.timeline import spans
 
@@ -72,9 +72,10 @@ class RunData:
 def gather(rt: Runtime) -> RunData:
     main = rt.mirror.fetch()
     commits = _commits(rt, main)
-    cached = rt.redis.mget([keys.oracle(c.sha) for c in commits]) if commits else []
-    for commit, raw in zip(commits, cached, strict=True):
-        commit.counts = _json(raw)
+    known = rt.baselines.get_many([c.sha for c in commits])
+    for commit in commits:
+        counts = known.get(commit.sha)
+        commit.counts = counts.to_dict() if counts is not None else None
     by_kind: dict[str, float] = collections.defaultdict(float)
     by_vendor: dict[str, dict[str, float]] = collections.defaultdict(lambda: collections.defaultdict(float))
     for span in spans(rt.events.all()):
@@ -88,7 +89,7 @@ def gather(rt: Runtime) -> RunData:
         counters=rt.events.counters(),
         time_by_kind=dict(by_kind),
         time_by_vendor={v: dict(k) for v, k in by_vendor.items()},
-        spend={v: quota.spend_total(rt.redis, v) for v in rt.settings.vendors},
+        spend={v: rt.ledger.spend_total(v) for v in rt.settings.vendors},
     )
 
 

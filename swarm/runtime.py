@@ -1,22 +1,26 @@
-"""The collaborators one process works with, built once from the settings and handed to everything else."""
+"""The collaborators one process works with, built once from the settings and handed to everything else:
+the Redis doors (never the raw client), this host's mirror of origin, and the events."""
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
-from swarm import keys
+from swarm.baselines import Baselines
+from swarm.book import AttemptBook
+from swarm.coordination import open_client
 from swarm.errors import SettingsError
 from swarm.events import Events, Hook
 from swarm.leases import Leases
+from swarm.marks import QueueMarks
+from swarm.quota import VendorLedger
 from swarm.repo import Mirror
 from swarm.settings import Settings
+from swarm.slots import SlotBoard
+from swarm.train import Train
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +28,14 @@ log = logging.getLogger(__name__)
 @dataclass
 class Runtime:
     settings: Settings
-    redis: redis.Redis
-    leases: Leases
     mirror: Mirror
+    leases: Leases
+    book: AttemptBook
+    marks: QueueMarks
+    baselines: Baselines
+    ledger: VendorLedger
+    slots: SlotBoard
+    train: Train
     events: Events
 
     @property
@@ -35,24 +44,29 @@ class Runtime:
 
     def judge_seed(self) -> str:
         """The swarm-wide secret seed of the judge's variants: the setting, else one made once and kept in Redis."""
-        if self.settings.judge_secret:
-            return self.settings.judge_secret
-        self.redis.set(keys.JUDGE_SEED, secrets.token_hex(16), nx=True)
-        return keys.text(self.redis.get(keys.JUDGE_SEED) or b"")
+        return self.settings.judge_secret or self.baselines.judge_seed()
 
 
 def connect(settings: Settings, hook: Hook | None = None) -> Runtime:
     """Connect to Redis and set up this host's mirror of origin."""
     settings.require("redis_url", "origin")
     assert settings.redis_url is not None and settings.origin is not None
-    # A call to an unreachable Redis must fail well within a lease TTL, so the heartbeat can decide in time.
-    timeout = max(0.5, min(10.0, settings.lease_ttl / 3))
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
-    )
+    # A call to an unreachable Redis must fail well within a lease TTL (the heartbeat uses a shorter one still).
+    client = open_client(settings.redis_url, timeout=max(0.5, min(10.0, settings.lease_ttl / 3)))
     path = usable_workdir(settings) / "mirror.git"
     mirror = Mirror(settings.origin, path, settings.branch, settings.git_timeout).ensure()
-    return Runtime(settings, client, Leases(client), mirror, Events(client, hook))
+    return Runtime(
+        settings=settings,
+        mirror=mirror,
+        leases=Leases(client),
+        book=AttemptBook(client, settings.max_attempts),
+        marks=QueueMarks(client),
+        baselines=Baselines(client),
+        ledger=VendorLedger(client),
+        slots=SlotBoard(client),
+        train=Train(client, mirror, settings.train_window, settings.lease_ttl),
+        events=Events(client, hook),
+    )
 
 
 def usable_workdir(settings: Settings) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from swarm import keys, launch
+from swarm import launch
 from swarm import watch as live_view
 from swarm.environ import swarm_process_env
 from swarm.runtime import Runtime, connect
@@ -98,8 +97,8 @@ def watch(s: Started, done: Callable[[dict[str, Any]], bool], timeout: float) ->
 
 
 def oracle_of(rt: Runtime, commit: str) -> dict[str, Any] | None:
-    raw = rt.redis.get(keys.oracle(commit))
-    return json.loads(raw) if raw else None
+    counts = rt.baselines.get(commit)
+    return counts.to_dict() if counts is not None else None
 
 
 def landed_commits(rt: Runtime, first: str) -> list[dict[str, str]]:

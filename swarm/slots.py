@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from swarm import keys, proc
+from swarm.coordination import Door, guarded
 from swarm.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,3 +127,22 @@ class Registrar:
             step()
         except redis.RedisError as exc:  # Redis away: the slots expire, and come back with the next renewal
             log.warning("could not announce the slots of %s: %s", self.node, exc)
+
+
+class SlotBoard(Door):
+    """The door to the live-slot keys, for dispatch (capacity) and a worker's main process (its registrar)."""
+
+    @guarded
+    def capacity(self, settings: Settings) -> dict[str, int]:
+        return capacity(self.r, settings)
+
+    @guarded
+    def live(self) -> list[dict[str, Any]]:
+        return live(self.r)
+
+    @guarded
+    def clash(self, node: str) -> dict[str, Any] | None:
+        return clash(self.r, node)
+
+    def registrar(self, node: str, processes: int, ttl: float, consumed: Callable[[], Iterable[str]]) -> Registrar:
+        return Registrar(self.r, node, processes, ttl, consumed)

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from swarm import backlog as backlog_mod
-from swarm import keys, quota
 from swarm.backlog import Backlog
+from swarm.baselines import Baselines
+from swarm.book import AttemptBook, Budget
+from swarm.counts import Counts
 from swarm.errors import SettingsError
+from swarm.leases import Leases
+from swarm.marks import QueueMarks
+from swarm.repo import Mirror
 from swarm.runtime import Runtime
-from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, parse_repo_settings
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, Settings, parse_repo_settings
 
 log = logging.getLogger(__name__)
 
 STATES = ("ready", "blocked", "queued", "leased", "landed", "failed", "invalid")
+
+
+class Sources(Protocol):
+    """What a snapshot is read from (a Runtime, or a pipeline holding the same doors)."""
+
+    settings: Settings
+    mirror: Mirror
+    leases: Leases
+    book: AttemptBook
+    marks: QueueMarks
+    baselines: Baselines
 
 
 @dataclass
@@ -29,8 +44,8 @@ class Snapshot:
     leases: dict[str, dict[str, Any]]
     queued: dict[str, str]
     failed: dict[str, dict[str, Any]]
-    attempts: dict[str, int] = field(default_factory=dict)
-    oracle: dict[str, Any] | None = None
+    budgets: dict[str, Budget] = field(default_factory=dict)
+    oracle: Counts | None = None
 
     def state(self, task_id: str) -> str:
         if task_id in self.landed:
@@ -46,6 +61,15 @@ class Snapshot:
             return "invalid"
         return "ready" if all(d in self.landed for d in task.depends_on) else "blocked"
 
+    @property
+    def attempts(self) -> dict[str, int]:
+        """Runs ever started per task (every attempt, counted against the budget or not)."""
+        return {task_id: budget.runs for task_id, budget in self.budgets.items()}
+
+    def backoff(self, task_id: str) -> float:
+        """Seconds the task still waits before dispatch may send it again (after runs that were not its fault)."""
+        return self.budgets.get(task_id, Budget()).backoff_s
+
     def rows(self) -> list[dict[str, Any]]:
         """Every task with its state, for `status`; invalid files last, with their reason."""
         out = []
@@ -57,8 +81,11 @@ class Snapshot:
                 "state": self.state(task.id),
                 "vendor": task.vendor,
                 "depends_on": list(task.depends_on),
-                "attempts": self.attempts.get(task.id, 0),
+                "attempts": self.budgets.get(task.id, Budget()).runs,
+                "budget_used": self.budgets.get(task.id, Budget()).used,
             }
+            if self.backoff(task.id):
+                row["backoff_s"] = round(self.backoff(task.id), 1)
             if task.id in self.leases:
                 lease = self.leases[task.id]
                 row["lease"] = {k: lease.get(k) for k in ("worker", "vendor", "ms_left", "fence")}
@@ -74,56 +101,47 @@ class Snapshot:
         return out
 
 
-def read_repo_settings(rt: Runtime, commit: str) -> RepoSettings:
-    raw = rt.mirror.read(commit, REPO_SETTINGS_FILE)
-    where = f"{rt.settings.origin} {rt.settings.branch}:{REPO_SETTINGS_FILE}"
+def read_repo_settings(src: Sources, commit: str) -> RepoSettings:
+    raw = src.mirror.read(commit, REPO_SETTINGS_FILE)
+    where = f"{src.settings.origin} {src.settings.branch}:{REPO_SETTINGS_FILE}"
     if raw is None:
         raise SettingsError(f"{where}: missing; the target repository needs it (see engine_repo_template/.swarm.toml)")
     return parse_repo_settings(raw.decode("utf-8", errors="replace"), where)
 
 
-def read_backlog(rt: Runtime, commit: str, repo: RepoSettings | None) -> Backlog:
+def read_backlog(src: Sources, commit: str, repo: RepoSettings | None) -> Backlog:
     folder = repo.backlog if repo else "tasks"
-    return backlog_mod.load(rt.mirror.read_folder(commit, folder), rt.settings.vendors.keys())
+    return backlog_mod.load(src.mirror.read_folder(commit, folder), src.settings.vendors.keys())
 
 
-def take(rt: Runtime, fetch: bool = True) -> Snapshot:
-    """Read the whole state; git first (fetching origin unless told not to), then Redis."""
-    main = rt.mirror.fetch() if fetch else rt.mirror.main()
+def take(src: Sources, fetch: bool = True) -> Snapshot:
+    """Read the whole state: Redis first, then git (fetching origin unless told not to).
+
+    In this order a task that lands meanwhile is never taken for ready: a landing pushes its landed ref before it
+    releases its lease, so a lease read as free was released after a push that the later git read sees.
+    """
+    leases = src.leases.holders()
+    queued = src.marks.all()
+    failed = src.book.failures()
+    main = src.mirror.fetch() if fetch else src.mirror.main()
     try:
-        repo: RepoSettings | None = read_repo_settings(rt, main)
+        repo: RepoSettings | None = read_repo_settings(src, main)
         repo_error = ""
     except SettingsError as exc:
         repo, repo_error = None, str(exc)
-    backlog = read_backlog(rt, main, repo)
-    ids = list(backlog.tasks)
-    attempts = {}
-    if ids:
-        values = rt.redis.mget([keys.attempts(t) for t in ids])
-        attempts = {t: int(v) for t, v in zip(ids, values, strict=True) if v is not None}
-    cached = rt.redis.get(keys.oracle(main))
+    backlog = read_backlog(src, main, repo)
     return Snapshot(
         main=main,
         repo=repo,
         repo_error=repo_error,
         backlog=backlog,
-        landed=rt.mirror.landed(),
-        leases=rt.leases.holders(),
-        queued=_scan_values(rt, "queued"),
-        failed={k: json.loads(v) for k, v in _scan_values(rt, "failed").items()},
-        attempts=attempts,
-        oracle=json.loads(cached) if cached else None,
+        landed=src.mirror.landed(),
+        leases=leases,
+        queued=queued,
+        failed=failed,
+        budgets=src.book.budgets(list(backlog.tasks)),
+        oracle=src.baselines.get(main),
     )
-
-
-def _scan_values(rt: Runtime, kind: str) -> dict[str, str]:
-    prefix = f"{keys.PREFIX}:{kind}:"
-    found = {}
-    for key in rt.redis.scan_iter(match=prefix + "*", count=500):
-        value = rt.redis.get(key)
-        if value is not None:
-            found[keys.text(key).removeprefix(prefix)] = keys.text(value)
-    return found
 
 
 def report(rt: Runtime) -> dict[str, Any]:
@@ -133,30 +151,27 @@ def report(rt: Runtime) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
-    shown = [row for row in rows if row["state"] in ("failed", "landed") or row.get("attempts")]
-    pipe = rt.redis.pipeline()  # one round trip for all tasks: the demo's live view asks every second
-    for row in shown:
-        pipe.lindex(keys.history(row["id"]), -1)
-        pipe.hgetall(keys.spend_task(row["id"]))
-    replies = pipe.execute()
-    for row, last, spend in zip(shown, replies[::2], replies[1::2], strict=True):
-        if last:
-            record = json.loads(last)
-            row["last_attempt"] = {k: record.get(k) for k in ("outcome", "reason", "detail", "log_dir")}
-        if spend:
-            row["spend"] = quota.numbers(spend)
-    landings = [json.loads(x) for x in rt.redis.lrange(keys.LANDINGS, 0, 9)]
+    shown = [row["id"] for row in rows if row["state"] in ("failed", "landed") or row.get("attempts")]
+    last = rt.book.last_records(shown)  # one round trip for all tasks: the demo's live view asks every second
+    spends = rt.ledger.task_spends(shown)
+    for row in rows:
+        if row["id"] in last:
+            record = last[row["id"]]
+            row["last_attempt"] = {"outcome": record.outcome, "reason": record.reason, "detail": record.detail,
+                                   "log_dir": record.log_dir}  # fmt: skip
+        if row["id"] in spends:
+            row["spend"] = spends[row["id"]]
     caps = {name: v.daily_cap_usd for name, v in rt.settings.vendors.items()}
-    vendors = quota.vendor_states(rt.redis, rt.settings.vendors, caps)
+    vendors = rt.ledger.vendor_states(rt.settings.vendors, caps)
     for name, info in vendors.items():
-        info["total"] = quota.spend_total(rt.redis, name)
+        info["total"] = rt.ledger.spend_total(name)
     return {
         "main": snap.main,
-        "oracle": snap.oracle,
+        "oracle": snap.oracle.to_dict() if snap.oracle else None,
         "counts": counts,
         "tasks": rows,
         "leases": snap.leases,
-        "landings": landings,
+        "landings": rt.book.recent_landings(10),
         "vendors": vendors,
         "repo_error": snap.repo_error or None,
     }

@@ -11,8 +11,8 @@ from billiard.process import current_process
 from celery import Task
 from celery.signals import worker_process_init
 
-from swarm import attempts
 from swarm import dispatch as dispatch_mod
+from swarm import reaper
 from swarm.agents import Agent, registry
 from swarm.celery import app
 from swarm.errors import SwarmError
@@ -51,7 +51,8 @@ def slot_id(task: Task) -> str:
 def _sweep_at_start(**kwargs: Any) -> None:
     """A new pool process (also the replacement of a killed one) first cleans up after dead ones on this host."""
     try:
-        attempts.sweep_host(runtime())
+        rt = runtime()
+        reaper.sweep_host(rt.settings, rt.mirror)
     except Exception as exc:  # noqa: BLE001 - a sweep that fails must not keep the worker from starting
         log.warning("sweep at start failed: %s", exc)
 
@@ -66,7 +67,7 @@ def run_task(self: Task, task_id: str, vendor: str) -> dict[str, Any]:
     rt = runtime()
     rt.events.hook = view = AttemptView(self)
     try:
-        outcome = Pipeline(rt, lambda v: agent_for(rt, v), worker_id(), slot_id(self)).run(task_id, vendor)
+        outcome = Pipeline.on(rt, lambda v: agent_for(rt, v), worker_id(), slot_id(self)).run(task_id, vendor)
     except (SwarmError, redis.RedisError) as exc:  # Redis or git unreachable: the reaper records a lost attempt
         log.warning("attempt of %s interrupted: %s", task_id, exc)
         view.fail("interrupted", {"task": task_id, "outcome": "interrupted", "reason": f"{type(exc).__name__}: {exc}"})
@@ -76,7 +77,7 @@ def run_task(self: Task, task_id: str, vendor: str) -> dict[str, Any]:
         dispatch_mod.dispatch(rt, enqueue)
     except Exception as exc:  # noqa: BLE001 - beat dispatches again soon; the attempt's outcome stands
         log.warning("dispatch after %s failed: %s", task_id, exc)
-    return view.end(rt, task_id, outcome)
+    return view.end(rt, task_id, outcome.value)
 
 
 # Control tasks run every few seconds: no events and no results, so they do not crowd attempts out of Flower.
@@ -90,8 +91,8 @@ def dispatch() -> dict[str, Any]:
 def reap() -> list[str]:
     """Finish lost attempts (lease gone) and hand their tasks back to dispatch at once."""
     rt = runtime()
-    lost = attempts.reap(rt)
-    attempts.sweep_host(rt)
+    lost = reaper.reap(rt)
+    reaper.sweep_host(rt.settings, rt.mirror)
     if lost:
         dispatch_mod.dispatch(rt, enqueue)
     return lost

@@ -16,12 +16,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
 
 import redis
 
 from swarm import keys, oracle
+from swarm.coordination import Door
+from swarm.counts import Counts
 from swarm.errors import AttemptRejected
+from swarm.outcomes import Reason
 from swarm.repo import LandResult, Mirror
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,7 @@ class Hooks:
     """The candidate rebuilt on a parent (protected paths checked); raises AttemptRejected on a conflict."""
     test: Callable[[str], oracle.OracleResult]
     """The full oracle on exactly this commit."""
-    baseline: Callable[[str], dict[str, Any] | None]
+    baseline: Callable[[str], Counts | None]
     """main's full-oracle counts (None: main is red, any green candidate may land)."""
     alive: Callable[[], None]
     """Raises AttemptRejected when the attempt's lease is gone."""
@@ -57,7 +59,7 @@ class Car:
     parent: str = ""
     spec: str = ""
     result: oracle.OracleResult | None = None
-    counts: dict[str, Any] | None = None
+    counts: Counts | None = None
     """Set once judged green: the counts the car behind is judged against."""
 
 
@@ -65,18 +67,18 @@ class Car:
 class Ahead:
     member: str
     spec: str
-    counts: dict[str, Any] | None
+    counts: Counts | None
 
 
 def _wait() -> None:
     time.sleep(POLL_SECONDS)
 
 
-class Train:
+class Train(Door):
     """The train's order and window in Redis; `ride` takes one car from joining to landing (or raises)."""
 
     def __init__(self, client: redis.Redis, mirror: Mirror, window: int, ttl: float) -> None:
-        self.r = client
+        super().__init__(client)
         self.mirror = mirror
         self.max_window = max(1, window)
         self.ttl_ms = int(ttl * 1000)
@@ -141,13 +143,13 @@ class Train:
             self.r.set(keys.verdict(tree, "full"), json.dumps(asdict(result)), ex=VERDICT_TTL_SECONDS)
         return result
 
-    def _judge(self, car: Car, baseline: dict[str, Any] | None, hooks: Hooks) -> None:
+    def _judge(self, car: Car, baseline: Counts | None, hooks: Hooks) -> None:
         assert car.result is not None
         reason = oracle.judge(car.result, baseline)
         if reason:
             self._shrink()
-            raise AttemptRejected("oracle_red" if not car.result.ok else "oracle_dropped", reason)
-        car.counts = {**car.result.counts(), "areas": car.result.summary.get("areas")}
+            raise AttemptRejected(Reason.ORACLE_RED if not car.result.ok else Reason.ORACLE_DROPPED, reason)
+        car.counts = car.result.counts()
         self._publish(car)
 
     def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
@@ -158,7 +160,7 @@ class Train:
             self._grow()
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:
-            raise AttemptRejected("already_landed", "the landed ref exists on origin", counts=False)
+            raise AttemptRejected(Reason.ALREADY_LANDED, "the landed ref exists on origin")
         hooks.emit("cas_lost", onto=car.parent)  # main moved outside the train: rebuild on the new main
         car.parent = ""
         return None
@@ -188,7 +190,7 @@ class Train:
             car.parent = ""
 
     def _publish(self, car: Car) -> None:
-        counts = json.dumps(car.counts) if car.counts is not None else ""
+        counts = json.dumps(car.counts.to_dict()) if car.counts is not None else ""
         self.r.hset(keys.train_car(car.member), mapping={"spec": car.spec, "counts": counts})
 
     def _ahead(self, member: str) -> list[Ahead]:
@@ -207,7 +209,7 @@ class Train:
                 self.r.lrem(keys.TRAIN, 0, m)
                 continue
             values = {keys.text(k): keys.text(v) for k, v in fields.items()}
-            counts = json.loads(values["counts"]) if values.get("counts") else None
+            counts = Counts.parse(json.loads(values["counts"])) if values.get("counts") else None
             cars.append(Ahead(m, values.get("spec", ""), counts))
         return cars
 

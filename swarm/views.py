@@ -10,6 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from swarm import prompt
+
 log = logging.getLogger(__name__)
 
 
@@ -65,7 +67,8 @@ def print_status(console: Console, report: dict[str, Any]) -> None:
 
 
 def print_history(console: Console, task_id: str, records: list[dict[str, Any]]) -> None:
-    """`swarm history`: one line per attempt with its outcome and reason, and its log folder."""
+    """`swarm history`: each attempt with how it ended and why, its duration, cost, commit and oracle counts
+    against main's, its log folder, and the tail of its failing oracle output."""
     if not records:
         console.print(f"{task_id}: no attempt recorded yet")
         return
@@ -74,4 +77,30 @@ def print_history(console: Console, task_id: str, records: list[dict[str, Any]])
         why = f"{rec.get('reason')}: {rec.get('detail')}" if rec.get("detail") else rec.get("reason") or ""
         console.print(f"#{n} {ended} {rec.get('vendor')} on {rec.get('worker')}: {rec.get('outcome')} {why}",
                       highlight=False)  # fmt: skip
+        facts = [_took(rec), _cost(rec.get("agent")), _oracle(rec)]
+        if rec.get("commit"):
+            facts.append(f"commit {str(rec['commit'])[:12]}")
+        if any(facts):
+            console.print("   " + "; ".join(f for f in facts if f), highlight=False)
         console.print(f"   logs: {rec.get('log_dir')}", highlight=False)
+        if rec.get("outcome") != "landed" and str(rec.get("reason", "")).startswith("oracle"):
+            tail = prompt.oracle_tail(rec.get("log_dir"), lines=8)
+            if tail:
+                console.print(escape("   | " + tail.replace("\n", "\n   | ")), highlight=False)
+
+
+def _took(rec: dict[str, Any]) -> str:
+    if not rec.get("started") or not rec.get("ended"):
+        return ""
+    return f"took {float(rec['ended']) - float(rec['started']):.0f}s"
+
+
+def _oracle(rec: dict[str, Any]) -> str:
+    """The attempt's last oracle counts, with the change against main's (its baseline) when known."""
+    tier = "full" if isinstance(rec.get("full"), dict) else "fast" if isinstance(rec.get("fast"), dict) else ""
+    if not tier:
+        return ""
+    passed = int(rec[tier].get("passed", 0))
+    base = rec.get("baseline") if isinstance(rec.get("baseline"), dict) else None
+    delta = f" ({passed - int(base.get('passed', 0)):+d} vs main)" if base else ""
+    return f"{tier} oracle: {passed} passed, {rec[tier].get('failed')} failed{delta}"

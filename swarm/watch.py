@@ -8,7 +8,6 @@ warning (an invalid task file, say) is printed once above the view instead of br
 from __future__ import annotations
 
 import fnmatch
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 from rich.text import Text
 
-from swarm import keys, state
+from swarm import state
 from swarm.errors import SwarmError
 from swarm.runtime import Runtime
 
@@ -52,13 +51,10 @@ def report(rt: Runtime) -> dict[str, Any]:
 
 
 def rows(rt: Runtime, rep: dict[str, Any]) -> list[Row]:
-    active = {keys.text(k): json.loads(v) for k, v in (rt.redis.hgetall(keys.ACTIVE) or {}).items()}
+    active = rt.book.in_flight()
     stages = _stages(rt.events.recent(500))
     ids = [t["id"] for t in rep["tasks"] if t["state"] != "invalid"]
-    pipe = rt.redis.pipeline()
-    for task_id in ids:
-        pipe.lindex(keys.history(task_id), -1)
-    last = {t: json.loads(v) for t, v in zip(ids, pipe.execute(), strict=True) if v}
+    last = {t: record.to_dict() for t, record in rt.book.last_records(ids).items()}
     now = time.time()
     out = []
     for task in rep["tasks"]:

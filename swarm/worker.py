@@ -8,7 +8,7 @@ from typing import Any
 
 from celery.signals import celeryd_init, worker_ready, worker_shutdown, worker_shutting_down
 
-from swarm import buildcache, slots, state
+from swarm import buildcache, state
 from swarm.errors import SwarmError
 from swarm.slots import Registrar
 
@@ -22,7 +22,7 @@ def _refuse_a_duplicate_name(sender: str, **kwargs: Any) -> None:
     """A second worker with a live worker's -n name would share its slots' homes and build caches: refuse it."""
     from swarm.tasks import runtime
 
-    clash = slots.clash(runtime().redis, sender)
+    clash = runtime().slots.clash(sender)
     if clash is not None:
         print(f"error: a worker named {sender} is already running (pid {clash.get('pid')} on {clash.get('host')}): "
               "give this one another name with -n NAME@%h", file=sys.stderr)  # fmt: skip
@@ -43,7 +43,7 @@ def _announce_slots(sender: Any, **kwargs: Any) -> None:
             queues = getattr(sender.task_consumer, "queues", None) or []
             return {q.name for q in queues} & vendors
 
-        _registrar.append(Registrar(rt.redis, sender.hostname, processes, rt.settings.lease_ttl, consumed).start())
+        _registrar.append(rt.slots.registrar(sender.hostname, processes, rt.settings.lease_ttl, consumed).start())
         _warn_shared_build_folders()
     except Exception as exc:  # noqa: BLE001 - the worker runs on; dispatch just does not count its slots
         log.error("could not announce this worker's slots: %s", exc)

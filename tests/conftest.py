@@ -243,7 +243,7 @@ def settings(project: Project, redis_url: str) -> Settings:
 @pytest.fixture
 def rt(settings: Settings) -> Runtime:
     runtime = connect(settings)
-    announce_slots(runtime.redis, settings)
+    announce_slots(redis.Redis.from_url(runtime.settings.redis_url or ""), settings)
     return runtime
 
 

@@ -29,3 +29,7 @@ def test_quick_bench_prints_every_section() -> None:
     assert all("coordination_commits=6 " in ln for ln in lock), "a claim and a release commit per task"
     assert any(ln.startswith("files=200 ") and "git processes/attempt=" in ln for ln in lines), out.stdout
     assert any(ln.startswith("pickup ") and "median" in ln for ln in lines), out.stdout
+    assert any(ln.startswith("lock ") and "tasks=3/3" in ln for ln in lines), out.stdout
+    assert any(ln.startswith("train(2) ") and "tasks=3/3" in ln for ln in lines), out.stdout
+    for flow in ("worktrees", "folders"):
+        assert any(ln.startswith(flow) and "files=200 " in ln for ln in lines), out.stdout

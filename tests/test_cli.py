@@ -262,11 +262,11 @@ def test_retry_clears_a_failure_and_queues_the_task(
 ) -> None:
     project.add_tasks({"flaky": task_file("Flaky")})
     r.set(keys.failed("flaky"), json.dumps({"reason": "oracle_red", "attempts": 2}))
-    r.set(keys.attempts("flaky"), 2)
+    r.hset(keys.budget("flaky"), mapping={"used": 2, "runs": 2})
     result = swarm("retry", "flaky", config=config, cwd=elsewhere)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "failure cleared" in result.stdout
-    assert not r.exists(keys.failed("flaky")) and not r.exists(keys.attempts("flaky"))
+    assert not r.exists(keys.failed("flaky")) and r.hget(keys.budget("flaky"), "used") == b"0"
     vendor = r.get(keys.queued("flaky"))
     assert vendor in (b"claude", b"codex") and f"queued flaky -> {vendor.decode()}" in result.stdout
     assert r.llen(vendor) == 1, "a Celery message waits in the vendor's queue"
@@ -301,15 +301,15 @@ def test_status_with_the_config_option(project: Project, config: Path, elsewhere
 
 
 def test_unblock_clears_a_vendors_cooldown_and_auth_error(config: Path, elsewhere: Path, r: redis.Redis) -> None:
-    from swarm import quota
+    from swarm.quota import VendorLedger
 
-    quota.cool_down(r, "claude", None, reason="429")
-    quota.mark_auth_error(r, "codex", "Not logged in")
-    assert quota.blocked(r, "claude") and quota.blocked(r, "codex")
+    VendorLedger(r).cool_down("claude", None, reason="429")
+    VendorLedger(r).mark_auth_error("codex", "Not logged in")
+    assert VendorLedger(r).blocked("claude") and VendorLedger(r).blocked("codex")
     for vendor in ("claude", "codex"):
         result = swarm("unblock", vendor, config=config, cwd=elsewhere)
         assert result.returncode == 0, result.stdout + result.stderr
-    assert quota.blocked(r, "claude") is None and quota.blocked(r, "codex") is None
+    assert VendorLedger(r).blocked("claude") is None and VendorLedger(r).blocked("codex") is None
     bad = swarm("unblock", "nobody", config=config, cwd=elsewhere)
     assert bad.returncode == 2 and "no vendor 'nobody'" in bad.stderr
 
@@ -375,7 +375,6 @@ def test_coalesce_queues_a_clean_up_pass_once(project: Project, config: Path, el
 
 
 def test_status_shows_each_tasks_last_attempt_and_spend(project: Project, config: Path, elsewhere: Path) -> None:
-    from swarm import quota
     from swarm.agents.base import AgentResult
     from swarm.runtime import connect
     from swarm.settings import load_settings
@@ -384,9 +383,7 @@ def test_status_shows_each_tasks_last_attempt_and_spend(project: Project, config
     project.add_tasks({"broken": task_file("Broken", "write src/alpha.txt BREAK"), "idle": task_file("Idle")})
     rt = connect(load_settings(config))
     assert pipeline(rt).run("broken", "claude") == "rejected"
-    quota.record_spend(
-        rt.redis, "claude", "broken", AgentResult("ok", input_tokens=1000, output_tokens=10, cost_usd=0.25)
-    )
+    rt.ledger.record_spend("claude", "broken", AgentResult("ok", input_tokens=1000, output_tokens=10, cost_usd=0.25))
     result = swarm("status", "--json", config=config, cwd=elsewhere)
     assert result.returncode == 0, result.stderr
     rows = {row["id"]: row for row in json.loads(result.stdout)["tasks"]}

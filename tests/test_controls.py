@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
+import re
 import subprocess
 import sys
 import threading
 
 import pytest
+import redis
 
-from swarm import dispatch, keys, proc
+from swarm import dispatch, proc
 from swarm.backlog import parse_task
 from swarm.runtime import Runtime, connect
 from tests.cluster import Cluster, write_config
-from tests.conftest import Project, announce_slots, make_settings, task_file, wait_for
-from tests.test_exporter import run
+from tests.conftest import Project, announce_slots, make_settings, task_file, vendor_table, wait_for
+from tests.test_exporter import claude_table, run, write_toml
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def cli(project: Project, redis_url: str) -> Cluster:
 def rt(project: Project, redis_url: str) -> Runtime:
     settings = make_settings(project, redis_url)
     runtime = connect(settings)
-    announce_slots(runtime.redis, settings)  # live worker slots, as running workers announce them
+    announce_slots(redis.Redis.from_url(redis_url), settings)  # live worker slots, as running workers announce them
     return runtime
 
 
@@ -92,9 +93,8 @@ def test_cancel_stops_the_running_agent_without_using_its_budget_and_holds_the_t
     thread.join(60)
     assert outcome == ["rejected"]
     wait_for(lambda: not proc.marked("SWARM_TASK_ID=slow"), 10, "the agent to be gone")
-    last = json.loads(rt.redis.lindex(keys.history("slow"), -1))
-    assert last["reason"] == "cancelled"
-    assert int(rt.redis.get(keys.attempts("slow")) or 0) == 0, "a cancelled attempt does not use up the budget"
+    assert rt.book.history("slow")[-1].reason == "cancelled"
+    assert rt.book.budget("slow").used == 0, "a cancelled attempt does not use up the budget"
     row = next(t for t in cli.status()["tasks"] if t["id"] == "slow")
     assert row["state"] == "failed" and row["failure"]["reason"] == "cancelled"
     assert run(rt, "slow", "claude") == "done", "a held task starts no attempt"
@@ -151,7 +151,7 @@ def test_logs_print_and_follow_an_attempt_and_events_follow_the_stream(
                               env=cli.env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
     follows_now(rt, events)
     thread, outcome = start_attempt(rt, "alpha")
-    wait_for(lambda: rt.redis.hexists(keys.ACTIVE, "alpha"), 60, "the attempt to start")
+    wait_for(lambda: rt.book.entry("alpha") is not None, 60, "the attempt to start")
     follow = subprocess.Popen([sys.executable, "-m", "swarm", "logs", "alpha", "-f"], cwd=project.root,
                               env=cli.env(), stdout=subprocess.PIPE, text=True)  # fmt: skip
     try:
@@ -178,3 +178,25 @@ def test_logs_print_and_follow_an_attempt_and_events_follow_the_stream(
     unknown = cli.swarm("logs", "nope", check=False)
     assert unknown.returncode == 2 and "no task 'nope'" in unknown.stderr
     assert cli.swarm("--version").stdout.strip() == "swarm, version 0.1.0"
+
+
+def test_history_shows_duration_cost_commit_oracle_delta_and_the_failing_tail(
+    project: Project, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-anthropic-0123456789")
+    cli = Cluster(project, write_toml(project, redis_url))
+    rt = connect(make_settings(project, redis_url, vendors={"claude": claude_table(), "codex": vendor_table()}))
+    project.add_tasks({"alpha": task_file("Alpha", "@1 write src/alpha.txt BREAK\n@2 write src/alpha.txt alpha\n"
+                                          "@2 stream success")})  # fmt: skip
+    assert run(rt, "alpha", "codex") == "rejected"
+    assert run(rt, "alpha", "claude") == "landed"
+    out = cli.swarm("history", "alpha").stdout
+    first, second = out.split("#2 ", 1)
+    assert "rejected oracle_red" in first and re.search(r"took \d+s", first)
+    assert "fast oracle: 1 passed, 2 failed (+0 vs main)" in first
+    assert '   | {"passed": 1, "failed": 2' in first, "the tail of the failing oracle output"
+    assert "landed" in second and re.search(r"took \d+s; \$0\.\d+ \d+/\d+ tok; full oracle: 2 passed, 1 failed "
+                                            r"\(\+1 vs main\); commit [0-9a-f]{12}", second), second  # fmt: skip
+    unknown = cli.swarm("history", "nope", check=False)
+    assert unknown.returncode == 2 and "no task 'nope'" in unknown.stderr
+    assert cli.swarm("history", "alpha", "--json").stdout.startswith("[")

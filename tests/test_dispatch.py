@@ -4,6 +4,11 @@ wiped and dispatch rebuilds the queue from git (invariant 1)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
 
 import pytest
 import redis
@@ -11,8 +16,9 @@ import redis
 from swarm import dispatch, keys
 from swarm.agents import registry
 from swarm.pipeline import Pipeline
-from swarm.runtime import Runtime
-from tests.conftest import Project, announce_slots, task_file
+from swarm.runtime import Runtime, connect
+from tests.cluster import REPO_ROOT
+from tests.conftest import Project, announce_slots, make_settings, task_file, vendor_table, wait_for
 
 
 class Queue:
@@ -179,12 +185,11 @@ def test_a_broken_repo_settings_file_is_reported_and_nothing_is_enqueued(project
 def test_retry_clears_a_failure_so_dispatch_picks_the_task_again(project: Project, rt: Runtime, r: redis.Redis) -> None:
     project.add_tasks({"flaky": task_file("Flaky")})
     r.set(keys.failed("flaky"), json.dumps({"reason": "oracle_red", "attempts": 2}))
-    r.set(keys.attempts("flaky"), 2)
     q = Queue()
     dispatch.dispatch(rt, q)
     assert q.sent == []
     assert dispatch.retry(rt, "flaky") is True
-    assert not r.exists(keys.failed("flaky")) and not r.exists(keys.attempts("flaky"))
+    assert not rt.book.has_failed("flaky")
     dispatch.dispatch(rt, q)
     assert q.ids() == ["flaky"]
     assert dispatch.retry(rt, "flaky") is False, "not failed any more"
@@ -197,7 +202,7 @@ def test_wiping_redis_loses_no_work_dispatch_rebuilds_the_queue_from_git(
     project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha"), "beta": task_file("Beta"),
                        "gamma": task_file("Gamma", depends_on=["alpha"])})  # fmt: skip
     table = rt.settings.vendors["claude"]
-    pipeline = Pipeline(rt, lambda v: registry.make(v, table.adapter, table.options()), "w1")
+    pipeline = Pipeline.on(rt, lambda v: registry.make(v, table.adapter, table.options()), "w1")
     assert pipeline.run("alpha", "claude") == "landed"
     assert "alpha" in project.landed()
     q = Queue()
@@ -259,7 +264,7 @@ def test_a_clean_up_pass_is_queued_after_every_n_landings(project: Project, redi
     with_coalesce_prompt(project)
     project.add_tasks({"beta": task_file("Beta", "write src/beta.txt beta")})
     rt = connect(make_settings(project, redis_url, coalesce_every=1))
-    announce_slots(rt.redis, rt.settings)
+    announce_slots(redis.Redis.from_url(redis_url), rt.settings)
     sent: list[tuple[str, str]] = []
     assert dispatch.dispatch(rt, lambda t, v: sent.append((t, v))).enqueued == sent
     assert [t for t, _ in sent] == ["beta"], "nothing landed yet: no clean-up pass"
@@ -270,3 +275,82 @@ def test_a_clean_up_pass_is_queued_after_every_n_landings(project: Project, redi
     sent.clear()
     dispatch.dispatch(rt, lambda t, v: sent.append((t, v)))
     assert sent == [], "queued once"
+
+
+DISPATCH_AND_HANG = """
+import sys, time
+from pathlib import Path
+from swarm import dispatch
+from swarm.runtime import connect
+from tests.conftest import Project, make_settings
+root, started = Path(sys.argv[1]), Path(sys.argv[3])
+project = Project(root, root / "origin.git", root / "work", root / "workdir")
+rt = connect(make_settings(project, sys.argv[2], lease_ttl=float(sys.argv[4])))
+
+def hang(task_id: str, vendor: str) -> None:
+    started.touch()
+    time.sleep(600)  # a dispatcher stalled inside its run (cut off, stopped), until it is killed
+
+dispatch.dispatch(rt, hang)
+"""
+
+
+def test_a_dispatcher_that_dies_holding_the_lock_blocks_others_for_one_ttl_at_most(
+    project: Project, rt: Runtime, redis_url: str
+) -> None:
+    ttl = rt.settings.lease_ttl
+    project.add_tasks({"alpha": task_file("Alpha", priority=2), "beta": task_file("Beta", priority=1)})
+    started = project.root / "dispatching"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    stalled = subprocess.Popen([sys.executable, "-c", DISPATCH_AND_HANG, str(project.root), redis_url, str(started),
+                                str(ttl)], env=env)  # fmt: skip
+    try:
+        wait_for(started.exists, 60, "the first dispatcher to hold the lock")
+        held_until = time.monotonic() + 2 * ttl
+        while time.monotonic() < held_until:  # renewed while its holder lives, well past one ttl
+            assert dispatch.dispatch(rt, Queue()).skipped_busy, "the lock of a live dispatcher was taken"
+            time.sleep(0.1)
+    finally:
+        stalled.kill()
+        stalled.wait()
+    q = Queue()
+    wait_for(lambda: not dispatch.dispatch(rt, q).skipped_busy, ttl + 10, "another dispatch to proceed")
+    assert q.ids() == ["beta"], "alpha keeps the dead dispatcher's mark until it expires; beta goes now"
+
+
+def test_a_task_that_lands_while_dispatch_runs_is_never_queued_again(project: Project, redis_url: str) -> None:
+    """A landing pushes its landed ref, then releases its lease. A dispatch that read git before the push and
+    Redis after the release took the task for ready and queued a no-op attempt of it (issue 11). Dispatch runs in
+    a loop here while tasks land one by one; blocked tasks make each dispatch read a large backlog."""
+    landing = {f"land-{i}": task_file(f"Land {i}") for i in range(8)}
+    blocked = {f"later-{i}": task_file(f"Later {i}", depends_on=["anchor"]) for i in range(120)}
+    project.add_tasks({"anchor": task_file("Anchor"), **landing, **blocked})
+    settings = make_settings(project, redis_url, vendors={"claude": vendor_table(concurrency=50)})
+    rt = connect(settings)
+    announce_slots(redis.Redis.from_url(redis_url), settings)
+    held = {t: rt.leases.acquire_task(t, 600, worker="w1", vendor="claude") for t in ["anchor", *landing]}
+    q, cycles, stop = Queue(), [0], threading.Event()
+
+    def dispatcher() -> None:
+        while not stop.is_set():
+            dispatch.dispatch(rt, q)
+            cycles[0] += 1
+
+    loop = threading.Thread(target=dispatcher)
+    loop.start()
+    try:
+        main = project.git("rev-parse", "main")
+        for i, task_id in enumerate(landing):
+            seen = cycles[0]
+            wait_for(lambda seen=seen: cycles[0] > seen, 60, "the next dispatch")  # type: ignore[misc]
+            for _ in range(i % 4):  # land at different points of a dispatch
+                project.git("rev-parse", "main")
+            project.git("update-ref", f"refs/swarm/landed/{task_id}", main)  # the landing push ...
+            lease = held[task_id]
+            assert lease is not None and rt.leases.release(lease)  # ... then the lease is released
+        seen = cycles[0]
+        wait_for(lambda: cycles[0] > seen + 1, 60, "dispatches after the last landing")
+    finally:
+        stop.set()
+        loop.join(60)
+    assert set(q.ids()) & set(landing) == set(), f"landed tasks were queued again: {q.sent}"

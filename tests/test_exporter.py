@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from swarm import dispatch, quota
+from swarm import dispatch
 from swarm.agents import registry
 from swarm.launch import free_port
 from swarm.pipeline import Pipeline
@@ -30,7 +31,7 @@ def run(rt: Runtime, task_id: str, vendor: str) -> str:
         table = rt.settings.vendors[name]
         return registry.make(name, table.adapter, table.options())
 
-    return Pipeline(rt, agent, "w1").run(task_id, vendor)
+    return Pipeline.on(rt, agent, "w1").run(task_id, vendor)
 
 
 def claude_table() -> dict[str, object]:
@@ -107,7 +108,7 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
     })  # fmt: skip
     settings = make_settings(project, redis_url, vendors={"claude": claude_table(), "codex": vendor_table()})
     rt = connect(settings)
-    announce_slots(rt.redis, settings)  # live workers' slots: claude 2, codex 1
+    announce_slots(redis.Redis.from_url(redis_url), settings)  # live workers' slots: claude 2, codex 1
     assert run(rt, "alpha", "claude") == "landed"
     assert run(rt, "broken", "codex") == "rejected"
     queued: list[tuple[str, str]] = []
@@ -122,14 +123,14 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
     assert value(m, "swarm_landings_total") == 1
     assert value(m, "swarm_attempts_total", outcome="landed", reason="") == 1
     assert value(m, "swarm_attempts_total", outcome="rejected", reason="oracle_red") == 1
-    main_counts = json.loads(rt.redis.get(f"swarm:oracle:{project.main_log()[0]}"))
-    assert value(m, "swarm_main_passing") == main_counts["passed"] == 2
+    main_counts = rt.baselines.get(project.main_log()[0])
+    assert main_counts is not None and value(m, "swarm_main_passing") == main_counts.passed == 2
     assert value(m, "swarm_main_area_passing", area="checks") == 2
     assert value(m, "swarm_tasks", state="landed") == 1 and value(m, "swarm_tasks", state="queued") == 1
     assert value(m, "swarm_queue_depth", vendor=queued[0][1]) == 1
     assert value(m, "swarm_leases") == 1 and value(m, "swarm_slots_busy", vendor="claude") == 1
     assert value(m, "swarm_slots", vendor="claude") == 2 and value(m, "swarm_slots", vendor="codex") == 1
-    spent = quota.spend_total(rt.redis, "claude")
+    spent = rt.ledger.spend_total("claude")
     assert spent["input_tokens"] > 0 and spent["cost_usd"] > 0
     assert value(m, "swarm_tokens_total", vendor="claude", kind="input") == spent["input_tokens"]
     assert value(m, "swarm_spend_usd_total", vendor="claude") == pytest.approx(spent["cost_usd"])

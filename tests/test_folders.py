@@ -1,4 +1,4 @@
-"""Folders kept in step with a commit (export, workspace) and an agent's changes read back from the outside (collect),
+"""Folders kept in step with a commit (sync, workspace) and an agent's changes read back from the outside (collect),
 on real git repositories: exact trees, work that follows the change, nothing of the workspace's own git run."""
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def _hash_bytes(m: Mirror, text: str) -> str:
 
 
 def commit_with(m: Mirror, base: str, folder: Path, edit: dict[str, str | None]) -> str:
-    """A commit on base with some files changed, made through an export of base."""
-    m.export(base, folder)
+    """A commit on base with some files changed, made through a sync of base."""
+    m.sync(base, folder)
     for path, text in edit.items():
         if text is None:
             (folder / path).unlink()
@@ -92,7 +92,7 @@ def commit_with(m: Mirror, base: str, folder: Path, edit: dict[str, str | None])
     return commit
 
 
-def test_export_writes_exactly_the_tree_and_a_later_one_rewrites_only_what_changed(
+def test_sync_writes_exactly_the_tree_and_a_later_one_rewrites_only_what_changed(
     mirror: Mirror, tmp_path: Path
 ) -> None:
     main = mirror.main()
@@ -100,7 +100,7 @@ def test_export_writes_exactly_the_tree_and_a_later_one_rewrites_only_what_chang
         mirror, main, tmp_path / "scratch", {"src/a.txt": "A\n", "src/new.txt": "new\n", "src/b.txt": None}
     )
     dest = tmp_path / "slot" / "oracle"
-    mirror.export(main, dest)
+    mirror.sync(main, dest)
     assert tree_on_disk(mirror, dest) == tree_of(mirror, main)
     assert not (dest / ".git").exists()
     # What a run leaves behind: edits, new files and folders, a deleted file, a file turned folder, a symlink out.
@@ -114,14 +114,14 @@ def test_export_writes_exactly_the_tree_and_a_later_one_rewrites_only_what_chang
     (dest / "escape").symlink_to(tmp_path)
     untouched = dest / "filler" / "f9.txt"
     before = os.stat(untouched)
-    mirror.export(other, dest)
+    mirror.sync(other, dest)
     assert tree_on_disk(mirror, dest) == tree_of(mirror, other)
     assert sorted(os.listdir(tmp_path / "slot")) == [".oracle.swarm-index", "oracle"], "the index lives beside it"
     after = os.stat(untouched)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), (
         "an unchanged file is not rewritten"
     )
-    mirror.export(main, dest)
+    mirror.sync(main, dest)
     assert tree_on_disk(mirror, dest) == tree_of(mirror, main)
 
 
@@ -218,7 +218,7 @@ def test_git_processes_per_step_stay_within_a_budget_whatever_the_repository_siz
     main = mirror.main()
     ws, oracle_dir = tmp_path / "slot" / "ws", tmp_path / "slot" / "oracle"
     mirror.workspace(main, ws)
-    mirror.export(main, oracle_dir)
+    mirror.sync(main, oracle_dir)
     start = repo.git_calls()
     mirror.workspace(main, ws)  # a warm slot: the common case
     assert repo.git_calls() - start <= 4
@@ -227,5 +227,5 @@ def test_git_processes_per_step_stay_within_a_budget_whatever_the_repository_siz
     commit = mirror.collect(ws, main, "m", author="a")
     assert commit is not None and repo.git_calls() - start <= 7
     start = repo.git_calls()
-    mirror.export(commit, oracle_dir)
+    mirror.sync(commit, oracle_dir)
     assert repo.git_calls() - start <= 4

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from swarm import attempts
 from swarm.runtime import Runtime
 from tests.conftest import Project, task_file
-from tests.test_pipeline import pipeline
+from tests.test_pipeline import history, pipeline
 
 
 @pytest.mark.parametrize(
@@ -29,9 +28,9 @@ def test_structural_tampering_is_refused_with_its_reason(
     project.add_tasks({"swap": task_file("Swap", script)})
     before = project.main_log()
     outcome = pipeline(rt).run("swap", "claude")
-    record = attempts.history(rt, "swap")[-1]
+    record = history(rt, "swap")[-1]
     assert outcome == "rejected", record
-    assert record["reason"] == "refused_structure" and reason in record["detail"], record
+    assert record.reason == "refused_structure" and reason in record.detail, record
     assert project.main_log() == before
 
 

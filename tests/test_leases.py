@@ -252,8 +252,9 @@ def test_with_the_runtimes_client_a_hanging_redis_is_noticed_before_the_lease_ex
     assert lease is not None
     lost = Lost()
     with Heartbeat(rt.leases, lease, lost):
-        wait_for(lambda: rt.redis.pttl(lease.key) < ttl * 1000 - 50, 2, "time to pass on the lease")
-        wait_for(lambda: rt.redis.pttl(lease.key) > ttl * 1000 - 50, 2, "one renewal")
+        probe = redis.Redis.from_url(second_redis.url)
+        wait_for(lambda: probe.pttl(lease.key) < ttl * 1000 - 50, 2, "time to pass on the lease")
+        wait_for(lambda: probe.pttl(lease.key) > ttl * 1000 - 50, 2, "one renewal")
         last_renewal = time.monotonic()
         assert second_redis.pid is not None
         os.kill(second_redis.pid, signal.SIGSTOP)
@@ -263,3 +264,29 @@ def test_with_the_runtimes_client_a_hanging_redis_is_noticed_before_the_lease_ex
             os.kill(second_redis.pid, signal.SIGCONT)
         assert lost.calls, "on_lost was not called although the lease could not be renewed"
         assert lost.calls[0][0] - last_renewal < ttl, "on_lost comes before the lease may have expired"
+
+
+def test_a_renewal_that_times_out_is_retried_while_the_lease_is_still_ours(
+    second_redis: EmbeddedRedis, project: Project, tmp_path: Path
+) -> None:
+    """Redis unreachable for a few seconds (CLIENT PAUSE: every other client's call hangs, as over a cut link).
+    The lease had time left: a renewal that times out is tried again on a short timeout, not taken as lost, and
+    the lease is renewed once Redis answers. (Before, one renewal timing out at ttl/3 with ttl/3 left was a loss.)"""
+    ttl = 3 * LOADED_TTL
+    rt = connect(
+        Settings(redis_url=second_redis.url, origin=str(project.origin), workdir=tmp_path / "wd", lease_ttl=ttl)
+    )
+    lease = rt.leases.acquire_task("t1", ttl)
+    assert lease is not None
+    lost = Lost()
+    probe = redis.Redis.from_url(second_redis.url)
+    pause = ttl * 0.72  # longer than a renewal interval plus the runtime client's timeout (2 x ttl/3), shorter than ttl
+    with Heartbeat(rt.leases, lease, lost):
+        wait_for(lambda: probe.pttl(lease.key) < ttl * 1000 - 50, 2 * MARGIN, "time to pass on the lease")
+        wait_for(lambda: probe.pttl(lease.key) > ttl * 1000 - 50, 2 * MARGIN, "one renewal")
+        probe.execute_command("CLIENT", "PAUSE", int(pause * 1000))
+        paused_at = time.monotonic()
+        renewed = lambda: time.monotonic() > paused_at + pause and probe.pttl(lease.key) > (ttl - 1.0) * 1000  # noqa: E731
+        wait_for(renewed, ttl + MARGIN, "a renewal after Redis answers again")
+        assert lost.calls == [], f"taken as lost while the lease still had time: {lost.calls}"
+        assert rt.leases.held(lease)

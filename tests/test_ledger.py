@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import attempts, dispatch, keys, ledger, quota
+from swarm import dispatch, keys, ledger, quota
+from swarm.quota import VendorLedger
 from swarm.repo import Mirror
 from swarm.runtime import Runtime
 from tests.cluster import Cluster, write_config
@@ -63,16 +64,16 @@ def test_a_wiped_redis_gets_budgets_fences_failures_and_history_back(rt: Runtime
     r.flushall()
 
     assert ledger.ensure_loaded(rt)
-    assert r.get(keys.attempts("bad")) == b"2" and r.get(keys.runs("bad")) == b"2"
+    assert rt.book.budget("bad").used == 2 and rt.book.budget("bad").runs == 2
     assert json.loads(r.get(keys.failed("bad")) or "{}")["reason"] == "oracle_red"
-    assert r.get(keys.attempts("busy")) == b"1", "only the attempt that counted uses the budget"
-    assert r.get(keys.runs("busy")) == b"3" and not r.exists(keys.failed("busy"))
+    assert rt.book.budget("busy").used == 1, "only the attempt that counted uses the budget"
+    assert rt.book.budget("busy").runs == 3 and not r.exists(keys.failed("busy"))
     fence = rt.leases.acquire_task("busy", 5.0, worker="w")
     assert fence is not None and fence.fence == 4, "fences continue above the last one used, in flight too"
     history = [json.loads(x) for x in r.lrange(keys.history("bad"), 0, -1)]
     assert [h["reason"] for h in history] == ["oracle_red", "oracle_red"]
     assert history[0]["tokens"] == 1200 and history[0]["cost_usd"] == 0.25 and history[0]["duration"] == 60.5
-    total = quota.spend_total(r, "claude")
+    total = VendorLedger(r).spend_total("claude")
     assert total["input_tokens"] == 1000 and total["output_tokens"] == 200 and total["cost_usd"] == 0.25
     assert quota.numbers(r.hgetall(keys.spend_day("claude", "1970-01-01")))["cost_usd"] == 0.25, "daily caps hold"
     assert quota.numbers(r.hgetall(keys.spend_task("bad")))["cost_usd:claude"] == 0.25
@@ -87,7 +88,7 @@ def test_retry_starts_a_fresh_budget_in_the_ledger_too(rt: Runtime, r: redis.Red
     _attempt(rt, "bad", 2, 2, outcome="rejected", reason="oracle_red", counts=True)
     r.flushall()
     ledger.ensure_loaded(rt)
-    assert r.get(keys.attempts("bad")) == b"1" and not r.exists(keys.failed("bad"))
+    assert rt.book.budget("bad").used == 1 and not r.exists(keys.failed("bad"))
     assert len(ledger.history(rt, "bad")) == 2
 
 
@@ -96,7 +97,7 @@ def test_restore_never_lowers_what_redis_counted_since_the_wipe(rt: Runtime, r: 
     r.flushall()
     r.set(keys.fence("t"), 7)
     ledger.ensure_loaded(rt)
-    assert r.get(keys.fence("t")) == b"7" and r.get(keys.attempts("t")) == b"1"
+    assert r.get(keys.fence("t")) == b"7" and rt.book.budget("t").used == 1
 
 
 def test_one_task_history_is_not_mixed_with_a_task_whose_name_extends_it(rt: Runtime) -> None:
@@ -118,8 +119,8 @@ def test_a_wipe_between_runs_keeps_failures_history_and_fences(project: Project,
     sent: list[tuple[str, str]] = []
     dispatch.dispatch(rt, lambda t, v: sent.append((t, v)))
     assert sent == [], "the failed task is not given a second budget, the landed one is not re-run"
-    assert [h["reason"] for h in attempts.history(rt, "bad")] == ["oracle_red", "oracle_red"]
-    assert [h["outcome"] for h in attempts.history(rt, "good")] == ["landed"]
+    assert [h.reason for h in rt.book.history("bad")] == ["oracle_red", "oracle_red"]
+    assert [h.outcome for h in rt.book.history("good")] == ["landed"]
     lease = rt.leases.acquire_task("bad", 5.0, worker="w")
     assert lease is not None and lease.fence == 3
     assert dispatch.retry(rt, "bad")
@@ -153,7 +154,7 @@ def test_a_record_origin_cannot_take_waits_in_the_spool(project: Project, rt: Ru
     away = project.origin.with_name("away.git")
     project.origin.rename(away)  # origin unreachable, as over a cut link
     try:
-        assert not ledger.write(rt.mirror, "t", "end", {"fence": 1, "outcome": "rejected", "reason": "x"}, r)
+        assert not ledger.write(rt.mirror, "t", "end", {"fence": 1, "outcome": "rejected", "reason": "x"}, rt.book)
         assert ledger.flush(rt) == 0 and r.llen(keys.LEDGER_SPOOL) == 1, "still unreachable: kept for later"
     finally:
         away.rename(project.origin)

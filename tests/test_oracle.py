@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from swarm import oracle
+from swarm.counts import Counts
 from swarm.settings import OracleSettings
 
 
@@ -48,7 +49,7 @@ def test_the_environment_gets_the_agent_id_the_tier_and_the_cache(tmp_path: Path
 
 
 def test_judge_rejects_red_a_lower_total_and_a_lower_area() -> None:
-    base = {"passed": 10, "areas": {"a": {"passed": 6}, "b": {"passed": 4}}}
+    base = Counts.parse({"passed": 10, "areas": {"a": {"passed": 6}, "b": {"passed": 4}}})
     ok = oracle.OracleResult("full", True, 11, summary={"areas": {"a": {"passed": 6}, "b": {"passed": 5}}})
     assert oracle.judge(ok, base) == ""
     assert "dropped from 10" in oracle.judge(oracle.OracleResult("full", True, 9), base)

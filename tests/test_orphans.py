@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm import attempts, identity, proc
+from swarm import identity, proc, reaper
 from swarm.runtime import connect
 from tests.cluster import Cluster, write_config
 from tests.conftest import Project, make_settings, task_file, wait_for
@@ -101,10 +101,10 @@ def test_a_sweep_kills_only_this_swarms_orphans(project: Project, redis_url: str
         }
         orphans[name] = subprocess.Popen(["sleep", "300"], env=env, start_new_session=True)
     try:
-        assert attempts.sweep_host(mine)["processes"] == 1
+        assert reaper.sweep_host(mine.settings, mine.mirror)["processes"] == 1
         wait_for(lambda: orphans["mine"].poll() is not None, 10, "this swarm's orphan to be killed")
         assert orphans["other"].poll() is None, "the other swarm's process on the same host is left alone"
-        assert attempts.sweep_host(other)["processes"] == 1
+        assert reaper.sweep_host(other.settings, other.mirror)["processes"] == 1
         wait_for(lambda: orphans["other"].poll() is not None, 10, "the other swarm's own sweep to kill it")
     finally:
         for p in orphans.values():

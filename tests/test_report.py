@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm import keys
+from swarm.counts import Counts
 from swarm.runtime import connect
 from tests import browser
 from tests.cluster import REPO_ROOT
@@ -48,7 +47,7 @@ def test_the_report_shows_main_landings_attempts_time_and_spend_and_renders_in_a
     assert "<script" not in html and not re.search(r"\b(src|href)=", html)
     assert html.count("<svg") == 5
     main = project.main_log()[0]
-    passing = json.loads(rt.redis.get(keys.oracle(main)))["passed"]
+    passing = (rt.baselines.get(main) or Counts()).passed
     assert passing == 3
     assert f"<b>? → {passing}</b>main passing" in html or f"→ {passing}</b>main passing" in html
     assert "<title>total</title>" in html and "<title>checks</title>" in html, "passing count in total and per area"
@@ -56,7 +55,7 @@ def test_the_report_shows_main_landings_attempts_time_and_spend_and_renders_in_a
     assert "<b>2</b>tasks landed" in html and "<b>0</b>coordination commits" in html
     assert "rejected: oracle_red: 1" in html and "landed: 2" in html
     assert re.search(r"agent running: [\d.]+ s", html) and re.search(r"oracle \(baseline, fast, full\): [\d.]+ s", html)
-    claude_cost = float(rt.redis.hget(keys.spend_total("claude"), "cost_usd"))
+    claude_cost = float(rt.ledger.spend_total("claude")["cost_usd"])
     assert claude_cost > 0 and f"claude: ${claude_cost:,.2f}" in html
 
     # As a browser shows it: drawn, with every chart in the DOM.

@@ -63,6 +63,8 @@ class AgentResult:
     """Whose fault a failure was (None when the run succeeded); see `swarm.agents.taxonomy`."""
     reason: str | None = None
     """The precise cause, one of `taxonomy.REASONS` (e.g. billing, model_not_found, turn_limit, unknown)."""
+    models: list[str] | None = None
+    """The models that answered, as the CLI reports them: a fallback model the CLI switched to shows up here."""
 
     def record(self) -> dict[str, Any]:
         """Flat fields for the attempt's record (None values left out)."""

@@ -172,6 +172,8 @@ def parse(stdout: Path, stderr: Path, exit_code: int | None) -> AgentResult:
     cost = res.get("total_cost_usd")
     result.cost_usd = float(cost) if isinstance(cost, int | float) else None
     _usage(result, res.get("usage") or {})
+    model_usage = res.get("modelUsage")
+    result.models = sorted(model_usage) if isinstance(model_usage, dict) and model_usage else None
     if res.get("is_error") or res.get("subtype") != "success" or exit_code != 0:
         taxonomy.fail(result, _reason(stream, res, output.read_text(stderr)))
         result.message = _failure_message(res, exit_code)

@@ -174,6 +174,7 @@ def _usage(result: AgentResult, stats: Any, prices: Mapping[str, Price], model: 
         return
     per_model = stats.get("models") if isinstance(stats.get("models"), dict) else None
     if per_model:
+        result.models = sorted(per_model)  # more than one: the CLI fell back to another model
         rows = [(name, m.get("tokens") or {}) for name, m in per_model.items() if isinstance(m, dict)]
         counts = [(n, t.get("prompt") or 0, t.get("cached") or 0, t.get("candidates") or 0) for n, t in rows]
     else:

@@ -24,8 +24,8 @@ def settle(launched: Launched, parsed: AgentResult, secrets: Iterable[str] = ())
     if launched.stalled:
         _stalled(launched, parsed)
     elif ended.timed_out:
-        reason = parsed.reason if parsed.vendor_fault and parsed.reason else taxonomy.TIMEOUT
-        taxonomy.fail(parsed, reason).outcome = "timeout"
+        # Still retrying a rate limit or an outage at the deadline: the vendor's fault, with its own outcome.
+        taxonomy.fail(parsed, parsed.reason if parsed.vendor_fault and parsed.reason else taxonomy.TIMEOUT)
         parsed.message = f"{ended.describe()}; last words: {parsed.message}"
     elif ended.cancelled:
         taxonomy.fail(parsed, taxonomy.LEASE_LOST)

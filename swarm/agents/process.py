@@ -64,12 +64,13 @@ def launch(
     watcher = _Watcher(run, watch or Watch())
     thread = threading.Thread(target=watcher.loop, name=f"watch-{run.task_id}", daemon=True)
     thread.start()
-    if run.sandbox is not None:  # the one place every agent's process is put in its sandbox
-        argv = run.sandbox.with_programs(argv).wrap(argv, cwd or run.worktree)
+    cwd = cwd or run.worktree
+    # The one place every agent's process is put in its sandbox (swarm.sandbox), with the programs it names.
+    command = run.sandbox.with_programs(argv).wrap(argv, cwd) if run.sandbox is not None else list(argv)
     try:
         ended = proc.run(
-            list(argv),
-            cwd=cwd or run.worktree,
+            command,
+            cwd=cwd,
             env=env,
             timeout=run.timeout,
             log_path=run.log_path,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from swarm import attempts, keys, proc, quota
+from swarm import proc
 from swarm.agents import claude, registry
 from swarm.agents.base import AgentResult
 from swarm.agents.process import launch
@@ -46,7 +46,7 @@ def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
         table = rt.settings.vendors[vendor]
         return registry.make(vendor, table.adapter, table.options())
 
-    return Pipeline(rt, agent, worker)
+    return Pipeline.on(rt, agent, worker)
 
 
 @pytest.fixture
@@ -66,11 +66,11 @@ def test_a_task_lands_through_each_vendor_cli(
     project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha\nprint-key\nstream success")})
     assert pipeline(rt).run("alpha", cli) == "landed"
     assert project.show("src/alpha.txt") == "alpha"
-    agent = attempts.history(rt, "alpha")[-1]["agent"]
+    agent = rt.book.history("alpha")[-1].agent
     assert agent["outcome"] == "ok" and agent["session_id"] and agent["input_tokens"] > 0
     env = json.loads(record.read_text().splitlines()[0])["env"]
     assert [k for k in (*KEY_VARS, "SWARM_REDIS_URL") if k in env] == [OWN_KEY[cli]]
-    log_dir = Path(attempts.history(rt, "alpha")[-1]["log_dir"])
+    log_dir = Path(rt.book.history("alpha")[-1].log_dir)
     for log in log_dir.glob("agent*.log"):
         assert keys_set[OWN_KEY[cli]] not in log.read_text(), f"{log.name} leaks the key"
 
@@ -82,23 +82,26 @@ def test_a_rate_limit_stream_ends_the_attempt_as_rate_limited(
     rt = connect(make_settings(project, redis_url, vendors=vendors()))
     project.add_tasks({"limited": task_file("Limited", "resets-in 600\nwrite src/alpha.txt alpha\nstream rate_limit")})
     assert pipeline(rt).run("limited", cli) == "rejected"
-    agent = attempts.history(rt, "limited")[-1]["agent"]
+    agent = rt.book.history("limited")[-1].agent
     assert agent["outcome"] == "rate_limited"
     assert "limited" not in project.landed()
 
 
-def test_rate_limits_do_not_use_up_attempts_but_cannot_keep_a_task_forever(
+def test_rate_limits_never_use_up_attempts_and_the_task_waits_longer_each_time(
     project: Project, redis_url: str, keys_set: dict[str, str]
 ) -> None:
-    """max_attempts is 2 here: rate-limited runs are free, up to three times the budget, then the task fails."""
+    """max_attempts is 2 here: rate-limited runs never fail the task; runs in a row put it in a growing backoff."""
     rt = connect(make_settings(project, redis_url, vendors=vendors()))
     project.add_tasks({"limited": task_file("Limited", "resets-in 600\nstream rate_limit")})
     outcomes = []
     for _ in range(6):
-        quota.clear(rt.redis, "claude")  # an operator unblocking the vendor each time
+        rt.ledger.clear("claude")  # an operator unblocking the vendor each time
         outcomes.append(pipeline(rt).run("limited", "claude"))
-    assert outcomes == ["rejected"] * 5 + ["failed"]
-    assert [h["reason"] for h in attempts.history(rt, "limited")] == ["agent_rate_limited"] * 6
+    assert outcomes == ["rejected"] * 6
+    assert [h.reason for h in rt.book.history("limited")] == ["agent_rate_limited"] * 6
+    budget = rt.book.budget("limited")
+    assert budget.used == 0 and budget.runs == 6 and not rt.book.has_failed("limited")
+    assert budget.backoff_s > 0, "dispatch holds the task back a while instead of sending it straight again"
 
 
 def test_a_rate_limited_vendor_cools_for_every_worker_and_the_task_lands_through_another(
@@ -110,11 +113,11 @@ def test_a_rate_limited_vendor_cools_for_every_worker_and_the_task_lands_through
         {"alpha": task_file("Alpha", "@1 resets-in 600\n@1 stream rate_limit\nwrite src/alpha.txt alpha")}
     )
     pipeline(rt, "w1").run("alpha", "claude")
-    first = attempts.history(rt, "alpha")[-1]["agent"]
-    quota.after_run(rt.redis, "claude", "alpha", AgentResult(**_result_fields(first)))
+    first = rt.book.history("alpha")[-1].agent
+    rt.ledger.after_run("claude", "alpha", AgentResult(**_result_fields(first)))
     other_worker = connect(make_settings(project, redis_url, vendors=vendors()))
-    assert quota.cooling(other_worker.redis, "claude") == pytest.approx(600, abs=5)
-    assert quota.blocked(other_worker.redis, "codex") is None
+    assert other_worker.ledger.cooling("claude") == pytest.approx(600, abs=5)
+    assert other_worker.ledger.blocked("codex") is None
     assert pipeline(other_worker, "w2").run("alpha", "codex") == "landed"
     assert project.show("src/alpha.txt") == "alpha"
 
@@ -128,7 +131,7 @@ def test_a_hanging_cli_is_killed_at_the_vendor_timeout_with_its_whole_group(
     started = time.monotonic()
     assert pipeline(rt).run("stuck", "codex") == "rejected"
     assert time.monotonic() - started < 20
-    assert attempts.history(rt, "stuck")[-1]["agent"]["outcome"] == "timeout"
+    assert rt.book.history("stuck")[-1].agent["outcome"] == "timeout"
     for pid in map(int, pids.read_text().split()):
         assert not proc.alive(pid), f"process {pid} outlived the timeout"
 
@@ -142,14 +145,14 @@ def test_a_vendor_failure_parks_the_vendor_and_never_uses_up_the_tasks_attempts(
     rt = connect(make_settings(project, redis_url, vendors=vendors(), max_attempts=1))
     project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha\nstream billing")})
     assert pipeline(rt).run("alpha", "codex") == "rejected"
-    record = attempts.history(rt, "alpha")[-1]
-    assert record["reason"] == "agent_vendor_error" and record["detail"].startswith("billing:")
-    assert record["agent"]["fault"] == "vendor" and record["agent"]["reason"] == "billing"
-    assert int(rt.redis.get(keys.attempts("alpha")) or 0) == 0, "the attempt was not the task's to pay"
-    assert not rt.redis.exists(keys.failed("alpha"))
-    assert quota.vendor_state(rt.redis, "codex")["state"] == "auth_error", "billing parks the vendor"
+    record = rt.book.history("alpha")[-1]
+    assert record.reason == "agent_vendor_error" and record.detail.startswith("billing:")
+    assert record.agent is not None and record.agent["fault"] == "vendor" and record.agent["reason"] == "billing"
+    assert rt.book.budget("alpha").used == 0, "the attempt was not the task's to pay"
+    assert not rt.book.has_failed("alpha")
+    assert rt.ledger.vendor_state("codex")["state"] == "auth_error", "billing parks the vendor"
     assert pipeline(rt).run("alpha", "codex") == "cooling", "a parked vendor takes no task"
-    assert len(attempts.history(rt, "alpha")) == 1
+    assert len(rt.book.history("alpha")) == 1
 
 
 def test_the_preflight_stops_a_vendor_with_no_login_before_any_attempt_or_oracle_work(
@@ -162,9 +165,9 @@ def test_the_preflight_stops_a_vendor_with_no_login_before_any_attempt_or_oracle
     rt = connect(make_settings(project, redis_url, vendors=vendors(record)))
     project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
     assert pipeline(rt).run("alpha", "codex") == "cooling"
-    assert attempts.history(rt, "alpha") == [] and not record.exists()
+    assert rt.book.history("alpha") == [] and not record.exists()
     assert not list((rt.settings.workdir / "logs").glob("alpha/*/*oracle*")), "no oracle ran"
-    assert quota.vendor_state(rt.redis, "codex")["detail"].startswith("auth error: auth: codex: no login found")
+    assert rt.ledger.vendor_state("codex")["detail"].startswith("auth error: auth: codex: no login found")
 
 
 # --- the real CLIs, where installed: no credentials must read as auth_error, well within the timeout ---

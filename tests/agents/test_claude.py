@@ -23,6 +23,14 @@ def test_success_stream_gives_message_session_turns_tokens_and_cost() -> None:
     assert result.turns == 3 and result.cost_usd == pytest.approx(0.0421)
     # input counts fresh + cache reads + cache writes; cached is the cache reads
     assert (result.input_tokens, result.cached_tokens, result.output_tokens) == (9700, 8000, 350)
+    assert result.models == ["claude-sonnet-4-5"] and result.record()["models"] == ["claude-sonnet-4-5"]
+
+
+def test_a_fallback_model_is_recorded_next_to_the_requested_one(tmp_path: Path) -> None:
+    log = tmp_path / "out.log"
+    text = SUCCESS.read_text().replace('"modelUsage":{', '"modelUsage":{"claude-haiku-4-5":{"inputTokens":1},', 1)
+    log.write_text(text)
+    assert claude.parse(log, NOWHERE, 0).models == ["claude-haiku-4-5", "claude-sonnet-4-5"]
 
 
 @pytest.mark.parametrize("name", ["claude_json.out", "claude_sjson.out"])

@@ -120,3 +120,12 @@ def test_claude_as_root_in_bypass_mode_is_refused_by_the_preflight_not_charged_t
     result = agent.run(agent_run(tmp_path))
     assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "refused")
     assert "IS_SANDBOX" in result.message
+
+
+def test_a_cli_still_retrying_a_rate_limit_at_the_attempt_timeout_is_the_vendors_not_the_tasks(
+    tmp_path: Path, keys: None
+) -> None:
+    run = agent_run(tmp_path, script("emit claude_retrying_429.out", "sleep 60"), timeout=2)
+    result = adapter("claude", connect_timeout=None).run(run)
+    assert (result.outcome, result.fault, result.reason) == ("rate_limited", "vendor", "rate_limit"), result.message
+    assert "timed out" in result.message

@@ -32,6 +32,7 @@ def test_per_model_stats_are_priced_model_by_model(tmp_path: Path) -> None:
     result = gemini.parse(log, NOWHERE, 0, prices)
     assert result.input_tokens == 1500 and result.output_tokens == 150
     assert result.cost_usd == pytest.approx((1000 * 1.25 + 100 * 10 + 500 * 0.3 + 50 * 2.5) / 1e6)
+    assert result.models == ["gemini-2.5-flash", "gemini-2.5-pro"], "the fallback model is recorded"
 
 
 def test_quota_error_on_stderr_is_rate_limited_with_the_retry_delay() -> None:

@@ -12,7 +12,6 @@ import sys
 import threading
 from pathlib import Path
 
-from swarm import attempts, keys
 from swarm.runtime import connect
 from tests.cluster import REPO_ROOT
 from tests.conftest import Project, make_settings, task_file, wait_for
@@ -57,11 +56,11 @@ def test_a_worker_stalled_after_its_full_oracle_cannot_land_once_its_lease_is_go
     try:
         wait_for(lambda: Path(f"/proc/{stalled.pid}/stat").read_text().split(")")[1].split()[0] == "T", 60, "the stall")
         stop_file.unlink()
-        wait_for(lambda: not rt.redis.exists(keys.lease("task")), 10, "the stalled attempt's lease to expire")
+        wait_for(lambda: "task" not in rt.leases.holders(), 10, "the stalled attempt's lease to expire")
         second: list[str] = []
         other = threading.Thread(target=lambda: second.append(pipeline(rt, "fresh").run("task", "codex")))
         other.start()
-        wait_for(lambda: rt.redis.exists(keys.lease("task")), 10, "a second attempt to lease the task")
+        wait_for(lambda: "task" in rt.leases.holders(), 10, "a second attempt to lease the task")
         os.kill(stalled.pid, signal.SIGCONT)
         first = stalled.communicate(timeout=60)[0].strip()
         gate.touch()
@@ -73,8 +72,8 @@ def test_a_worker_stalled_after_its_full_oracle_cannot_land_once_its_lease_is_go
     assert first == "rejected", "the stalled attempt landed after losing its lease"
     assert second == ["landed"]
     assert trailer(project, "Swarm-Agent") == "codex", "what landed is the fresh attempt's work"
-    stalled_runs = [h for h in attempts.history(rt, "task") if h.get("worker") == "stalled"]
-    assert stalled_runs and all(h["outcome"] != "landed" for h in stalled_runs)
+    stalled_runs = [h for h in rt.book.history("task") if h.worker == "stalled"]
+    assert stalled_runs and all(h.outcome != "landed" for h in stalled_runs)
 
 
 def test_an_attempt_longer_than_the_lease_ttl_keeps_its_lease_and_lands(project: Project, redis_url: str) -> None:
@@ -82,4 +81,4 @@ def test_an_attempt_longer_than_the_lease_ttl_keeps_its_lease_and_lands(project:
     project.add_tasks({"long": task_file("Long", "sleep 3\nwrite src/alpha.txt alpha")})
     rt = connect(make_settings(project, redis_url, lease_ttl=1.0))
     assert pipeline(rt).run("long", "claude") == "landed"
-    assert attempts.history(rt, "long")[-1]["outcome"] == "landed"
+    assert rt.book.history("long")[-1].outcome == "landed"

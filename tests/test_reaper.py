@@ -1,4 +1,4 @@
-"""Attempt bookkeeping on this host: what dead worker processes leave behind is swept away."""
+"""The reaper on this host: what dead worker processes leave behind is swept away."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from swarm import attempts, identity, proc
+from swarm import identity, proc, reaper
 from swarm.runtime import Runtime, worker_id
 from tests.conftest import Project
 
@@ -22,13 +22,13 @@ def dead_pid() -> int:
 def test_the_sweep_takes_away_what_dead_workers_left_and_spares_live_ones(project: Project, rt: Runtime) -> None:
     host, main = socket.gethostname(), rt.mirror.fetch()
     dead = f"{host}-{dead_pid()}"
-    mark = identity.marker(rt.settings)  # sweeps only touch this swarm's processes
-    orphan = subprocess.Popen(["sleep", "60"], env={**os.environ, "SWARM_WORKER": dead, **mark})
-    ours = subprocess.Popen(["sleep", "60"], env={**os.environ, "SWARM_WORKER": worker_id(), **mark})
+    marked = {**os.environ, **identity.marker(rt.settings)}
+    orphan = subprocess.Popen(["sleep", "60"], env={**marked, "SWARM_WORKER": dead})
+    ours = subprocess.Popen(["sleep", "60"], env={**marked, "SWARM_WORKER": worker_id()})
     left = rt.mirror.add_worktree(rt.workdir / "worktrees" / f"alpha-{dead}-abc123", main)
     kept = rt.mirror.add_worktree(rt.workdir / "worktrees" / f"beta-{worker_id()}-def456", main)
     try:
-        swept = attempts.sweep_host(rt)
+        swept = reaper.sweep_host(rt.settings, rt.mirror)
         orphan.wait(timeout=10)
         assert swept == {"processes": 1, "worktrees": 1}
         assert orphan.returncode == -9 and ours.poll() is None

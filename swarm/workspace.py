@@ -1,0 +1,179 @@
+"""Where one attempt works on this host: its log folder, its worktrees, the agent's home and run request.
+
+`Attempt` is what the pipeline carries from step to step; `Workspaces` makes and removes its folders.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from swarm import identity
+from swarm.agents.base import AgentRun
+from swarm.environ import agent_home_env, child_env, toolchain_env
+from swarm.errors import SwarmError
+from swarm.leases import Lease
+from swarm.outcomes import AttemptRecord
+from swarm.repo import Mirror, Worktree, index_of
+from swarm.sandbox import Sandbox, toolchains
+from swarm.settings import Settings, config_file
+
+log = logging.getLogger(__name__)
+
+OFFLINE_ADAPTERS = ("command", "replay")
+"""Adapters whose agents need no network: their sandbox has only a loopback of its own."""
+
+
+@dataclass
+class Attempt:
+    """What one attempt carries from step to step."""
+
+    task_id: str
+    vendor: str
+    lease: Lease
+    log_dir: Path
+    record: AttemptRecord
+    cancel: threading.Event = field(default_factory=threading.Event)
+    logs: int = 0
+    run_id: str = field(default_factory=lambda: secrets.token_hex(8))
+    """Marks every process of this attempt's agent run (SWARM_RUN), even those that leave its process group."""
+    worktrees: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+    """The agent's workspaces (standalone repositories), removed when the attempt ends."""
+
+    @property
+    def number(self) -> int:
+        return self.record.attempt
+
+    @property
+    def keep_name(self) -> str:
+        return f"{self.task_id}-{self.lease.fence}"
+
+    def next_log(self, name: str) -> Path:
+        """A new log file of this attempt, numbered in the order of its runs (01-oracle-full.log, ...)."""
+        self.logs += 1
+        return self.log_dir / f"{self.logs:02d}-{name}.log"
+
+    def trailers(self) -> str:
+        return (
+            f"Swarm-Task: {self.task_id}\nSwarm-Agent: {self.vendor}\n"
+            f"Swarm-Attempt: {self.number}\nSwarm-Fence: {self.lease.fence}\n"
+        )
+
+
+@dataclass
+class Workspaces:
+    """The folders of this worker slot's attempts under `workdir`."""
+
+    settings: Settings
+    mirror: Mirror
+    worker: str
+    slot: str
+
+    @property
+    def workdir(self) -> Path:
+        return self.settings.workdir.resolve()
+
+    def new_attempt(self, task_id: str, vendor: str, lease: Lease, cancel: threading.Event) -> Attempt:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        log_dir = self.workdir / "logs" / task_id / f"{stamp}-fence{lease.fence}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        record = AttemptRecord(task=task_id, vendor=vendor, worker=self.worker, fence=lease.fence, log_dir=str(log_dir))
+        return Attempt(task_id, vendor, lease, log_dir, record, cancel=cancel)
+
+    def worktree(self, att: Attempt, commit: str) -> Worktree:
+        """A new worktree of this attempt at `commit`, at a path no earlier run has used."""
+        path = self.workdir / "worktrees" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+        att.worktrees.append(path)
+        return self.mirror.add_worktree(path, commit)
+
+    def workspace(self, att: Attempt, commit: str) -> Path:
+        """The agent's standalone repository at `commit`: its git dir is its own (objects borrowed read-only from
+        the mirror), so nothing it writes there reaches the swarm's git; the swarm reads it back with `collect`."""
+        path = self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+        att.folders.append(path)
+        self.mirror.workspace(commit, path)
+        return path
+
+    def drop_folder(self, path: Path) -> None:
+        if self.settings.keep_worktrees:
+            return
+        shutil.rmtree(path, ignore_errors=True)
+        index_of(path).unlink(missing_ok=True)
+
+    def drop(self, path: Path) -> None:
+        try:
+            self.mirror.remove_worktree(path)
+        except SwarmError as exc:
+            log.warning("could not remove worktree %s: %s", path, exc)
+            shutil.rmtree(path, ignore_errors=True)
+
+    def clean_up(self, att: Attempt) -> None:
+        for name in (att.keep_name, f"{att.keep_name}-rebased"):
+            try:
+                self.mirror.unkeep(name)
+            except SwarmError as exc:
+                log.warning("could not drop %s: %s", name, exc)
+        if not self.settings.keep_worktrees:
+            for path in att.worktrees:
+                self.drop(path)
+        for path in att.folders:
+            self.drop_folder(path)
+
+    def home(self, vendor: str) -> Path:
+        """This slot's home for the vendor's agent: its config, login link and private temp folder."""
+        home = self.workdir / "homes" / f"{vendor}-{self.slot}"
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+    def agent_run(self, att: Attempt, prompt_file: Path, workspace: Path, on_start: Callable[[int], None]) -> AgentRun:
+        """The request the runner gets: the slot's own home, the attempt's marks in the environment, the timeout."""
+        home = self.home(att.vendor)
+        env = {
+            **agent_home_env(home, f"{att.vendor} agent"),
+            "SWARM_TASK_ID": att.task_id,
+            "SWARM_PROMPT_FILE": str(prompt_file),
+            "SWARM_ATTEMPT": str(att.number),
+            "SWARM_RUN": att.run_id,
+            "SWARM_WORKER": self.worker,
+            **identity.marker(self.settings),
+        }
+        timeout = self.settings.vendors[att.vendor].timeout or self.settings.agent_timeout
+        box = self.sandbox(att.vendor, workspace, home, prompt_file)
+        if box is not None:
+            env["IS_SANDBOX"] = "1"  # it is one: claude's unattended mode, refused as root elsewhere, may run here
+        return AgentRun(task_id=att.task_id, attempt=att.number, vendor=att.vendor, prompt_file=prompt_file,
+                        worktree=workspace, log_path=att.log_dir / "agent.log", home=home, timeout=timeout,
+                        env=env, cancel=att.cancel, on_start=on_start, sandbox=box)  # fmt: skip
+
+    def sandbox(self, vendor: str, workspace: Path, home: Path, prompt_file: Path) -> Sandbox | None:
+        """What the agent sees: its workspace and home (writable), the login files its home links to, its prompt,
+        the mirror's objects its workspace borrows, the system and toolchains (read-only); not the swarm's workdir,
+        its config, origin, other slots' homes or any other process."""
+        if self.settings.unsafe_no_sandbox:
+            return None
+        table = self.settings.vendors[vendor]
+        network = table.network if table.network is not None else table.adapter not in OFFLINE_ADAPTERS
+        tools = toolchains(child_env().get("PATH", ""), toolchain_env().values())
+        objects = self.mirror.path / "objects"
+        box = Sandbox(rw=[workspace, home, *_login_files(home), *table.sandbox_rw],
+                      ro=[*tools, objects, prompt_file, *table.sandbox_ro], network=network)  # fmt: skip
+        return box.hiding([self.workdir, config_file().resolve()])
+
+
+def _login_files(home: Path) -> list[Path]:
+    """Files outside the slot's home that its links point to: a CLI's login (shared, never copied, so a refreshed
+    token reaches every slot), which the agent must read and may rewrite."""
+    found = []
+    for link in [*home.glob("*"), *home.glob(".*/*"), *home.glob(".*/.*")]:
+        if link.is_symlink():
+            target = link.resolve()
+            if target.is_file() and not target.is_relative_to(home.resolve()):
+                found.append(target)
+    return found
