@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -87,6 +88,11 @@ class Train(Door):
         """Join, speculate, land in order: returns the landed commit and the full oracle's result on it."""
         car = Car(member)
         self._join(member)
+        stop = threading.Event()
+        # A step can take as long as a full oracle run: the car's entry is renewed from a thread meanwhile, so only
+        # a dead process (or one cut off from Redis) lets it expire and frees those behind.
+        beat = threading.Thread(target=self._renew, args=(member, stop), daemon=True, name=f"train-{member}")
+        beat.start()
         try:
             while True:
                 hooks.alive()
@@ -95,7 +101,16 @@ class Train(Door):
                 if landed is not None:
                     return landed
         finally:
+            stop.set()
+            beat.join()
             self._leave(member)
+
+    def _renew(self, member: str, stop: threading.Event) -> None:
+        while not stop.wait(self.ttl_ms / 3000):
+            try:
+                self.r.pexpire(keys.train_car(member), self.ttl_ms)
+            except redis.RedisError as exc:  # the car may expire; the ride's own touch puts it back in line
+                log.warning("could not renew %s in the train: %s", member, exc)
 
     def window(self) -> int:
         value = self.r.get(keys.TRAIN_WINDOW)
@@ -108,7 +123,12 @@ class Train(Door):
         if len(ahead) >= self.window() or (ahead and not ahead[-1].spec):
             _wait()  # outside the window, or the car ahead has not built yet
             return None
-        parent = ahead[-1].spec if ahead else hooks.main()
+        if ahead:
+            parent = ahead[-1].spec
+        elif car.counts is not None:
+            parent = car.parent  # judged, and now the head: push at once; the compare-and-swap says if main moved
+        else:
+            parent = hooks.main()
         if parent != car.parent:
             self._rebuild(car, parent, hooks)
             return None
@@ -161,8 +181,8 @@ class Train(Door):
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:
             raise AttemptRejected(Reason.ALREADY_LANDED, "the landed ref exists on origin")
-        hooks.emit("cas_lost", onto=car.parent)  # main moved outside the train: rebuild on the new main
-        car.parent = ""
+        hooks.emit("cas_lost", onto=car.parent)  # main moved, or the car ahead did not land: rebuild on main
+        car.parent, car.counts = "", None
         return None
 
     # --- the train in Redis ---

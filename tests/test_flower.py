@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -144,3 +145,37 @@ def test_flower_answers_every_page_during_and_after_a_run_and_shows_each_attempt
     assert "ERROR/" not in worker_log, worker_log[-4000:]
     assert "ignored" in worker_log.lower()
     assert set(statuses.values()) == {200}
+
+
+CELERY_CALL = """
+import sys
+from swarm.tasks import run_task
+if sys.argv[1] == "send":
+    print(run_task.apply_async(args=[sys.argv[2], "claude"], queue="claude").id)
+else:
+    result = run_task.AsyncResult(sys.argv[2])
+    print(result.state, result.info)
+"""
+
+
+def test_an_attempt_cut_off_from_git_ends_interrupted_not_as_a_celery_failure(
+    project: Project, cluster: Cluster
+) -> None:
+    def celery(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-c", CELERY_CALL, *args], cwd=project.root, env=cluster.env(),
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
+    cluster.worker("w1", "claude")
+    cluster.wait_for_workers(["w1"])
+    celery("send", "alpha")
+    wait_for(lambda: "alpha" in project.landed(), 120, "alpha to land")
+    project.origin.rename(project.origin.with_suffix(".away"))  # origin unreachable, as in a network partition
+    task_id = celery("send", "alpha")
+    wait_for(lambda: "ATTEMPT_INTERRUPTED" in celery("state", task_id), 120, "the attempt to end interrupted")
+    assert "GitError" in celery("state", task_id)
+    worker_log = (cluster.logs / "w1.log").read_text(errors="replace")
+    assert "attempt of alpha interrupted" in worker_log
+    assert "ERROR/" not in worker_log and "FAILURE" not in worker_log, worker_log[-4000:]

@@ -11,6 +11,8 @@ import redis
 
 from swarm import keys, oracle, train
 from swarm.agents import registry
+from swarm.errors import AttemptRejected
+from swarm.outcomes import Reason
 from swarm.pipeline import Pipeline
 from swarm.repo import LandResult
 from swarm.runtime import Runtime, connect
@@ -95,7 +97,8 @@ def test_cars_land_in_order_each_tested_speculatively_on_the_one_ahead(
     outcomes = run_all(runtimes(project, redis_url, 2), [("a", "claude"), ("b", "codex")])
     assert outcomes == {"a": "landed", "b": "landed"}
     landed = project.landed()
-    assert project.git("rev-parse", f"{landed['b']}^") == landed["a"], "b landed on a, in train order"
+    story = [(e["task"], e["state"], e.get("commit", "")[:8], e.get("onto", "")[:8]) for e in events(r)]
+    assert project.git("rev-parse", f"{landed['b']}^") == landed["a"], f"b landed on a, in train order: {story}"
     assert project.git("rev-parse", f"{landed['a']}^") == setup
     assert project.main_log()[0] == landed["b"]
     assert_every_main_commit_was_tested_as_is(project, start)
@@ -185,3 +188,42 @@ def test_without_a_window_the_merge_lock_path_lands_as_before(
     wait_for(lambda: "alpha" in project.landed(), 5, "alpha landed")
     landed = rt.baselines.get(project.landed()["alpha"])
     assert landed is not None and landed.passed == 2
+
+
+def test_a_car_stays_in_the_train_while_a_long_step_runs(rt: Runtime, r: redis.Redis) -> None:
+    """A full oracle outlasts the car's TTL many times over: the car is renewed meanwhile, not taken for dead."""
+    cars = train.Train(r, rt.mirror, 4, 0.3)
+    entered, release = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def build(parent: str) -> str:
+        entered.set()
+        release.wait(60)
+        raise AttemptRejected(Reason.CONFLICT, "the test ends the ride here")
+
+    hooks = train.Hooks(
+        main=lambda: "0" * 40,
+        build=build,
+        test=lambda commit: oracle.OracleResult("full", ok=False),
+        baseline=lambda main: None,
+        alive=lambda: None,
+        land=lambda old, new: LandResult.MAIN_MOVED,
+    )
+
+    def ride() -> None:
+        try:
+            cars.ride("x:1", hooks)
+        except AttemptRejected as exc:
+            failures.append(exc)
+
+    rider = threading.Thread(target=ride)
+    rider.start()
+    assert entered.wait(30)
+    key = keys.train_car("x:1")
+    for _ in range(3):  # renewed again and again while the step runs, far past one TTL
+        low = r.pttl(key)
+        wait_for(lambda low=low: r.pttl(key) > low, 10, "the car's entry renewed")  # type: ignore[misc]
+    assert [keys.text(m) for m in r.lrange(keys.TRAIN, 0, -1)] == ["x:1"]
+    release.set()
+    rider.join(30)
+    assert len(failures) == 1 and not r.exists(key) and not r.exists(keys.TRAIN)
