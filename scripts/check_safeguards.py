@@ -78,9 +78,10 @@ SAFEGUARDS = [
     ),
     Safeguard(
         "skipped may not rise",
-        "swarm/oracle.py",
-        [('    if result.skipped > int(baseline.get("skipped") or 0):\n', "    if False:\n"),
-         ("    if rose:\n", "    if False:\n")],
+        "swarm/counts.py",
+        [("        if self.skipped > baseline.skipped:\n", "        if False:\n"),
+         ('        return f"skipped count rose in area(s) {\', \'.join(rose)}" if rose else ""\n',
+          '        return ""\n')],
         ["tests/test_oracle.py::test_judge_rejects_more_skipped_in_total_or_in_any_area"],
     ),
     Safeguard(

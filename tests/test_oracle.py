@@ -61,8 +61,9 @@ def test_judge_rejects_red_a_lower_total_and_a_lower_area() -> None:
 
 def test_judge_rejects_more_skipped_in_total_or_in_any_area() -> None:
     """A failing test skipped or ignored instead of fixed weakens the suite: skipped may not rise."""
-    base = {"passed": 10, "skipped": 1, "areas": {"unit": {"passed": 4, "skipped": 1}, "sql": {"passed": 6}}}
-    same = oracle.OracleResult("full", True, 10, skipped=1, summary=base)
+    summary = {"passed": 10, "skipped": 1, "areas": {"unit": {"passed": 4, "skipped": 1}, "sql": {"passed": 6}}}
+    base = Counts.parse(summary)
+    same = oracle.OracleResult("full", True, 10, skipped=1, summary=summary)
     assert oracle.judge(same, base) == ""
     ignored = {"areas": {"unit": {"passed": 4, "skipped": 2}, "sql": {"passed": 6}}}
     assert "skipped count rose from 1 on main to 2" in oracle.judge(
