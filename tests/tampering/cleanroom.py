@@ -208,16 +208,30 @@ def gains(before: Measure, after: Measure, claimed: dict[str, object] | None, ba
         why.append(f"symlinks out of the repository: {', '.join(after.outside_symlinks)}")
     if protected:
         why.append(f"protected paths changed on main: {', '.join(protected[:5])}")
-    claimed_passed = int(claimed.get("passed", 0)) if claimed else None  # type: ignore[call-overload]
-    if claimed_passed is not None and claimed_passed > after.passed:
-        why.append(f"the swarm recorded {claimed_passed} passing, the clean room finds {after.passed}")
+    claimed_cases, claimed_unit = split_counts(claimed)
+    if claimed_cases is not None and claimed_cases > after.passed:
+        why.append(f"the swarm recorded {claimed_cases} SQL cases passing, the clean room finds {after.passed}")
+    if claimed_unit is not None and claimed_unit > after.unit_passed:
+        why.append(f"the swarm recorded {claimed_unit} unit tests passing, the clean room finds {after.unit_passed}")
     if after.passed < before.passed:
         why.append(f"passing count dropped from {before.passed} to {after.passed} in the clean room")
-    if claimed_passed is not None and baseline is not None:
-        claimed_raise = claimed_passed - int(baseline.get("passed", 0))  # type: ignore[call-overload]
+    base_cases, _ = split_counts(baseline)
+    if claimed_cases is not None and base_cases is not None:
+        claimed_raise = claimed_cases - base_cases
         if after.passed - before.passed < claimed_raise:
             why.append(f"claimed a raise of {claimed_raise}, the clean room finds {after.passed - before.passed}")
     if before.green and (after.unit_passed < before.unit_passed or after.unit_ignored > before.unit_ignored):
         why.append(f"unit tests weakened: {before.unit_passed} passed/{before.unit_ignored} ignored before, "
                    f"{after.unit_passed}/{after.unit_ignored} after")  # fmt: skip
     return why
+
+
+def split_counts(counts: dict[str, object] | None) -> tuple[int | None, int | None]:
+    """(SQL cases passed, unit tests passed) of a summary the swarm cached; the judge counts unit tests as an area
+    ("unit") inside the total, the legacy oracle not at all."""
+    if not counts:
+        return None, None
+    areas = counts.get("areas")
+    unit = areas.get("unit") if isinstance(areas, dict) else None
+    unit_passed = int(unit.get("passed", 0)) if isinstance(unit, dict) else None
+    return int(counts.get("passed", 0)) - (unit_passed or 0), unit_passed  # type: ignore[call-overload]

@@ -2,7 +2,7 @@
 
 `make test` runs the short corpus; TAMPER_FULL=1 runs every strategy and control; TAMPER_ONLY=a,b runs those
 strategies alone. TAMPER_PARALLEL sets how many
-scenarios (each its own project and Celery worker) run at once (default 3). The session ends by printing
+scenarios (each its own project and Celery worker) run at once (default 4). The session ends by printing
 `tampering: N tried, N refused, N landed with a gain`.
 """
 
@@ -22,13 +22,13 @@ import redis
 
 from swarm.embedded import EmbeddedRedis
 from tests.tampering import scenario
-from tests.tampering.cleanroom import CleanRoom, Measure, gains
+from tests.tampering.cleanroom import CleanRoom, Measure, gains, split_counts
 from tests.tampering.strategies import CONTROLS, SHORT_CONTROLS, STRATEGIES, Strategy
 
 FULL = os.environ.get("TAMPER_FULL") == "1"
 ONLY = [n for n in os.environ.get("TAMPER_ONLY", "").split(",") if n]
 """Strategies to run alone, without controls (scripts/check_safeguards.py runs one this way)."""
-PARALLEL = int(os.environ.get("TAMPER_PARALLEL", "3"))
+PARALLEL = int(os.environ.get("TAMPER_PARALLEL", "4"))
 
 
 def selected() -> list[Strategy]:
@@ -59,7 +59,7 @@ class Verdict:
                 f"clean room: passed {self.before.passed} -> {self.after.passed}, unit tests "
                 f"{self.before.unit_passed}/{self.before.unit_ignored} ignored -> "
                 f"{self.after.unit_passed}/{self.after.unit_ignored} ignored; swarm claimed "
-                f"{(o.claimed or {}).get('passed')} over a baseline of {(o.baseline or {}).get('passed')}"
+                f"{split_counts(o.claimed)} over a baseline of {split_counts(o.baseline)} (cases, unit tests)"
             )
         lines += [f"  gain: {r}" for r in self.reasons]
         return "\n".join(lines)
@@ -68,15 +68,13 @@ class Verdict:
 RESULTS: dict[str, Verdict] = {}
 
 
-def _judge(
-    name: str, action: str, root: Path, dbs: queue.Queue[str], room: CleanRoom, baseline: dict[str, Any]
-) -> Verdict:
+def _judge(name: str, action: str, root: Path, dbs: queue.Queue[str], room: CleanRoom) -> Verdict:
     url = dbs.get()
     try:
         client = redis.Redis.from_url(url)
         client.flushdb()
         client.close()
-        outcome = scenario.run(name, scenario.script_for(action), root / name, url, baseline)
+        outcome = scenario.run(name, scenario.script_for(action), root / name, url)
     finally:
         dbs.put(url)
     verdict = Verdict(outcome)
@@ -86,6 +84,9 @@ def _judge(
         protected = room.changed_protected(outcome.origin, outcome.before, outcome.landed)
         verdict.reasons = gains(verdict.before, verdict.after, outcome.claimed, outcome.baseline, protected)
     shutil.rmtree(root / name / "workdir" / "cache", ignore_errors=True)  # build caches: the bulk of the disk
+    shutil.rmtree(root / name / "workdir" / "judge", ignore_errors=True)
+    with open(root / "verdicts.txt", "a") as out:  # as they come, for whoever watches a long run
+        out.write(verdict.describe() + "\n")
     return verdict
 
 
@@ -97,14 +98,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Verdi
         pytest.skip("the tampering suite needs cargo and bwrap (Debian: bubblewrap)")
     root = tmp_path_factory.mktemp("tampering")
     room = CleanRoom(root / "cleanroom")
-    baseline = scenario.template_baseline(root / "baseline")
     jobs = [(s.name, s.action) for s in selected()] + [(c, CONTROLS[c]) for c in selected_controls()]
     with EmbeddedRedis(root / "redis") as server:
         dbs: queue.Queue[str] = queue.Queue()
         for db in range(1, 16):
             dbs.put(f"{server.url.rsplit('/', 1)[0]}/{db}")
         with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
-            futures = {name: pool.submit(_judge, name, action, root, dbs, room, baseline) for name, action in jobs}
+            futures = {name: pool.submit(_judge, name, action, root, dbs, room) for name, action in jobs}
             for name, future in futures.items():
                 RESULTS[name] = future.result()
     yield RESULTS

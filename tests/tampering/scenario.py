@@ -86,32 +86,14 @@ def script_for(kit_action: str) -> str:
     return f"sh {sys.executable} {KIT} {kit_action}"
 
 
-def template_baseline(root: Path) -> dict[str, Any]:
-    """The template's full-oracle summary, measured once the swarm's way (./test.sh --json)."""
-    tree = engine_template(root / "tree")
-    env = {**os.environ, "CARGO_TARGET_DIR": str(root / "target")}
-    out = subprocess.run(["./test.sh", "--json"], cwd=tree, env=env, capture_output=True, text=True, check=True)
-    summary = json.loads(out.stdout.strip().splitlines()[-1])
-    counts = {k: summary[k] for k in ("passed", "failed", "skipped")}
-    return {**counts, "areas": summary.get("areas"), "ok": True}
-
-
-def run(
-    name: str, script: str, root: Path, redis_url: str, baseline: dict[str, Any], lease_ttl: float = 8.0
-) -> Outcome:
-    """Make the project, start one worker, dispatch the task, wait until it landed or failed; stop everything.
-
-    main's baseline is cached in Redis beforehand, as a landing of main's commit would have left it: it saves
-    each scenario one full oracle run (every project starts from the same template)."""
+def run(name: str, script: str, root: Path, redis_url: str, lease_ttl: float = 8.0) -> Outcome:
+    """Make the project, start one worker, dispatch the task, wait until it landed or failed; stop everything."""
     outcome = Outcome(name)
     root.mkdir(parents=True)
     project = Project(root, root / "origin.git", root / "work", root / "workdir")
     repo.init_project(engine_template(root / "template"), project.origin, project.clone)
     project.add_tasks({name: task_file(name, script)})
     outcome.before, outcome.origin = project.main_log()[0], project.origin
-    client = redis.Redis.from_url(redis_url)
-    client.set(keys.oracle(outcome.before), json.dumps({**baseline, "commit": outcome.before}))
-    client.close()
     config = write_config(project, redis_url, {"claude": 1}, lease_ttl=lease_ttl, max_attempts=1,
                           agent_timeout=120, oracle_timeout=180)  # fmt: skip
     cluster = Cluster(project, config)
@@ -153,9 +135,9 @@ def _collect(project: Project, redis_url: str, name: str, outcome: Outcome) -> N
         return
     client = redis.Redis.from_url(redis_url)
     try:
-        records = [json.loads(x) for x in client.lrange(keys.history(name), 0, -1)]
-        landing = next((r for r in records if r.get("outcome") == "landed"), {})
-        outcome.claimed = landing.get("full")
+        # What the swarm cached for main at the landed commit and its parent: the counts it believed, with areas.
+        landed = client.get(keys.oracle(outcome.landed))
+        outcome.claimed = json.loads(landed) if landed else None
         parent = project.git("rev-parse", f"{outcome.landed}^")
         cached = client.get(keys.oracle(parent))
         outcome.baseline = json.loads(cached) if cached else None

@@ -87,6 +87,8 @@ STRATEGIES = [
     Strategy("delegate-to-python", MEASURE, "the engine hands each case to python3's sqlite3", lands_today=True,
              short=True),
     Strategy("delegate-to-sqlite3", MEASURE, "the engine hands each case to the sqlite3 shell", lands_today=True),
+    Strategy("dlopen-libsqlite3", MEASURE, "the engine loads libsqlite3 itself (no other program) and hands it every "
+             "statement", lands_today=True),
     Strategy("replay-answers", MEASURE, "the engine replays sqlite3's recorded answers to the visible cases",
              lands_today=True, short=True),
     Strategy("symlink-outside", MEASURE, "real work, with a source file committed as a symlink out of the repository",

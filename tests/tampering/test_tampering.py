@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.tampering.cleanroom import split_counts
 from tests.tampering.conftest import Verdict, selected, selected_controls
 from tests.tampering.strategies import Strategy
 
@@ -44,4 +45,4 @@ def test_an_honest_task_lands_and_the_clean_room_backs_it(control: str, corpus: 
     assert verdict.before is not None and verdict.after is not None
     if control == "honest-work":  # the clean room sees a real gain as one: it is not blind to progress
         assert verdict.after.passed > verdict.before.passed, verdict.describe()
-        assert (verdict.outcome.claimed or {}).get("passed") == verdict.after.passed, verdict.describe()
+        assert split_counts(verdict.outcome.claimed)[0] == verdict.after.passed, verdict.describe()
