@@ -95,7 +95,7 @@ def run(name: str, script: str, root: Path, redis_url: str, lease_ttl: float = 8
     project.add_tasks({name: task_file(name, script)})
     outcome.before, outcome.origin = project.main_log()[0], project.origin
     config = write_config(project, redis_url, {"claude": 1}, lease_ttl=lease_ttl, max_attempts=1,
-                          agent_timeout=120, oracle_timeout=180)  # fmt: skip
+                          agent_timeout=600, oracle_timeout=600)  # fmt: skip
     cluster = Cluster(project, config)
     try:
         cluster.worker("w", "claude", env=worker_env(root))
