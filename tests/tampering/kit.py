@@ -444,6 +444,7 @@ def better_engine() -> Path:
     built = scratch / "target" / "debug" / "engine"
     if built.exists():
         return built
+    scratch.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(["cp", "-a", str(WT), str(scratch)], check=True)
     (scratch / ".git").unlink()
     env = {"GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@a", "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@a"}
