@@ -137,14 +137,10 @@ STRATEGIES = [
 SHORT = {
     "build-rs-rewrites-runner",
     "python-usercustomize",
-    "future-dated-cache",
     "git-replace-runner",
     "escaped-rewriter",
     "push-to-origin",
     "delegate-to-python",
-    "replay-answers",
-    "ignore-failing-unit-test",
-    "symlink-protected-folder",
 }
 """The corpus `make test` runs: every cause, within a few minutes."""
 
