@@ -96,6 +96,9 @@ def run(name: str, script: str, root: Path, redis_url: str, lease_ttl: float = 8
     outcome.before, outcome.origin = project.main_log()[0], project.origin
     config = write_config(project, redis_url, {"claude": 1}, lease_ttl=lease_ttl, max_attempts=1,
                           agent_timeout=600, oracle_timeout=600)  # fmt: skip
+    # The agent's know-how (kit.py) and the recorded work it borrows, readable inside the agent's sandbox.
+    with open(config, "a") as out:
+        out.write(f"sandbox_ro = {json.dumps([str(KIT.parent), str(REPO_ROOT / 'swarm' / 'replay')])}\n")
     cluster = Cluster(project, config)
     try:
         cluster.worker("w", "claude", env=worker_env(root))
