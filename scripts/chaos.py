@@ -420,15 +420,18 @@ def broke(figures: dict[str, Any]) -> bool:
 
 
 def tear_down(soak: Soak) -> None:
-    soak.cluster.stop()
-    for p in soak.proxies.values():
-        p.close()
-    soak.redis.stop()
+    """Every step runs, whatever an earlier one raised: nothing of the soak may stay behind."""
+    steps: list[Callable[[], object]] = [soak.cluster.stop, *(p.close for p in soak.proxies.values()), soak.redis.stop]
     if soak.hosts is not None:
-        soak.hosts.close()
-    soak.stall.unlink(missing_ok=True)
+        steps.append(soak.hosts.close)
+    steps.append(lambda: soak.stall.unlink(missing_ok=True))
     if soak.disk is not None:
-        subprocess.run(["umount", "-l", str(soak.disk)], capture_output=True)
+        steps.append(lambda: subprocess.run(["umount", "-l", str(soak.disk)], capture_output=True))
+    for step in steps:
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001 - report and go on with the rest
+            print(f"tear-down step failed: {exc!r}", flush=True)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

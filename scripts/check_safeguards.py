@@ -1,17 +1,25 @@
 #!/usr/bin/env python3
 """Remove each safeguard in turn, in a copy of the code, and show that scenarios of the suite fail without it.
 
-Usage: .venv/bin/python scripts/check_safeguards.py   (about three minutes; prints one line per safeguard)
+Usage: .venv/bin/python scripts/check_safeguards.py [NAME...]   (all by default, about five minutes; one line
+per safeguard; NAME picks safeguards by name, e.g. "hook-less git")
+
+A safeguard against tampering names, instead of tests, the strategy of tests/tampering/ (`lands`) that must
+land with a gain once the safeguard is gone: the tampering suite then runs that one strategy through a real
+worker (TAMPER_ONLY) and its clean room must report it. To add one: the code to remove (`edits`, exact text of
+`file` and its replacement) and the strategy it stops, which the suite must refuse while the safeguard is there.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +30,9 @@ class Safeguard:
     name: str
     file: str
     edits: list[tuple[str, str]]
-    tests: list[str]
+    tests: list[str] = field(default_factory=list)
+    lands: str = ""
+    """A tampering strategy (tests/tampering/strategies.py) that lands with a gain without this safeguard."""
 
 
 SAFEGUARDS = [
@@ -98,7 +108,37 @@ SAFEGUARDS = [
           "        repo.export(self.mirror, commit, judge_dir, only=harness)\n")],
         ["tests/test_judge.py::test_a_rewritten_harness_is_not_the_judge"],
     ),
+    # --- against tampering: each stops a strategy of tests/tampering/, which lands with a gain without it
+    Safeguard(
+        "protected-path restore",
+        "swarm/pipeline.py",
+        [("        touched = [c.path for c in changes if matches(c.path, protected)]\n",
+          "        touched: list[str] = []\n")],
+        lands="edit-oracle-runner",
+    ),
+    Safeguard(
+        "agent sandbox (against escaped processes)",
+        "swarm/workspace.py",
+        [("        if self.settings.unsafe_no_sandbox:\n            return None\n",
+          "        if True:\n            return None\n")],
+        lands="escaped-rewriter",
+    ),
 ]  # fmt: skip
+
+TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")
+
+
+def run_tampering(copy: Path, strategy: str) -> tuple[bool, str]:
+    """Run one tampering strategy in the copy; whether it landed with a gain, and the suite's summary line."""
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "RUSTUP_HOME", "CARGO_HOME", "LANG")}
+    env.update(PYTHONPATH=str(copy), TAMPER_ONLY=strategy)
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=900",
+            "tests/tampering/test_tampering.py"]  # fmt: skip
+    out = subprocess.run(argv, cwd=copy, env=env, capture_output=True, text=True)
+    found = TAMPERING_SUMMARY.search(out.stdout)
+    if found is None:
+        return False, f"{strategy}: no tampering summary ({(out.stdout.strip().splitlines() or ['no output'])[-1]})"
+    return int(found.group(3)) >= 1, f"{strategy}: {found.group(0)}"
 
 
 def run(copy: Path, tests: list[str]) -> tuple[int, str]:
@@ -112,26 +152,46 @@ def run(copy: Path, tests: list[str]) -> tuple[int, str]:
     return out.returncode, (out.stdout.strip().splitlines() or ["(no output)"])[-1]
 
 
-def main() -> int:
-    broken = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        for guard in SAFEGUARDS:
-            copy = Path(tmp) / guard.name.replace(" ", "-")
-            shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "target", "__pycache__"))
-            path = copy / guard.file
-            text = path.read_text()
-            for old, new in guard.edits:
-                if old not in text:
-                    print(f"{guard.name}: the code to remove was not found in {guard.file}; update this script")
-                    return 2
-                text = text.replace(old, new)
-            path.write_text(text)
-            code, summary = run(copy, guard.tests)
-            caught = code != 0
-            broken += 0 if caught else 1
-            print(f"{'caught' if caught else 'MISSED'}  without the {guard.name}: {summary}")
-    return 1 if broken else 0
+def check(guard: Safeguard, tmp: Path) -> tuple[bool, str]:
+    """Remove one safeguard in a copy of the code; whether the suite notices, and its summary line."""
+    copy = tmp / guard.name.replace(" ", "-").replace("'", "")
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "target", "__pycache__"))
+    path = copy / guard.file
+    text = path.read_text()
+    for old, new in guard.edits:
+        if old not in text:
+            raise LookupError(f"{guard.name}: the code to remove was not found in {guard.file}; update this script")
+        text = text.replace(old, new)
+    path.write_text(text)
+    if guard.lands:
+        return run_tampering(copy, guard.lands)
+    code, summary = run(copy, guard.tests)
+    return code != 0, summary
+
+
+def main(names: list[str]) -> int:
+    unknown = set(names) - {g.name for g in SAFEGUARDS}
+    if unknown:
+        print(f"no safeguard named {', '.join(sorted(unknown))}; known: {', '.join(g.name for g in SAFEGUARDS)}")
+        return 2
+    guards = [g for g in SAFEGUARDS if not names or g.name in names]
+    results: dict[str, tuple[bool, str]] = {}
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=3) as pool:
+        try:
+            # Tampering runs are independent projects with workers of their own: they run alongside the rest.
+            tampering = {g.name: pool.submit(check, g, Path(tmp)) for g in guards if g.lands}
+            for guard in guards:
+                if not guard.lands:
+                    results[guard.name] = check(guard, Path(tmp))
+            results.update({name: future.result() for name, future in tampering.items()})
+        except LookupError as exc:
+            print(exc)
+            return 2
+    for guard in guards:
+        caught, summary = results[guard.name]
+        print(f"{'caught' if caught else 'MISSED'}  without the {guard.name}: {summary}")
+    return 0 if all(caught for caught, _ in results.values()) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -77,3 +77,15 @@ class Proxy:
                     (b if s is a else a).sendall(data)
         except (OSError, ValueError):
             return
+        finally:  # one side closed (Redis restarted, say): close the other, as a real connection would end
+            self._drop(a, b)
+
+    def _drop(self, a: socket.socket, b: socket.socket) -> None:
+        with self._lock:
+            if (a, b) in self._pairs:
+                self._pairs.remove((a, b))
+        for s in (a, b):
+            try:
+                s.close()
+            except OSError:
+                pass
