@@ -134,7 +134,7 @@ def test_a_lease_lost_mid_attempt_cannot_land(project: Project, rt: Runtime, r: 
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
     t.start()
-    wait_for(started.exists, 20, "the agent to start")
+    wait_for(started.exists, 180, "the agent to start")
     r.delete(keys.lease("late"))  # as if it expired while the worker was stalled
     t.join(timeout=30)
     assert result == ["rejected"]
@@ -179,7 +179,7 @@ def test_main_moved_the_attempt_is_rebased_and_the_rebased_commit_is_what_was_te
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("beta", "claude")))
     t.start()
-    wait_for(started.exists, 20, "the agent to start")
+    wait_for(started.exists, 180, "the agent to start")
     (project.clone / "src" / "alpha.txt").write_text("alpha\n")
     project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
     project.commit_all("Alpha by hand")
@@ -201,7 +201,7 @@ def test_a_rebase_conflict_sends_the_task_back(project: Project, rt: Runtime) ->
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("clash", "claude")))
     t.start()
-    wait_for(started.exists, 20, "the agent to start")
+    wait_for(started.exists, 180, "the agent to start")
     project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
     (project.clone / "src" / "base.txt").write_text("theirs\n")
     project.commit_all("Conflicting change")
@@ -331,7 +331,7 @@ def test_a_path_main_started_protecting_during_the_attempt_is_protected_at_landi
     result: list[str] = []
     t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
     t.start()
-    wait_for(started.exists, 20, "the agent to start")
+    wait_for(started.exists, 180, "the agent to start")
     toml = (project.clone / ".swarm.toml").read_text().replace('"checks/**",', '"checks/**", "src/base.txt",')
     (project.clone / ".swarm.toml").write_text(toml)
     project.git("pull", "-q", "--rebase", "--autostash", "origin", "main", cwd=project.clone)
