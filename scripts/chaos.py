@@ -383,7 +383,9 @@ def check(soak: Soak) -> dict[str, Any]:
     project = soak.project
     landed = project.landed()
     trailers = project.git("log", "--format=%(trailers:key=Swarm-Task,valueonly)", "main").split()
-    audit = soak.cluster.swarm("audit", "--oracle", check=False)
+    # The audit re-judges every commit of main: minutes after a long soak, more than Cluster.swarm's timeout.
+    audit = subprocess.run([sys.executable, "-m", "swarm", "audit", "--oracle"], cwd=project.root,
+                           env=soak.cluster.env(), text=True, capture_output=True, timeout=3600)  # fmt: skip
     ids = {identity.swarm_id(load_settings(soak.cluster.config, workdir=w)) for w in workdirs(soak)}
     mirror = repo.Mirror(str(project.origin), soak.root / "check-mirror.git").ensure()
     mirror.fetch()

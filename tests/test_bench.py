@@ -14,9 +14,10 @@ SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "bench.py"
 
 
 @pytest.mark.skipif(find_redis_server() is None, reason="no redis-server available")
+@pytest.mark.timeout(900)  # five sections, each starting Redis and sandboxed oracles: minutes on a loaded machine
 def test_quick_bench_prints_every_section() -> None:
     out = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, str(SCRIPT), "--quick"], capture_output=True, text=True, timeout=850, check=False
     )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()
