@@ -19,7 +19,7 @@ from swarm.agents import registry
 from swarm.launch import free_port
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.agents.helpers import BIN
+from tests.agents.helpers import BIN, DATA
 from tests.cluster import REPO_ROOT
 from tests.conftest import SCRIPTED_AGENT, Project, announce_slots, make_settings, task_file, vendor_table, wait_for
 
@@ -37,7 +37,8 @@ def run(rt: Runtime, task_id: str, vendor: str) -> str:
 def claude_table() -> dict[str, object]:
     """The claude adapter on the fake claude CLI, which reports tokens and cost as the real one does."""
     env = {"IS_SANDBOX": "1"} if os.geteuid() == 0 else {}  # claude refuses its bypass mode as root otherwise
-    return {"adapter": "claude", "binary": str(BIN / "claude"), "env": env, "concurrency": 2}
+    return {"adapter": "claude", "binary": str(BIN / "claude"), "env": env, "concurrency": 2,
+            "sandbox_ro": [str(DATA)]}  # fmt: skip
 
 
 def write_toml(project: Project, redis_url: str) -> Path:
@@ -47,6 +48,7 @@ def write_toml(project: Project, redis_url: str) -> Path:
     path.write_text(
         f'redis_url = "{redis_url}"\norigin = "{project.origin}"\nworkdir = "{project.workdir}"\n\n'
         f'[vendors.claude]\nadapter = "claude"\nbinary = "{BIN / "claude"}"\nconcurrency = 2\n'
+        f'sandbox_ro = ["{DATA}"]\n'
         f"env = {{ {sandbox} }}\n\n"
         f'[vendors.codex]\nadapter = "command"\ncommand = {command}\n'
     )

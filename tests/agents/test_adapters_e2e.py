@@ -10,26 +10,29 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from swarm import proc
 from swarm.agents import claude, registry
 from swarm.agents.base import AgentResult
 from swarm.agents.process import launch
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.agents.helpers import BIN, KEY_VARS, agent_run
+from tests.agents.helpers import BIN, DATA, KEY_VARS, agent_run
 from tests.conftest import Project, make_settings, task_file
 
 CLIS = ["claude", "codex", "gemini"]
 OWN_KEY = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
-def vendors(record: Path | None = None, **timeouts: float) -> dict[str, dict[str, object]]:
-    """One vendor per fake CLI, each with its own adapter."""
+def vendors(record: Path | None = None, shared: Path | None = None, **timeouts: float) -> dict[str, dict[str, object]]:
+    """One vendor per fake CLI, each with its own adapter. In its sandbox the fake CLI reads its recorded streams;
+    it writes only to `shared` (or the record's folder), a folder the test gives it on purpose."""
     tables: dict[str, dict[str, object]] = {}
+    rw = [str(p) for p in (shared, record.parent if record else None) if p is not None]
     for cli in CLIS:
-        table: dict[str, object] = {"adapter": cli, "binary": str(BIN / cli)}
+        table: dict[str, object] = {"adapter": cli, "binary": str(BIN / cli), "sandbox_ro": [str(DATA)],
+                                    "sandbox_rw": rw}  # fmt: skip
         env = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}  # claude's bypass mode as root
         if record is not None:
             env["FAKE_CLI_RECORD"] = str(record)
@@ -61,7 +64,8 @@ def keys_set(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 def test_a_task_lands_through_each_vendor_cli(
     cli: str, project: Project, redis_url: str, tmp_path: Path, keys_set: dict[str, str]
 ) -> None:
-    record = tmp_path / "record.jsonl"
+    record = tmp_path / "shared" / "record.jsonl"
+    record.parent.mkdir()
     rt = connect(make_settings(project, redis_url, vendors=vendors(record)))
     project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha\nprint-key\nstream success")})
     assert pipeline(rt).run("alpha", cli) == "landed"
@@ -125,15 +129,26 @@ def test_a_rate_limited_vendor_cools_for_every_worker_and_the_task_lands_through
 def test_a_hanging_cli_is_killed_at_the_vendor_timeout_with_its_whole_group(
     project: Project, redis_url: str, tmp_path: Path, keys_set: dict[str, str]
 ) -> None:
-    pids = tmp_path / "pids"
-    rt = connect(make_settings(project, redis_url, vendors=vendors(codex=2.0)))
+    pids = tmp_path / "shared" / "pids"
+    pids.parent.mkdir()
+    rt = connect(make_settings(project, redis_url, vendors=vendors(shared=pids.parent, codex=2.0)))
     project.add_tasks({"stuck": task_file("Stuck", f"write src/alpha.txt alpha\nhang {pids}")})
     started = time.monotonic()
     assert pipeline(rt).run("stuck", "codex") == "rejected"
     assert time.monotonic() - started < 20
     assert rt.book.history("stuck")[-1].agent["outcome"] == "timeout"
-    for pid in map(int, pids.read_text().split()):
-        assert not proc.alive(pid), f"process {pid} outlived the timeout"
+    assert pids.exists(), "the fake CLI never started its child"
+    # Its pids are of its sandbox's namespace: look for the child by what it runs and whose task it carries.
+    left = [p.pid for p in psutil.process_iter() if _runs(p, ["sleep", "600"], "SWARM_TASK_ID=stuck")]
+    assert not left, f"processes {left} outlived the timeout"
+
+
+def _runs(p: psutil.Process, argv: list[str], marker: str) -> bool:
+    try:
+        env = p.environ()
+        return p.cmdline() == argv and env.get(marker.split("=")[0]) == marker.split("=")[1]
+    except (psutil.Error, OSError):
+        return False
 
 
 # --- vendor-level failures through the pipeline: the vendor is parked, the task is never charged ---
@@ -161,7 +176,8 @@ def test_the_preflight_stops_a_vendor_with_no_login_before_any_attempt_or_oracle
     for name in (*KEY_VARS, "CLAUDE_CODE_OAUTH_TOKEN", "CODEX_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    record = tmp_path / "record.jsonl"
+    record = tmp_path / "shared" / "record.jsonl"
+    record.parent.mkdir()
     rt = connect(make_settings(project, redis_url, vendors=vendors(record)))
     project.add_tasks({"alpha": task_file("Alpha", "write src/alpha.txt alpha")})
     assert pipeline(rt).run("alpha", "codex") == "cooling"
