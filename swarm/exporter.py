@@ -105,7 +105,9 @@ class SwarmCollector(Collector):
             busy.add_metric([name], leased_on.count(name))
         leases = GaugeMetricFamily("swarm_leases", "Task leases held now")
         leases.add_metric([], len(snap.leases))
-        yield from (queued, slots, busy, leases)
+        train = GaugeMetricFamily("swarm_train_depth", "Candidates in the merge train now")
+        train.add_metric([], self.rt.train.depth())
+        yield from (queued, slots, busy, leases, train)
 
     def _vendors(self) -> Iterator[Metric]:
         caps = {name: v.daily_cap_usd for name, v in self.rt.settings.vendors.items()}

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import redis
 
 from swarm import keys, oracle
-from swarm.coordination import Door
+from swarm.coordination import Door, guarded
 from swarm.counts import Counts
 from swarm.errors import AttemptRejected
 from swarm.outcomes import Reason
@@ -83,6 +83,11 @@ class Train(Door):
         self.mirror = mirror
         self.max_window = max(1, window)
         self.ttl_ms = int(ttl * 1000)
+
+    @guarded
+    def depth(self) -> int:
+        """How many candidates are in the train now."""
+        return int(self.r.llen(keys.TRAIN))
 
     def ride(self, member: str, hooks: Hooks) -> tuple[str, oracle.OracleResult]:
         """Join, speculate, land in order: returns the landed commit and the full oracle's result on it."""

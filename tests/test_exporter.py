@@ -131,6 +131,7 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
     assert value(m, "swarm_tasks", state="landed") == 1 and value(m, "swarm_tasks", state="queued") == 1
     assert value(m, "swarm_queue_depth", vendor=queued[0][1]) == 1
     assert value(m, "swarm_leases") == 1 and value(m, "swarm_slots_busy", vendor="claude") == 1
+    assert value(m, "swarm_train_depth") == 0, "the merge lock path: no candidate rides a train"
     assert value(m, "swarm_slots", vendor="claude") == 2 and value(m, "swarm_slots", vendor="codex") == 1
     spent = rt.ledger.spend_total("claude")
     assert spent["input_tokens"] > 0 and spent["cost_usd"] > 0
