@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import shutil
 
 import redis
@@ -10,11 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from swarm import buildcache, repo
-from swarm import oracle as oracle_mod
 from swarm.errors import SwarmError
 from swarm.redact import redact
 from swarm.runtime import usable_workdir
-from swarm.settings import REPO_SETTINGS_FILE, OracleSettings, Settings, parse_repo_settings
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, Settings, parse_repo_settings
 
 log = logging.getLogger(__name__)
 
@@ -76,22 +76,20 @@ def origin_checks(settings: Settings) -> list[Check]:
         found = mirror.read(main, program.removeprefix("./")) is not None or shutil.which(program) is not None
         out.append((f"oracle {tier}", found, f"`{command}`" + ("" if found else f": {program} not found")))
     out += [("oracle build folder", None, line) for line in buildcache.shared_folders(repo_settings)]
-    return [*out, oracle_on_main(settings, mirror, main, repo_settings.oracle)]
+    return [*out, oracle_on_main(settings, mirror, main, repo_settings)]
 
 
-def oracle_on_main(settings: Settings, mirror: repo.Mirror, main: str, oracle: OracleSettings) -> Check:
-    """Run the full oracle once on main, as workers will: green, and the counts its runner reads."""
+def oracle_on_main(settings: Settings, mirror: repo.Mirror, main: str, repo_settings: RepoSettings) -> Check:
+    """Judge main once, as workers will (the same sandboxed judge): green, and the counts its runner reads."""
+    from swarm.judge import Judge
+
+    oracle = repo_settings.oracle
     folder = usable_workdir(settings) / "doctor"
-    worktree = folder / "worktree"
+    judge = Judge(mirror, folder / "judge", seed=secrets.token_hex(8), sandboxed=not settings.unsafe_no_sandbox)
     try:
-        mirror.remove_worktree(worktree)
-        mirror.add_worktree(worktree, main)
-        try:
-            result = oracle_mod.run(oracle, "full", worktree, folder / "oracle.log", folder / "cache", "doctor",
-                                    settings.oracle_timeout)  # fmt: skip
-        finally:
-            mirror.remove_worktree(worktree)
-    except SwarmError as exc:
+        result = judge.run(repo_settings, "full", main, main, folder / "oracle.log", agent_id="doctor",
+                           timeout=min(oracle.timeout, settings.oracle_timeout))  # fmt: skip
+    except (SwarmError, OSError) as exc:
         return ("oracle on main", False, f"could not run it: {exc}")
     if not result.ok:
         return ("oracle on main", False, f"{result.reason} (runner {oracle.runner}; log {result.log_path})")

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from swarm import jail, proc, repo, runners
+from swarm import oracle as oracle_mod
 from swarm.environ import child_env, toolchain_env
 from swarm.oracle import OracleResult, Tier
 from swarm.repo import Mirror
@@ -110,7 +111,7 @@ class Judge:
             extra = {"AGENT_ID": agent_id, "SWARM_COMMIT": commit, "SWARM_ORACLE_TIER": tier}
             result = self._sandboxed(command, oracle, run_dir, log_path, timeout, cancel, extra)
             summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), run_dir / "src")
-            verdict = _verdict(tier, command, result, summary, log_path)
+            verdict = oracle_mod.verdict(tier, command, result, summary, log_path)
         else:
             verdict = self._build_and_judge(oracle, harness, tier, commit, main, log_path, run_dir, agent_id, timeout,
                                             cancel)  # fmt: skip
@@ -152,7 +153,7 @@ class Judge:
         summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), judge_dir)
         if summary is not None and unit is not None:
             summary = _with_unit(summary, unit)
-        return _verdict(tier, command, result, summary, log_path)
+        return oracle_mod.verdict(tier, command, result, summary, log_path)
 
     def _sandboxed(
         self,
@@ -281,23 +282,6 @@ def _with_unit(summary: dict[str, Any], unit: dict[str, int]) -> dict[str, Any]:
     for key in ("passed", "failed", "skipped"):
         out[key] = int(summary.get(key) or 0) + unit[key]
     return out
-
-
-def _verdict(
-    tier: Tier, command: str, result: proc.ProcResult, summary: dict[str, Any] | None, log_path: Path
-) -> OracleResult:
-    verdict = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
-    if summary is not None:
-        verdict.summary = summary
-        verdict.passed, verdict.failed, verdict.skipped = (int(summary.get(k) or 0) for k in ("passed", "failed",
-                                                                                             "skipped"))  # fmt: skip
-    if not result.ok:
-        verdict.reason = f"{tier} oracle `{command}`: {result.describe()}"
-    elif summary is None:
-        verdict.reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
-    else:
-        verdict.ok = True
-    return verdict
 
 
 def _tool_homes() -> list[str]:

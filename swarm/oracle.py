@@ -76,19 +76,24 @@ def run(
     timeout = min(settings.timeout, timeout_cap)
     result = proc.run(["bash", "-c", command], cwd=worktree, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
     summary = runners.summarize(settings.runner, proc.tail(log_path, runners.OUTPUT_BYTES), worktree)
-    verdict = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
+    return verdict(tier, command, result, summary, log_path)
+
+
+def verdict(
+    tier: Tier, command: str, result: proc.ProcResult, summary: dict[str, Any] | None, log_path: Path
+) -> OracleResult:
+    """Green means the command exited 0 and its counts could be read."""
+    out = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
     if summary is not None:
-        verdict.summary = summary
-        verdict.passed, verdict.failed, verdict.skipped = (
-            int(summary.get(k) or 0) for k in ("passed", "failed", "skipped")
-        )
+        out.summary = summary
+        out.passed, out.failed, out.skipped = (int(summary.get(k) or 0) for k in ("passed", "failed", "skipped"))
     if not result.ok:
-        verdict.reason = f"{tier} oracle `{command}`: {result.describe()}"
+        out.reason = f"{tier} oracle `{command}`: {result.describe()}"
     elif summary is None:
-        verdict.reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
+        out.reason = f"{tier} oracle `{command}` printed no JSON summary line with passed/failed counts"
     else:
-        verdict.ok = True
-    return verdict
+        out.ok = True
+    return out
 
 
 def judge(result: OracleResult, baseline: Counts | None) -> str:
