@@ -54,7 +54,7 @@ def test_a_task_retried_after_failing_really_gets_max_attempts_more_runs(project
 def test_a_lost_lease_does_not_count_and_never_fails_the_task(project: Project, redis_url: str, r: redis.Redis) -> None:
     """max_attempts is 1: a single counted attempt would fail the task."""
     rt = connect(make_settings(project, redis_url, max_attempts=1))
-    gate, started = project.root / "gate", project.root / "started"
+    gate, started = project.signals / "gate", project.signals / "started"
     project.add_tasks({"late": task_file("Late", f"sh touch {started}\nwait-file {gate} 20\nwrite src/alpha.txt a")})
     result: list[str] = []
     worker = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))

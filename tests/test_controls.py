@@ -82,7 +82,7 @@ def start_attempt(rt: Runtime, task_id: str, vendor: str = "claude") -> tuple[th
 def test_cancel_stops_the_running_agent_without_using_its_budget_and_holds_the_task(
     project: Project, cli: Cluster, rt: Runtime
 ) -> None:
-    started, go = project.root / "started", project.root / "go"
+    started, go = project.signals / "started", project.signals / "go"
     project.add_tasks({"slow": task_file("Slow", f"sh touch {started}\nwait-file {go} 300\nwrite src/alpha.txt alpha")})
     thread, outcome = start_attempt(rt, "slow")
     wait_for(started.exists, 60, "the agent to start")
@@ -142,7 +142,7 @@ def follows_now(rt: Runtime, events: subprocess.Popen[str]) -> None:
 def test_logs_print_and_follow_an_attempt_and_events_follow_the_stream(
     project: Project, cli: Cluster, rt: Runtime
 ) -> None:
-    go = project.root / "go"
+    go = project.signals / "go"
     project.add_tasks({"alpha": task_file("Alpha", f"sh echo step-one-done\nwait-file {go} 300\n"
                                           "write src/alpha.txt alpha\nsay all written")})  # fmt: skip
     no_attempt = cli.swarm("logs", "alpha", check=False)

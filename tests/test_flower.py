@@ -81,12 +81,12 @@ def cluster(project: Project, redis_url: str) -> Iterator[Cluster]:
 def test_flower_answers_every_page_during_and_after_a_run_and_shows_each_attempt(
     project: Project, cluster: Cluster, tmp_path: Path
 ) -> None:
-    go = project.root / "go"
+    go = project.signals / "go"
     project.add_tasks(
         {
             "slow": task_file(
                 "Slow",
-                f"sh touch {project.root / 'slow.started'}\nwait-file {go} 120\nwrite src/slow.txt slow",
+                f"sh touch {project.signals / 'slow.started'}\nwait-file {go} 120\nwrite src/slow.txt slow",
                 priority=9,
             ),  # fmt: skip
             "good": task_file("Good", "write src/good.txt good", priority=5),
@@ -103,7 +103,7 @@ def test_flower_answers_every_page_during_and_after_a_run_and_shows_each_attempt
     cluster.beat()
 
     # While an attempt runs (its agent waits for `go`), Flower shows it in its stage and every page answers.
-    wait_for((project.root / "slow.started").exists, 90, "the slow attempt's agent to start")
+    wait_for((project.signals / "slow.started").exists, 90, "the slow attempt's agent to start")
     wait_for(lambda: "AGENT_RUNNING" in {t["state"] for t in flower.tasks().values()}, 30, "Flower to see the stage")
     flower.every_page()
     go.touch()

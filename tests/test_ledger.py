@@ -130,7 +130,7 @@ def test_a_wipe_between_runs_keeps_failures_history_and_fences(project: Project,
 
 @pytest.mark.e2e
 def test_a_wipe_mid_run_never_reruns_a_failed_tasks_budget(project: Project, redis_url: str, r: redis.Redis) -> None:
-    runs, started2, gate = project.root / "runs", project.root / "started2", project.root / "gate"
+    runs, started2, gate = project.signals / "runs", project.signals / "started2", project.signals / "gate"
     script = f"@1+ sh echo run >> {runs}\n@2 sh touch {started2}\n@2 wait-file {gate} 60\nwrite src/bad.txt BREAK"
     project.add_tasks({"bad": task_file("Bad", script), "good": task_file("Good", "write src/g.txt g")})
     cluster = Cluster(project, write_config(project, redis_url, {"claude": None}, max_attempts=2))

@@ -31,7 +31,7 @@ def line_of(lines: list[str], task: str) -> str:
 
 
 def test_rows_show_stage_elapsed_and_vendor_within_80_columns(project: Project, rt: Runtime) -> None:
-    started, go = project.root / "started", project.root / "go"
+    started, go = project.signals / "started", project.signals / "go"
     project.add_tasks({
         "slow": task_file("Slow", f"sh touch {started}\nwait-file {go} 300\nwrite src/alpha.txt alpha", priority=9),
         "done-by-codex": task_file("Beta", "write src/beta.txt beta"),
