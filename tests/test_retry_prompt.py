@@ -23,7 +23,7 @@ def test_the_second_attempt_is_told_why_the_first_was_rejected_with_a_bounded_ta
     project: Project, rt: Runtime, tmp_path: Path
 ) -> None:
     noisy_oracle(project)
-    first, second = tmp_path / "prompt1.md", tmp_path / "prompt2.md"
+    first, second = project.signals / "prompt1.md", project.signals / "prompt2.md"
     project.add_tasks({"alpha": task_file("Alpha", f"@1 sh cp \"$SWARM_PROMPT_FILE\" {first}\n"
                                           "@1 write src/alpha.txt BREAK\n"
                                           f"@2 sh cp \"$SWARM_PROMPT_FILE\" {second}\n"
