@@ -41,19 +41,8 @@ class OracleResult:
 
 
 def parse_summary(output: str) -> dict[str, Any] | None:
-    """The last line of output that is a JSON object with integer passed/failed counts."""
-    for line in reversed(output.strip().splitlines()):
-        line = line.strip()
-        if not line.startswith("{"):
-            continue
-        try:
-            data = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(data, dict) and isinstance(data.get("passed"), int) and isinstance(data.get("failed"), int):
-            return data
-        return None
-    return None
+    """The last line of output that is a JSON object with integer passed/failed counts (runners' JSON reader)."""
+    return runners.json_line(output)
 
 
 def run(
