@@ -127,7 +127,9 @@ def _settle(cluster: Cluster, name: str, outcome: Outcome) -> None:
         outcome.state = task.get("state", "unknown")
         last = task.get("last_attempt") or task.get("failure") or {}
         outcome.reason, outcome.detail = str(last.get("reason") or ""), str(last.get("detail") or "")
-        return outcome.state in ("landed", "failed")
+        if outcome.state == "landed":  # git says so at the push; the worker records its counts just after
+            return str(last.get("outcome") or "") == "landed"
+        return outcome.state == "failed"
 
     wait_for(settled, SETTLE_TIMEOUT, f"task {name} to land or fail")
 
