@@ -81,6 +81,12 @@ SAFEGUARDS = [
         ["tests/test_pipeline.py::test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests"],
     ),
     Safeguard(
+        "agent's own network namespace",
+        "swarm/sandbox.py",
+        [('        if self.network == "host":\n', '        if self.network in ("host", "proxy"):\n')],
+        ["tests/test_egress.py::test_an_agent_reaches_an_allowed_server_through_the_proxy_and_nothing_else"],
+    ),
+    Safeguard(
         "structural refusal",
         "swarm/guard.py",
         [("    found = []\n", "    found: list[str] = []\n    return found\n")],

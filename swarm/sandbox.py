@@ -12,13 +12,15 @@ import functools
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
-from swarm import proc
-from swarm.errors import SandboxUnavailable
+from swarm import egress, proc
+from swarm.errors import SandboxUnavailable, SwarmError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ UNSAFE_HINT = "or set SWARM_UNSAFE_NO_SANDBOX=true to run agents and oracles uns
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 MASKED_FILES = ("libsqlite3.a", "libsqlite3.so", "libsqlite3.so.0")
 """Libraries a candidate could link to pass the engine's judge by delegating to another SQL engine."""
+Network = Literal["none", "proxy", "host"]
+"""none: only a loopback of its own; proxy: that, plus the allow-listed hosts through the egress proxy (see
+swarm.egress); host: the host's network, every local service included (unsafe against agents)."""
 
 
 @dataclass
@@ -40,8 +45,12 @@ class Sandbox:
     """Files and folders bound read-only at their own paths (toolchains, a prompt file, a harness)."""
     binds: list[tuple[Path, str]] = field(default_factory=list)
     """(source, destination) folders bound writable at another path (a build cache under the tree)."""
-    network: bool = False
-    """Share the host's network (a vendor CLI must reach its API); otherwise only a loopback of its own."""
+    network: Network = "none"
+    """What it can reach (see `Network`)."""
+    allow_hosts: list[str] = field(default_factory=list)
+    """host:port destinations the egress proxy lets through in `proxy` mode."""
+    proxy: Path | None = None
+    """The running egress proxy's unix socket, bound into a `proxy` sandbox (set by whoever runs the proxy)."""
     system: bool = True
     """Mount the read-only system folders; a jail for one artifact mounts only that and its libraries."""
     masked: list[Path] = field(default_factory=list)
@@ -68,12 +77,17 @@ class Sandbox:
     def wrap(self, argv: Sequence[str], cwd: Path) -> list[str]:
         """The bubblewrap command that runs argv inside this sandbox, in cwd."""
         args = [BWRAP, "--die-with-parent", "--new-session", "--unshare-all"]
-        if self.network:
+        if self.network == "host":
             args.append("--share-net")
+        ro = list(self.ro)
+        if self.network == "proxy":
+            argv, extra = self._behind_proxy(argv)
+            args += extra
+            ro += [egress.FORWARDER, *toolchains("", [str(Path(sys.executable).parent)])]
         if self.system:
             args += _system_mounts()
         args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-        for path in _dedupe(p for p in self.ro if not self._reveals(p)):
+        for path in _dedupe(p for p in ro if not self._reveals(p)):
             args += ["--ro-bind-try", str(path), str(path)]
         for path in _dedupe(p for p in self.rw if not self._reveals(p)):
             args += ["--bind", str(path), str(path)]
@@ -82,6 +96,16 @@ class Sandbox:
         for path in self.masked:
             args += ["--ro-bind-try", "/dev/null", str(path)]
         return [*args, "--chdir", str(cwd), "--", *argv]
+
+    def _behind_proxy(self, argv: Sequence[str]) -> tuple[list[str], list[str]]:
+        """argv behind the in-sandbox forwarder, and the bwrap arguments that bind the proxy's socket and point
+        the proxy variables at the forwarder."""
+        if self.proxy is None:
+            raise SwarmError("a proxy-mode sandbox was wrapped with no egress proxy running (swarm.egress.serving)")
+        args = ["--ro-bind", str(self.proxy), egress.EGRESS_SOCKET]
+        for name, value in egress.proxy_env().items():
+            args += ["--setenv", name, value]
+        return egress.forwarder_argv(sys.executable, argv), args
 
 
 def _system_mounts() -> list[str]:

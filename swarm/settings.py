@@ -25,6 +25,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from swarm import egress
 from swarm.errors import SettingsError
 from swarm.redact import redact
 
@@ -47,13 +48,26 @@ class VendorSettings(BaseModel):
     """Wall-clock limit of one agent run in seconds; the deployment's `agent_timeout` when unset."""
     daily_cap_usd: float | None = Field(None, gt=0)
     """Hard spend cap per UTC day in USD; no new attempts for this vendor once reached."""
-    network: bool | None = None
-    """Whether the agent's sandbox shares the host's network; unset: the vendor CLIs do (they reach their API),
-    `command` and `replay` agents do not."""
+    network: Literal["none", "proxy", "host"] | None = None
+    """What the agent's sandbox reaches: none (its own loopback), proxy (`allow_hosts` through the egress proxy) or
+    host (the host's network and every local service: unsafe); unset: proxy for the vendor CLIs, none otherwise."""
+    allow_hosts: list[str] | None = None
+    """host:port destinations (`*` matches within a name) a `proxy` sandbox may reach; unset: the adapter's own."""
     sandbox_ro: list[Path] = Field(default_factory=list)
     """Extra files and folders the agent's sandbox sees read-only (its own tools, reference material)."""
     sandbox_rw: list[Path] = Field(default_factory=list)
     """Extra folders the agent's sandbox may write (shared with the agent on purpose; never the swarm's workdir)."""
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network(cls, value: object) -> object:
+        # The earlier boolean: true shared the host's network, false cut it.
+        return {True: "host", False: "none"}.get(value, value) if isinstance(value, bool) else value
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _allow_hosts(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else egress.check_entries(value)
 
     def options(self) -> dict[str, Any]:
         """The adapter's own options: every key of the table besides the common ones."""

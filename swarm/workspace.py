@@ -16,18 +16,19 @@ from pathlib import Path
 
 from swarm import identity
 from swarm.agents.base import AgentRun
+from swarm.egress import DEFAULT_ALLOW
 from swarm.environ import agent_home_env, child_env, toolchain_env
 from swarm.errors import SwarmError
 from swarm.leases import Lease
 from swarm.outcomes import AttemptRecord
 from swarm.repo import Mirror, Worktree, index_of
-from swarm.sandbox import Sandbox, toolchains
-from swarm.settings import Settings, config_file
+from swarm.sandbox import Network, Sandbox, toolchains
+from swarm.settings import Settings, VendorSettings, config_file
 
 log = logging.getLogger(__name__)
 
 OFFLINE_ADAPTERS = ("command", "replay")
-"""Adapters whose agents need no network: their sandbox has only a loopback of its own."""
+"""Adapters whose agents need no network: their sandbox has only a loopback of its own (others: the egress proxy)."""
 
 
 @dataclass
@@ -159,12 +160,20 @@ class Workspaces:
         if self.settings.unsafe_no_sandbox:
             return None
         table = self.settings.vendors[vendor]
-        network = table.network if table.network is not None else table.adapter not in OFFLINE_ADAPTERS
+        network, allow = reach(table)
         tools = toolchains(child_env().get("PATH", ""), toolchain_env().values())
         objects = self.mirror.path / "objects"
         box = Sandbox(rw=[workspace, home, *_login_files(home), *table.sandbox_rw],
-                      ro=[*tools, objects, prompt_file, *table.sandbox_ro], network=network)  # fmt: skip
+                      ro=[*tools, objects, prompt_file, *table.sandbox_ro], network=network,
+                      allow_hosts=allow)  # fmt: skip
         return box.hiding([self.workdir, config_file().resolve()])
+
+
+def reach(table: VendorSettings) -> tuple[Network, list[str]]:
+    """What a vendor's agent reaches: its network mode and allow-list, the adapter's defaults where unset."""
+    network: Network = table.network or ("none" if table.adapter in OFFLINE_ADAPTERS else "proxy")
+    allow = table.allow_hosts if table.allow_hosts is not None else list(DEFAULT_ALLOW.get(table.adapter, ()))
+    return network, allow
 
 
 def _login_files(home: Path) -> list[Path]:

@@ -60,7 +60,7 @@ def test_no_network_unless_asked(tmp_path: Path) -> None:
     try:
         probe = f"exec 3<>/dev/tcp/127.0.0.1/{port} && echo CONNECTED || echo refused"
         _, closed = run_in(Sandbox(), probe, Path("/"), tmp_path)
-        _, open_ = run_in(Sandbox(network=True), probe, Path("/"), tmp_path)
+        _, open_ = run_in(Sandbox(network="host"), probe, Path("/"), tmp_path)
     finally:
         server.close()
     assert "CONNECTED" not in closed

@@ -38,6 +38,9 @@ def settle(launched: Launched, parsed: AgentResult, secrets: Iterable[str] = ())
         parsed.message = f"could not start {ended.argv[0]}: {parsed.message}"
     elif parsed.outcome not in ("ok", "no_change") and parsed.reason is None:
         taxonomy.fail(parsed, taxonomy.UNKNOWN)  # an adapter that did not say why: reported as unknown
+    if launched.egress and parsed.outcome not in ("ok", "no_change"):
+        # Said first, so a shortened message keeps it: a CLI's own words rarely name the host it could not reach.
+        parsed.message = f"egress proxy: {', '.join(launched.egress)}; {parsed.message}"
     parsed.exit_code = ended.returncode
     parsed.log_path = ended.log_path
     parsed.message = shorten(redact(parsed.message, secrets))

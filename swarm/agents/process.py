@@ -10,18 +10,20 @@ progress, or for `idle_timeout` seconds after it. Both are far below the attempt
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
-from swarm import proc
+from swarm import egress, proc
 from swarm.agents.base import AgentRun
+from swarm.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ class Launched:
     stalled: Stall | None = None
     silent_for: float = 0.0
     progressed: bool = False
+    egress: tuple[str, ...] = ()
+    """What the egress proxy refused or could not reach during the run ("refused host:port", ...)."""
 
 
 def launch(
@@ -65,26 +69,51 @@ def launch(
     thread = threading.Thread(target=watcher.loop, name=f"watch-{run.task_id}", daemon=True)
     thread.start()
     cwd = cwd or run.worktree
-    # The one place every agent's process is put in its sandbox (swarm.sandbox), with the programs it names.
-    command = run.sandbox.with_programs(argv).wrap(argv, cwd) if run.sandbox is not None else list(argv)
+    notes: list[str] = []
     try:
-        ended = proc.run(
-            command,
-            cwd=cwd,
-            env=env,
-            timeout=run.timeout,
-            log_path=run.log_path,
-            stderr_path=stderr_path,
-            cancel=watcher.stop,
-            on_start=run.on_start,
-        )
+        with _egress(run, notes) as box:
+            # The one place every agent's process is put in its sandbox (swarm.sandbox), with the programs it names.
+            command = box.with_programs(argv).wrap(argv, cwd) if box is not None else list(argv)
+            ended = proc.run(
+                command,
+                cwd=cwd,
+                env=env,
+                timeout=run.timeout,
+                log_path=run.log_path,
+                stderr_path=stderr_path,
+                cancel=watcher.stop,
+                on_start=run.on_start,
+            )
     finally:
         watcher.done.set()
         thread.join()
     if watcher.stalled:
         log.warning("%s of %s stalled (%s): no progress for %.0fs", argv[0], run.task_id, watcher.stalled,
                     watcher.silent_for)  # fmt: skip
-    return Launched(ended, watcher.stalled, watcher.silent_for, watcher.progressed)
+    return Launched(ended, watcher.stalled, watcher.silent_for, watcher.progressed, tuple(dict.fromkeys(notes)))
+
+
+@contextlib.contextmanager
+def _egress(run: AgentRun, notes: list[str]) -> Iterator[Sandbox | None]:
+    """The run's sandbox, with an egress proxy serving it for as long as the block runs when it is in `proxy`
+    mode; the proxy's decisions go to <log>.egress.log next to the run's log, what it refused or could not reach
+    into `notes`."""
+    box = run.sandbox
+    if box is None or box.network != "proxy":
+        yield box
+        return
+    log_path = egress_log(run.log_path)
+    log_path.unlink(missing_ok=True)
+    with egress.serving(box.allow_hosts, log_path) as proxy:
+        try:
+            yield replace(box, proxy=proxy.socket_path)
+        finally:
+            notes += [f"refused {t}" for t in proxy.refused] + [f"could not reach {t}" for t in proxy.unreachable]
+
+
+def egress_log(log_path: Path) -> Path:
+    """Where the egress proxy's decisions for a run go: agent.log -> agent.egress.log."""
+    return log_path.with_name(f"{log_path.stem}.egress{log_path.suffix or '.log'}")
 
 
 def private_tmp(home: Path) -> dict[str, str]:
