@@ -25,10 +25,15 @@ from swarm.agents.base import AgentRun
 from swarm.agents.process import Launched, egress_log, launch
 from swarm.egress import DEFAULT_ALLOW, Policy, Refused
 from swarm.errors import SettingsError
+from swarm.runtime import connect
 from swarm.sandbox import Network, Sandbox, toolchains
 from swarm.settings import VendorSettings, load_settings
 from swarm.workspace import reach
 from tests.agents.helpers import agent_run
+from tests.agents.test_adapters_e2e import keys_set, pipeline, vendors
+from tests.conftest import Project, make_settings, task_file
+
+__all__ = ["keys_set"]  # a fixture of the adapter tests, used here too
 
 needs_sandbox = pytest.mark.skipif(
     bool(sandbox.check()) and os.environ.get("CI") != "true", reason=sandbox.check() or "no sandbox"
@@ -262,3 +267,20 @@ def test_the_real_cli_sends_its_traffic_through_the_proxy_to_its_vendor(
     assert f"could not reach {VENDOR_HOST[cli]}" in result.message
     assert f"FAILED CONNECT {VENDOR_HOST[cli]}" in egress_log(run.log_path).read_text()
     assert time.monotonic() - started < 90
+
+
+# --- through the pipeline: each vendor CLI adapter, with its default reach, cannot reach the swarm's Redis ---
+
+
+@needs_sandbox
+@pytest.mark.parametrize("cli", ["claude", "codex", "gemini"])
+def test_a_vendor_agent_in_a_real_attempt_cannot_reach_the_swarms_redis(
+    cli: str, project: Project, redis_url: str, keys_set: dict[str, str]
+) -> None:
+    target = f"127.0.0.1:{redis_port(redis_url)}"
+    rt = connect(make_settings(project, redis_url, vendors=vendors()))
+    project.add_tasks({"reach": task_file("Reach", f"reach {target} src/reach.txt")})
+    assert pipeline(rt).run("reach", cli) == "landed"
+    assert project.show("src/reach.txt") == "direct failed; proxy HTTP/1.1 403 Forbidden"
+    decisions = egress_log(Path(rt.book.history("reach")[-1].log_dir) / "agent.log").read_text()
+    assert f"REFUSED CONNECT {target}: not on the vendor's allow_hosts" in decisions

@@ -7,6 +7,7 @@ The ```agent block of the prompt (the task file's) drives it, one action per lin
     print-key            (print the CLI's API key on stdout and stderr, as a leaky CLI might)
     sleep SECONDS        hang PIDFILE (start a child, write "pid child_pid" to PIDFILE, never exit)
     emit FILE            (print tests/data/agent_outputs/FILE on stdout now, e.g. a stream the CLI is stuck in)
+    reach HOST:PORT PATH (write to PATH whether HOST:PORT answers directly, and through $HTTPS_PROXY's CONNECT)
 --version and --help (codex: exec --help) print a version and the recorded help (or the file $FAKE_CLI_HELP).
 $FAKE_CLI_STREAM names the stream of a prompt that names none (a probe's).
 With $FAKE_CLI_RECORD set, argv, cwd and environment are appended to that file as one JSON line.
@@ -15,6 +16,7 @@ With $FAKE_CLI_RECORD set, argv, cwd and environment are appended to that file a
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -75,12 +77,36 @@ def act(cli: str, prompt: str) -> tuple[str, float | None]:
             sys.stdout.flush()
         elif verb == "sleep":
             time.sleep(float(rest))
+        elif verb == "reach":
+            target, _, path = rest.partition(" ")
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(f"direct {direct(target)}; proxy {tunnel(target)}\n")
         elif verb == "hang":
             child = subprocess.Popen(["sleep", "600"])
             Path(rest).write_text(f"{os.getpid()} {child.pid}")
             while True:
                 time.sleep(1)
     return stream, resets_in
+
+
+def direct(target: str) -> str:
+    host, _, port = target.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+        return "connected"
+    except OSError:
+        return "failed"
+
+
+def tunnel(target: str) -> str:
+    """The proxy's answer to CONNECT target, as a CLI honouring HTTPS_PROXY would ask it."""
+    proxy = os.environ.get("HTTPS_PROXY", "")
+    if not proxy:
+        return "none"
+    host, _, port = proxy.removeprefix("http://").rstrip("/").rpartition(":")
+    with socket.create_connection((host, int(port)), timeout=5) as s:
+        s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        return s.recv(4096).split(b"\r\n")[0].decode()
 
 
 def emit(cli: str, stream: str, resets_in: float | None) -> int:
