@@ -14,7 +14,8 @@ from swarm import buildcache, repo
 from swarm.errors import SwarmError
 from swarm.redact import redact
 from swarm.runtime import usable_workdir
-from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, Settings, parse_repo_settings
+from swarm.settings import REPO_SETTINGS_FILE, RepoSettings, Settings, VendorSettings, parse_repo_settings
+from swarm.workspace import reach
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +110,21 @@ def vendor_checks(settings: Settings, names: list[str]) -> list[Check]:
         own_checks = getattr(agent, "check", None)
         if callable(own_checks):
             out.extend(own_checks())
-            continue
-        exe = agent.executable()
-        path = shutil.which(exe)
-        out.append((f"vendor {name}", path is not None, f"{exe} -> {path}" if path else f"{exe!r} not found on PATH"))
+        else:
+            exe = agent.executable()
+            path = shutil.which(exe)
+            found = f"{exe} -> {path}" if path else f"{exe!r} not found on PATH"
+            out.append((f"vendor {name}", path is not None, found))
+        out.append(reach_check(name, vendor))
     return out
+
+
+def reach_check(name: str, vendor: VendorSettings) -> Check:
+    """What the vendor's agent can reach from its sandbox; the host's network is a warning."""
+    network, allow = reach(vendor)
+    what = f"vendor {name} network"
+    if network == "host":
+        return (what, None, 'host: the agent reaches every service of this host (Redis, origin): unsafe; use "proxy"')
+    if network == "none":
+        return (what, True, "none: a loopback of its own only")
+    return (what, True, f"proxy: only {', '.join(allow) or 'nothing'} (vendors.{name}.allow_hosts)")

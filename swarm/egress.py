@@ -38,6 +38,8 @@ FORWARDER = Path(__file__).resolve().with_name("forward.py")
 HEAD_LIMIT = 16 * 1024
 HEAD_TIMEOUT = 30.0
 CONNECT_TIMEOUT = 10.0
+MAX_SOCKETS = 512
+"""Open sockets (both ends of each tunnel) one proxy keeps at most: an agent cannot exhaust the worker's files."""
 
 DEFAULT_ALLOW: dict[str, tuple[str, ...]] = {
     # The API, and the OAuth token refresh of a Claude login (the adapter turns telemetry and error reports off).
@@ -164,12 +166,13 @@ class Proxy:
 
     def _spawn(self, target: object, name: str, *args: object) -> None:
         thread = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
+        self._threads = [t for t in self._threads if t.is_alive()]  # a run of hours opens many tunnels
         self._threads.append(thread)
         thread.start()
 
     def _track(self, s: socket.socket) -> bool:
         with self._lock:
-            if self._stopping:
+            if self._stopping or len(self._open) >= MAX_SOCKETS:
                 s.close()
                 return False
             self._open.add(s)
@@ -186,6 +189,21 @@ class Proxy:
                 self._spawn(self._serve, "egress-conn", client)
 
     def _serve(self, client: socket.socket) -> None:
+        upstream: socket.socket | None = None
+        try:
+            upstream = self._tunnel(client)
+            if upstream is not None and self._track(upstream):
+                pipe(client, upstream)
+        finally:
+            for s in (client, upstream):
+                if s is not None:
+                    s.close()
+                    with self._lock:
+                        self._open.discard(s)
+
+    def _tunnel(self, client: socket.socket) -> socket.socket | None:
+        """The upstream connection of the client's CONNECT, answered; None when it was refused or failed."""
+        target = "?"
         try:
             head, rest = _read_head(client)
             target = _connect_target(head)
@@ -193,23 +211,22 @@ class Proxy:
         except Refused as exc:
             self._note(f"REFUSED {exc}")
             _reply(client, "403 Forbidden", f"swarm egress proxy: refused {exc}\n")
-            client.close()
-            return
+            return None
         except OSError as exc:
             # No 502: the CLIs read a proxy's 5xx as the vendor's server error; a closed tunnel is what a failed
             # connection looks like to them, and the egress log says why.
             self._note(f"FAILED {exc}")
             with self._lock:
                 self.unreachable.append(target)
-            client.close()
-            return
-        if not self._track(upstream):
-            client.close()
-            return
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        if rest:
-            upstream.sendall(rest)
-        pipe(client, upstream)
+            return None
+        try:
+            client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            if rest:
+                upstream.sendall(rest)
+        except OSError:
+            upstream.close()
+            return None
+        return upstream
 
     def _open_upstream(self, target: str) -> socket.socket:
         try:

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import psutil
 import pytest
 
-from swarm import egress, sandbox
+from swarm import doctor, egress, sandbox
 from swarm.agents import registry
 from swarm.agents.base import AgentRun
 from swarm.agents.process import Launched, egress_log, launch
@@ -211,6 +211,23 @@ def test_plain_http_through_the_proxy_is_refused(tmp_path: Path, allowed_server:
     assert not proxy.socket_path.exists()
 
 
+def test_a_long_run_of_tunnels_leaves_no_socket_or_thread_open(tmp_path: Path, allowed_server: int) -> None:
+    with egress.serving([f"127.0.0.1:{allowed_server}"], tmp_path / "egress.log") as proxy:
+        for _ in range(30):
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(str(proxy.socket_path))
+            client.sendall(f"CONNECT 127.0.0.1:{allowed_server} HTTP/1.1\r\n\r\nGET / HTTP/1.0\r\n\r\n".encode())
+            data = b""
+            while chunk := client.recv(4096):
+                data += chunk
+            client.close()
+            assert data.startswith(b"HTTP/1.1 200 Connection established") and data.endswith(b"allowed server")
+        deadline = time.monotonic() + 5
+        while (proxy._open or len([t for t in proxy._threads if t.is_alive()]) > 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not proxy._open, "closed tunnels still count against the proxy's limit"
+
+
 # --- settings ---
 
 
@@ -222,6 +239,15 @@ def test_each_adapter_has_its_reach_and_the_old_boolean_still_reads() -> None:
     assert reach(VendorSettings(adapter="gemini", allow_hosts=["x.example:443"])) == ("proxy", ["x.example:443"])
     assert VendorSettings(adapter="claude", network=True).network == "host"
     assert VendorSettings(adapter="claude", network=False).network == "none"
+
+
+def test_doctor_says_what_each_vendors_agent_reaches_and_warns_about_the_host_network() -> None:
+    hosts = ", ".join(DEFAULT_ALLOW["claude"])
+    expected = ("vendor c network", True, f"proxy: only {hosts} (vendors.c.allow_hosts)")
+    assert doctor.reach_check("c", VendorSettings(adapter="claude")) == expected
+    assert doctor.reach_check("r", VendorSettings(adapter="replay"))[1:] == (True, "none: a loopback of its own only")
+    ok, detail = doctor.reach_check("h", VendorSettings(adapter="codex", network="host"))[1:]
+    assert ok is None and "unsafe" in detail
 
 
 def test_a_bad_allow_list_entry_stops_start_up_naming_it(tmp_path: Path) -> None:
