@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -109,10 +110,11 @@ def test_version_lines_are_read_as_numbers(printed: str, parsed: tuple[int, ...]
 
 
 @pytest.mark.parametrize("cli", CLIS)
-def test_doctor_compares_the_real_clis_own_version_with_the_checked_ones(cli: str, keys: None) -> None:
+def test_doctor_compares_the_real_clis_own_version_with_the_checked_ones(cli: str, keys: None, tmp_path: Path) -> None:
     if shutil.which(cli) is None:
         pytest.skip(f"{cli} is not installed")
-    printed = subprocess.run([cli, "--version"], capture_output=True, text=True, timeout=60,
+    env = {**os.environ, "HOME": str(tmp_path)}  # the CLI may write its config: not to the user's home
+    printed = subprocess.run([cli, "--version"], capture_output=True, text=True, timeout=60, env=env,
                              stdin=subprocess.DEVNULL).stdout.strip().splitlines()[-1]  # fmt: skip
     installed = versions.parse(printed)
     assert installed is not None and printed == PRINTS[cli].format(".".join(map(str, installed))), printed
