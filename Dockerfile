@@ -14,7 +14,7 @@ RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-pip git sqlite3 ca-certificates bubblewrap \
  && rm -rf /var/lib/apt/lists/*
-RUN npm install -g @anthropic-ai/claude-code@2.1.197 @openai/codex@0.169.0 @google/gemini-cli@0.61.0 \
+RUN npm install -g @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0 @google/gemini-cli@0.61.0 \
  && npm cache clean --force
 ENV DISABLE_AUTOUPDATER=1 VIRTUAL_ENV=/opt/swarm PATH=/opt/swarm/bin:$PATH
 WORKDIR /opt/swarm-src

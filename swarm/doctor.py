@@ -25,7 +25,11 @@ Check = tuple[str, bool | None, str]
 
 def run(settings: Settings, console: Console) -> int:
     """Print every check (passwords in URLs redacted); returns the number of failed ones."""
-    results = checks(settings)
+    return show(checks(settings), console)
+
+
+def show(results: list[Check], console: Console) -> int:
+    """Print checks as ok, warn (ok is None: worth knowing, not a failure) or FAIL; returns the failed ones."""
     for name, ok, detail in results:
         mark = "[green]ok[/]  " if ok else "[yellow]warn[/]" if ok is None else "[red]FAIL[/]"
         console.print(f"{mark} {escape(name)}: {escape(redact(detail))}", highlight=False)
@@ -100,7 +104,8 @@ def oracle_on_main(settings: Settings, mirror: repo.Mirror, main: str, repo_sett
 
 
 def vendor_checks(settings: Settings, names: list[str]) -> list[Check]:
-    """Each named vendor's agent: CLI adapters check binary, version, flags and API key themselves."""
+    """Each named vendor's agent: CLI adapters check binary, version (a warning outside the versions the adapter
+    was checked against), flags and login themselves."""
     from swarm.agents import registry
 
     out: list[Check] = []

@@ -42,6 +42,11 @@ def slot(vendor: str, name: str) -> str:
     return f"{PREFIX}:slot:{vendor}:{name}"
 
 
+def worker_name(node: str) -> str:
+    """A worker name's holder (JSON: node, host, pid), claimed at start-up and renewed with its slots (slots.py)."""
+    return f"{PREFIX}:worker-name:{node}"
+
+
 def fence(task_id: str) -> str:
     return f"{PREFIX}:fence:{task_id}"
 

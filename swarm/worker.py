@@ -22,7 +22,8 @@ def _refuse_a_duplicate_name(sender: str, **kwargs: Any) -> None:
     """A second worker with a live worker's -n name would share its slots' homes and build caches: refuse it."""
     from swarm.tasks import runtime
 
-    clash = runtime().slots.clash(sender)
+    board = runtime().slots
+    clash = board.clash(sender) or board.claim_name(sender)  # the claim: a twin starting at this very moment
     if clash is not None:
         print(f"error: a worker named {sender} is already running (pid {clash.get('pid')} on {clash.get('host')}): "
               "give this one another name with -n NAME@%h", file=sys.stderr)  # fmt: skip

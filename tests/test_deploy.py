@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from swarm.agents import registry
+from swarm.agents.cli_adapter import CliAgent
 from swarm.settings import Settings
 from tests.cluster import write_config
 from tests.conftest import TOY_REPO, Project, wait_for
@@ -271,6 +273,15 @@ def test_the_image_has_node_20_and_the_agent_clis_pinned_as_in_ci() -> None:
     assert "FROM node:${NODE_VERSION}" in DOCKERFILE
     pins = dict(AGENT_CLI.findall(DOCKERFILE))
     assert pins == dict(AGENT_CLI.findall(CI_RUN)) and len(pins) == 3, (pins, AGENT_CLI.findall(CI_RUN))
+
+
+def test_the_pinned_agent_clis_are_the_newest_versions_their_adapters_were_checked_against() -> None:
+    newest: dict[str, str] = {}
+    for cli in ("claude", "codex", "gemini"):
+        agent = registry.make(cli, cli, {})
+        assert isinstance(agent, CliAgent)
+        newest[agent.package] = agent.checked_versions[1]
+    assert dict(AGENT_CLI.findall(CI_RUN)) == newest, "pin what the adapters were checked against, or check them"
 
 
 def test_dockerignore_keeps_the_context_small_and_the_copied_sources_in() -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 import redis
 
-from swarm import slots
+from swarm import keys, slots
 from swarm.settings import Settings
 from tests.cluster import Cluster, write_config
 from tests.conftest import Project, make_settings, task_file, vendor_table, wait_for
@@ -90,3 +93,39 @@ def test_a_worker_shutting_down_pauses_its_slots_and_withdraws_them_on_exit(
     wait_for(lambda: worker.poll() is not None, 60, "the worker to finish its attempt and exit")
     assert "slow" in project.landed()
     assert slots.live(r) == [], "an exiting worker withdraws its slots at once"
+
+
+def _holder(r: redis.Redis, node: str) -> dict[str, object] | None:
+    raw = r.get(keys.worker_name(node))
+    return json.loads(raw) if raw else None
+
+
+def test_a_worker_name_is_held_by_one_live_process_and_let_go_only_by_it(r: redis.Redis) -> None:
+    assert slots.claim_name(r, "w1@host", 60) is None
+    assert _holder(r, "w1-host") == {"node": "w1-host", "host": socket.gethostname(), "pid": os.getpid()}
+    assert slots.claim_name(r, "w1@host", 60) is None, "its holder renews it"
+    other = {"node": "w2-host", "host": "another-machine", "pid": os.getpid()}
+    r.set(keys.worker_name("w2-host"), json.dumps(other, sort_keys=True))
+    assert slots.claim_name(r, "w2@host", 60) == other, "a holder elsewhere keeps its name"
+    slots.release_name(r, "w2@host")
+    assert _holder(r, "w2-host") == other, "only the holder lets go"
+    slots.release_name(r, "w1@host")
+    assert _holder(r, "w1-host") is None
+
+
+def test_a_dead_holder_of_this_host_is_replaced(r: redis.Redis) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = {"node": "w1-host", "host": socket.gethostname(), "pid": dead.pid}
+    r.set(keys.worker_name("w1-host"), json.dumps(stale, sort_keys=True))
+    assert slots.claim_name(r, "w1@host", 60) is None
+    assert _holder(r, "w1-host") == {**stale, "pid": os.getpid()}
+
+
+def test_the_registrar_holds_the_name_while_it_runs_and_lets_go_when_it_stops(r: redis.Redis) -> None:
+    registrar = slots.Registrar(r, "w1@host", 1, 60, lambda: ["claude"]).start()
+    try:
+        assert _holder(r, "w1-host") is not None and r.pttl(keys.worker_name("w1-host")) > 0
+    finally:
+        registrar.stop()
+    assert _holder(r, "w1-host") is None

@@ -17,8 +17,9 @@ Outcome = Literal["ok", "no_change", "rate_limited", "auth_error", "vendor_error
 Fault = Literal["task", "vendor", "unknown"]
 """task: the agent ran and failed at the work; vendor: the CLI, account or API could not run it (never the task's
 fault: the vendor is parked or cooled); unknown: an error no rule recognised (counted against the task, as before)."""
-Check = tuple[str, bool, str]
-"""One line of `swarm doctor`: what was checked, whether it passed, and the detail or the fix."""
+Check = tuple[str, bool | None, str]
+"""One line of `swarm doctor`: what was checked, whether it passed (None: a warning, not a failure), and the detail
+or the fix."""
 
 
 @dataclass

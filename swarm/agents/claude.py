@@ -39,7 +39,10 @@ class ClaudeAgent(CliAgent):
 
     Options = ClaudeOptions
     cli = "claude"
-    package = "@anthropic-ai/claude-code (npm install -g @anthropic-ai/claude-code)"
+    package = "@anthropic-ai/claude-code"
+    checked_versions = ("2.1.197", "2.1.332")
+    """From 2.1.198 the package declares Node >=22, but it is a native binary: Node only runs its postinstall,
+    which works on Node 20 (npm warns EBADENGINE); 2.1.332 was installed and run on Node 20."""
     logins = LoginSpec(
         key_var="ANTHROPIC_API_KEY",
         token_vars=("CLAUDE_CODE_OAUTH_TOKEN",),

@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from swarm.agents import logins, outcomes, taxonomy
+from swarm.agents import logins, outcomes, taxonomy, versions
 from swarm.agents.base import AgentResult, AgentRun, Check
 from swarm.agents.logins import Login, LoginSpec
 from swarm.agents.output import last_lines, read_text
@@ -70,7 +70,10 @@ class CliAgent:
     cli: ClassVar[str] = ""
     """The CLI's name: default binary and the name of its config folder under the slot's home."""
     package: ClassVar[str] = ""
-    """Where the CLI comes from, for doctor's install hint."""
+    """The npm package the CLI comes from, for the install hints."""
+    checked_versions: ClassVar[tuple[str, str]] = ("", "")
+    """The oldest and the newest CLI version this adapter was checked against (its flags in --help, its recorded
+    runs); doctor warns outside them. .ci/run and the Dockerfile pin the newest."""
     logins: ClassVar[LoginSpec] = LoginSpec("")
     help_args: ClassVar[tuple[str, ...]] = ("--help",)
     hidden_flags: ClassVar[frozenset[str]] = frozenset()
@@ -107,6 +110,9 @@ class CliAgent:
     def executable(self) -> str:
         return self.options.binary or self.cli
 
+    def install_hint(self) -> str:
+        return f"{self.package} (npm install -g {self.package}@{self.checked_versions[1]})"
+
     @property
     def api_key_env(self) -> str:
         return self.options.api_key_env or self.logins.key_var
@@ -142,7 +148,7 @@ class CliAgent:
         """Cheap and offline: the program is there, a login is there, the configuration is one the CLI accepts.
         `home` is the slot's home (AgentRun.home), where a login done in the slot itself also counts."""
         if shutil.which(self.executable(), path=child_env().get("PATH")) is None:
-            result = AgentResult("failed", f"{self.executable()} not found on PATH: install {self.package}")
+            result = AgentResult("failed", f"{self.executable()} not found on PATH: install {self.install_hint()}")
             return taxonomy.fail(result, taxonomy.CLI_MISSING)
         refused = self.refusal()
         if refused is not None:
@@ -217,11 +223,12 @@ class CliAgent:
         name = f"vendor {self.vendor}"
         path = shutil.which(self.executable(), path=child_env().get("PATH"))
         if path is None:
-            hint = f"install {self.package} or set vendors.{self.vendor}.binary"
+            hint = f"install {self.install_hint()} or set vendors.{self.vendor}.binary"
             return [(name, False, f"{self.executable()} not found on PATH: {hint}"), *self.extra_checks(),
                     self.login_check()]  # fmt: skip
         version = last_lines(self._info([path, "--version"]), 1) or "no version printed"
-        checks = [(name, True, f"{path}, version {version}")]
+        checks: list[Check] = [(name, True, f"{path}, version {version}")]
+        checks.append((f"{name} version", *versions.compare(version, self.checked_versions, self.cli, self.package)))
         help_text = self._info([path, *self.help_args])
         missing = [f for f in self.flags() if not re.search(rf"(?<![\w-]){re.escape(f)}(?![\w-])", help_text)]
         detail = (

@@ -43,7 +43,8 @@ class CodexAgent(CliAgent):
 
     Options = CodexOptions
     cli = "codex"
-    package = "@openai/codex (npm install -g @openai/codex)"
+    package = "@openai/codex"
+    checked_versions = ("0.169.0", "0.171.0")
     logins = LoginSpec(key_var="CODEX_API_KEY", config_dir_var="CODEX_HOME", default_dir=".codex",
                        credentials="auth.json")  # fmt: skip
     help_args = ("exec", "--help")

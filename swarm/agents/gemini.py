@@ -50,7 +50,8 @@ class GeminiAgent(CliAgent):
 
     Options = GeminiOptions
     cli = "gemini"
-    package = "@google/gemini-cli (npm install -g @google/gemini-cli)"
+    package = "@google/gemini-cli"
+    checked_versions = ("0.61.0", "0.61.0")
     logins = LoginSpec(
         key_var="GEMINI_API_KEY",
         cloud_vars=("GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"),

@@ -128,7 +128,8 @@ def test_doctor_passes_with_the_recorded_help_and_a_key(cli: str, all_keys: dict
     assert all(ok for _, ok, _ in checks), checks
     assert "version" in checks[0][2]
     root = [f"vendor {cli} as root"] if as_root else []
-    assert [name for name, _, _ in checks] == [f"vendor {cli}", f"vendor {cli} flags", *root, f"vendor {cli} login"]
+    names = [f"vendor {cli}", f"vendor {cli} version", f"vendor {cli} flags", *root, f"vendor {cli} login"]
+    assert [name for name, _, _ in checks] == names
     assert checks[-1][2].startswith("api key: API key from"), "doctor says which login is in use"
 
 

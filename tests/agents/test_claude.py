@@ -43,14 +43,14 @@ def test_recorded_not_logged_in_is_an_auth_error_although_subtype_says_success(n
 def test_recorded_is_error_with_subtype_success_is_never_ok_even_with_exit_0() -> None:
     result = claude.parse(RECORDED / "claude_fakekey_r1.out", NOWHERE, 0)
     assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "network")
-    assert "FailedToOpenSocket" in result.message
+    assert "Can't reach the API server" in result.message  # 2.1.197 said "FailedToOpenSocket"
 
 
 def test_recorded_stream_cut_while_retrying_is_failed_with_the_last_event() -> None:
     result = claude.parse(RECORDED / "claude_fakekey_sjson.out", NOWHERE, None)
     assert result.outcome == "failed" and result.reason == "unknown", "retries with no status say nothing yet"
     assert "no result event" in result.message and "system/api_retry" in result.message
-    assert result.session_id == "d481a72e-d0bb-4dbf-ab2d-7fe831b17fa5"
+    assert result.session_id == "3da45722-df9c-4a45-8b3a-32ca17ed4741"
 
 
 def test_recorded_plain_text_not_logged_in_is_an_auth_error() -> None:

@@ -52,7 +52,7 @@ def test_recorded_reconnect_loop_killed_is_the_vendors_network_not_a_rate_limit(
     """Reconnect notices are not fatal by themselves; what they say (no DNS) is the vendor's, never the task's."""
     result = codex.parse(RECORDED / "codex_json.out", RECORDED / "codex_text.err", -15)
     assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "network")
-    assert result.session_id == "01a20c9a-ae3f-7dc1-bc0e-2d370b638253"
+    assert result.session_id == "01a22d7f-9120-7a41-8c88-690503b4b171"
     assert "waiting for network" in result.message
 
 

@@ -120,6 +120,8 @@ def test_an_unknown_reason_name_is_refused_not_stored() -> None:
         ("Prompt is too long", "context_too_long"),
         ("Error: unknown option '--output-format'", "cli_incompatible"),
         ("connect ECONNREFUSED 127.0.0.1:443", "network"),
+        ("API Error: Unable to connect to API (FailedToOpenSocket)", "network"),  # claude 2.1.197
+        ("API Error: Can't reach the API server — check your internet or DNS (ENOTFOUND)", "network"),  # 2.1.332
         ("Reconnecting... 1/5 (unexpected status 429 Too Many Requests)", "rate_limit"),
         ("the agent wrote a poem instead", None),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -52,3 +53,20 @@ def test_a_worker_restarted_under_its_name_after_a_crash_is_not_refused(cluster:
     argv = [sys.executable, "-m", "celery", "-A", "swarm", "worker", "-Q", "claude", "-c", "1", "-n", "w1@%h"]
     cluster.start("w1-restarted", argv + ["--loglevel=INFO", "--without-gossip", "--without-mingle"])
     cluster.wait_for_workers(["w1-restarted"])
+
+
+def test_two_workers_started_at_once_under_one_name_leave_one_running(cluster: Cluster) -> None:
+    """Neither has announced a slot when the other starts: the name itself is claimed, atomically."""
+    argv = [sys.executable, "-m", "celery", "-A", "swarm", "worker", "-Q", "claude", "-c", "1", "-n", "twin@%h"]
+    flags = ["--loglevel=INFO", "--without-gossip", "--without-mingle"]
+    twins = [cluster.start(f"twin-{i}", argv + flags) for i in (1, 2)]
+    deadline = time.monotonic() + 90
+    while all(t.poll() is None for t in twins) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    refused = [i for i, t in enumerate(twins) if t.poll() is not None]
+    assert len(refused) == 1, f"expected one of the twins refused, got {refused}:\n{cluster.dump_logs()}"
+    assert twins[refused[0]].wait(timeout=5) == 2
+    log = (cluster.logs / f"twin-{refused[0] + 1}.log").read_text()
+    assert "error: a worker named twin@" in log and "is already running" in log
+    time.sleep(3)
+    assert twins[1 - refused[0]].poll() is None, "the other twin runs on"

@@ -8,7 +8,8 @@ The ```agent block of the prompt (the task file's) drives it, one action per lin
     sleep SECONDS        hang PIDFILE (start a child, write "pid child_pid" to PIDFILE, never exit)
     emit FILE            (print tests/data/agent_outputs/FILE on stdout now, e.g. a stream the CLI is stuck in)
     reach HOST:PORT PATH (write to PATH whether HOST:PORT answers directly, and through $HTTPS_PROXY's CONNECT)
---version and --help (codex: exec --help) print a version and the recorded help (or the file $FAKE_CLI_HELP).
+--version and --help (codex: exec --help) print a version (or $FAKE_CLI_VERSION) and the recorded help (or the file
+$FAKE_CLI_HELP).
 $FAKE_CLI_STREAM names the stream of a prompt that names none (a probe's).
 With $FAKE_CLI_RECORD set, argv, cwd and environment are appended to that file as one JSON line.
 """
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "agent_outputs"
-VERSIONS = {"claude": "2.1.197 (Claude Code)", "codex": "codex-cli 0.169.0", "gemini": "0.61.0"}
+VERSIONS = {"claude": "2.1.332 (Claude Code)", "codex": "codex-cli 0.171.0", "gemini": "0.61.0"}
 KEYS = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
@@ -35,7 +36,7 @@ def prompt_of(cli: str, argv: list[str]) -> str:
 
 def info(cli: str, argv: list[str]) -> bool:
     if argv[:1] in (["--version"], ["-v"], ["-V"]):
-        print(VERSIONS[cli])
+        print(os.environ.get("FAKE_CLI_VERSION") or VERSIONS[cli])
         return True
     if "--help" in argv:
         name = "codex_exec" if cli == "codex" and argv[0] == "exec" else cli
