@@ -81,6 +81,12 @@ SAFEGUARDS = [
         ["tests/test_pipeline.py::test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_tests"],
     ),
     Safeguard(
+        "train car renewal",
+        "swarm/train.py",
+        [("                self.r.pexpire(keys.train_car(member), self.ttl_ms)\n", "                pass\n")],
+        ["tests/test_train.py::test_a_car_stays_in_the_train_while_a_long_step_runs"],
+    ),
+    Safeguard(
         "structural refusal",
         "swarm/guard.py",
         [("    found = []\n", "    found: list[str] = []\n    return found\n")],
