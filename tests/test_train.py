@@ -3,6 +3,7 @@ without a failed car, every commit of main tested as it is, and trees judged onc
 
 from __future__ import annotations
 
+import socket
 import threading
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import redis
 
 from swarm import keys, oracle, train
 from swarm.agents import registry
-from swarm.errors import AttemptRejected
+from swarm.errors import AttemptRejected, CoordinationError
 from swarm.outcomes import Reason
 from swarm.pipeline import Pipeline
 from swarm.repo import LandResult
@@ -237,3 +238,21 @@ def test_a_car_stays_in_the_train_while_a_long_step_runs(rt: Runtime, r: redis.R
     release.set()
     rider.join(30)
     assert len(failures) == 1 and not r.exists(key) and not r.exists(keys.TRAIN)
+
+
+def test_redis_out_of_reach_during_a_ride_is_a_coordination_error(rt: Runtime) -> None:
+    """Not an unexpected error: the pipeline takes it as the infrastructure's fault, and the task keeps its budget."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once it is closed
+    cars = train.Train(redis.Redis(port=port, socket_connect_timeout=2), rt.mirror, 4, 10.0)
+    hooks = train.Hooks(
+        main=lambda: "0" * 40,
+        build=lambda parent: parent,
+        test=lambda commit: oracle.OracleResult("full", ok=False),
+        baseline=lambda main: None,
+        alive=lambda: None,
+        land=lambda old, new: LandResult.MAIN_MOVED,
+    )
+    with pytest.raises(CoordinationError, match="Train.ride"):
+        cars.ride("x:1", hooks)
