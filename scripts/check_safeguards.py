@@ -87,6 +87,12 @@ SAFEGUARDS = [
         ["tests/test_egress.py::test_an_agent_reaches_an_allowed_server_through_the_proxy_and_nothing_else"],
     ),
     Safeguard(
+        "train car renewal",
+        "swarm/train.py",
+        [("                self.r.pexpire(keys.train_car(member), self.ttl_ms)\n", "                pass\n")],
+        ["tests/test_train.py::test_a_car_stays_in_the_train_while_a_long_step_runs"],
+    ),
+    Safeguard(
         "structural refusal",
         "swarm/guard.py",
         [("    found = []\n", "    found: list[str] = []\n    return found\n")],

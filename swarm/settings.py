@@ -111,7 +111,7 @@ class Settings(BaseSettings):
     """Attempts of a task before it is marked failed."""
     land_retries: int = Field(3, ge=0, le=20)
     """Rebase-and-retest rounds after a lost compare-and-swap on origin before the attempt gives up."""
-    train_window: int = Field(0, ge=0, le=64)
+    train_window: int = Field(8, ge=0, le=64)
     """Candidates the merge train tests at once, each on main + those ahead (0: one at a time, under the merge lock)."""
     dispatch_interval: float = Field(15.0, gt=0)
     """Seconds between periodic dispatch runs (beat); dispatch also runs after every attempt."""

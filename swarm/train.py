@@ -89,8 +89,12 @@ class Train(Door):
         """How many candidates are in the train now."""
         return int(self.r.llen(keys.TRAIN))
 
+    @guarded
     def ride(self, member: str, hooks: Hooks) -> tuple[str, oracle.OracleResult]:
-        """Join, speculate, land in order: returns the landed commit and the full oracle's result on it."""
+        """Join, speculate, land in order: returns the landed commit and the full oracle's result on it.
+
+        A Redis error on the way is a CoordinationError, as at every door: the attempt ends as the infrastructure's
+        fault and keeps its budget, never as an unexpected error that uses it up."""
         car = Car(member)
         self._join(member)
         stop = threading.Event()
