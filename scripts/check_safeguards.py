@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Remove each safeguard in turn, in a copy of the code, and show that scenarios of the suite fail without it.
 
-Usage: .venv/bin/python scripts/check_safeguards.py [NAME...]   (all by default, about five minutes; one line
-per safeguard; NAME picks safeguards by name, e.g. "hook-less git")
+Usage: .venv/bin/python scripts/check_safeguards.py [--quick] [NAME...]   (all by default, ten minutes or more on
+two cores; one line per safeguard; NAME picks safeguards by name, e.g. "structural refusal"). --quick checks that
+every safeguard's code is still where this script removes it, and removes only the QUICK ones (the suite's short
+run; `SAFEGUARDS_FULL=1 make test` runs the whole check in the suite).
 
 A safeguard against tampering names, instead of tests, the strategy of tests/tampering/ (`lands`) that must
 land with a gain once the safeguard is gone: the tampering suite then runs that one strategy through a real
@@ -133,6 +135,9 @@ SAFEGUARDS = [
     # escaped process outliving the attempt instead.
 ]  # fmt: skip
 
+QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace")
+"""Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
+
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")
 
 
@@ -160,28 +165,41 @@ def run(copy: Path, tests: list[str]) -> tuple[int, str]:
     return out.returncode, (out.stdout.strip().splitlines() or ["(no output)"])[-1]
 
 
-def check(guard: Safeguard, tmp: Path) -> tuple[bool, str]:
-    """Remove one safeguard in a copy of the code; whether the suite notices, and its summary line."""
-    copy = tmp / guard.name.replace(" ", "-").replace("'", "")
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "target", "__pycache__"))
-    path = copy / guard.file
-    text = path.read_text()
+def removed(guard: Safeguard, root: Path) -> str:
+    """The text of the guard's file under root with the safeguard taken out (LookupError if its code moved)."""
+    text = (root / guard.file).read_text()
     for old, new in guard.edits:
         if old not in text:
             raise LookupError(f"{guard.name}: the code to remove was not found in {guard.file}; update this script")
         text = text.replace(old, new)
-    path.write_text(text)
+    return text
+
+
+def check(guard: Safeguard, tmp: Path) -> tuple[bool, str]:
+    """Remove one safeguard in a copy of the code; whether the suite notices, and its summary line."""
+    copy = tmp / guard.name.replace(" ", "-").replace("'", "")
+    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".venv", ".git", "target", "__pycache__"))
+    (copy / guard.file).write_text(removed(guard, ROOT))
     if guard.lands:
         return run_tampering(copy, guard.lands)
     code, summary = run(copy, guard.tests)
     return code != 0, summary
 
 
-def main(names: list[str]) -> int:
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    names = [a for a in argv if a != "--quick"] or (list(QUICK) if quick else [])
     unknown = set(names) - {g.name for g in SAFEGUARDS}
     if unknown:
         print(f"no safeguard named {', '.join(sorted(unknown))}; known: {', '.join(g.name for g in SAFEGUARDS)}")
         return 2
+    if quick:  # every safeguard's code must still be where the full check removes it
+        try:
+            for guard in SAFEGUARDS:
+                removed(guard, ROOT)
+        except LookupError as exc:
+            print(exc)
+            return 2
     guards = [g for g in SAFEGUARDS if not names or g.name in names]
     results: dict[str, tuple[bool, str]] = {}
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=3) as pool:
