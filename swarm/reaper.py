@@ -14,6 +14,7 @@ from swarm.events import Events
 from swarm.repo import Mirror
 from swarm.runtime import Runtime
 from swarm.settings import Settings
+from swarm.workspace import owner_pid
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,10 @@ def sweep_host(settings: Settings, mirror: Mirror) -> dict[str, int]:
             removed += 1
     spaces = settings.workdir.resolve() / "workspaces"  # agents' standalone repositories, the swarm's index beside
     for path in sorted(spaces.iterdir()) if spaces.is_dir() else []:
-        match = dead.search(path.name.removeprefix(".").removesuffix(".swarm-index"))
-        if match and not proc.alive(int(match.group(1))):
+        name = path.name.removeprefix(".").removesuffix(".swarm-index").removesuffix(".swarm-owner")
+        match = dead.search(name)
+        owner = owner_pid(spaces / name)  # a resumed session's folder keeps its first worker's name
+        if match and not proc.alive(owner or int(match.group(1))):
             if path.is_dir():
                 shutil.rmtree(path)
                 removed += 1

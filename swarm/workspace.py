@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -46,6 +47,13 @@ class Attempt:
     worktrees: list[Path] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
     """The agent's workspaces (standalone repositories), removed when the attempt ends."""
+    workspace: Path | None = None
+    """The agent's workspace while it holds the attempt's only copy of the work (until the candidate is made)."""
+    base: str = ""
+    """The main the agent's work is on."""
+    candidate: str | None = None
+    resume: str | None = None
+    """The CLI session this attempt continues (a cut attempt's, on this slot)."""
 
     @property
     def number(self) -> int:
@@ -93,12 +101,16 @@ class Workspaces:
         att.worktrees.append(path)
         return self.mirror.add_worktree(path, commit)
 
-    def workspace(self, att: Attempt, commit: str) -> Path:
-        """The agent's standalone repository at `commit`: its git dir is its own (objects borrowed read-only from
-        the mirror), so nothing it writes there reaches the swarm's git; the swarm reads it back with `collect`."""
-        path = self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+    def workspace(self, att: Attempt, commit: str, head: str | None = None, path: Path | None = None) -> Path:
+        """The agent's standalone repository with `commit`'s files at `head` (see Mirror.workspace), at `path` or a
+        new one: its git dir is its own (objects borrowed read-only from the mirror), so nothing it writes there
+        reaches the swarm's git; the swarm reads it back with `collect`."""
+        if path is not None:  # a cut session's folder, named for its dead worker: this process owns it now
+            owner_of(path).write_text(f"{os.getpid()}\n")
+        path = path or self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
         att.folders.append(path)
-        self.mirror.workspace(commit, path)
+        self.mirror.workspace(commit, path, head)
+        att.workspace, att.base = path, head or commit
         return path
 
     def drop_folder(self, path: Path) -> None:
@@ -106,6 +118,7 @@ class Workspaces:
             return
         shutil.rmtree(path, ignore_errors=True)
         index_of(path).unlink(missing_ok=True)
+        owner_of(path).unlink(missing_ok=True)
 
     def drop(self, path: Path) -> None:
         try:
@@ -150,7 +163,7 @@ class Workspaces:
             env["IS_SANDBOX"] = "1"  # it is one: claude's unattended mode, refused as root elsewhere, may run here
         return AgentRun(task_id=att.task_id, attempt=att.number, vendor=att.vendor, prompt_file=prompt_file,
                         worktree=workspace, log_path=att.log_dir / "agent.log", home=home, timeout=timeout,
-                        env=env, cancel=att.cancel, on_start=on_start, sandbox=box)  # fmt: skip
+                        env=env, cancel=att.cancel, on_start=on_start, sandbox=box, resume=att.resume)  # fmt: skip
 
     def sandbox(self, vendor: str, workspace: Path, home: Path, prompt_file: Path) -> Sandbox | None:
         """What the agent sees: its workspace and home (writable), the login files its home links to, its prompt,
@@ -165,6 +178,19 @@ class Workspaces:
         box = Sandbox(rw=[workspace, home, *_login_files(home), *table.sandbox_rw],
                       ro=[*tools, objects, prompt_file, *table.sandbox_ro], network=network)  # fmt: skip
         return box.hiding([self.workdir, config_file().resolve()])
+
+
+def owner_of(dest: Path) -> Path:
+    """Beside a workspace reused for a resumed session: the pid of the process using it now, for the sweep of dead
+    workers' folders (whose pid is in the folder's name)."""
+    return dest.parent / f".{dest.name}.swarm-owner"
+
+
+def owner_pid(dest: Path) -> int | None:
+    try:
+        return int(owner_of(dest).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _login_files(home: Path) -> list[Path]:

@@ -178,6 +178,7 @@ class CliAgent:
         redact_file(run.log_path, secrets)
         redact_file(stderr_path, secrets)
         parsed = self.safe_parse(run.log_path, stderr_path, launched.ended.returncode)
+        parsed.model_asked = self.options.model or None
         return outcomes.settle(launched, parsed, secrets)
 
     def forget(self, home: Path) -> None:

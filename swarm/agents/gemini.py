@@ -74,6 +74,7 @@ class GeminiAgent(CliAgent):
             o.approval_mode,
         ]
         argv += ["-m", o.model] if o.model else []
+        argv += ["--resume", run.resume] if run.resume else []  # sessions are kept per folder: the same workspace
         return argv + o.extra_args
 
     def vendor_env(self, run: AgentRun, home: Path) -> dict[str, str]:
