@@ -19,6 +19,6 @@ def test_removing_any_one_safeguard_fails_the_suite() -> None:
                          text=True, timeout=1800)  # fmt: skip
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.strip().splitlines()
-    assert len(lines) == 11 and all(line.startswith("caught") for line in lines), out.stdout
+    assert len(lines) == 14 and all(line.startswith("caught") for line in lines), out.stdout
     # Without a safeguard against tampering, its strategy lands and the clean room says so.
     assert sum("1 landed with a gain" in line for line in lines) == 1, out.stdout

@@ -135,3 +135,22 @@ def test_kept_work_never_holds_changes_to_protected_paths(project: Project, redi
     kept = origin_ref(project, WIP_REF)
     assert project.show("src/alpha.txt", kept) == "alpha"
     assert project.show(".swarm.toml", kept) == project.show(".swarm.toml"), "protected files are put back"
+
+
+def test_a_stale_attempt_never_overwrites_the_work_a_later_one_kept(project: Project, rt: Runtime) -> None:
+    main = rt.mirror.fetch()
+    later = wip.keep(rt.mirror, wip.Wip("t", "", main, "claude", "w1", 5, "s-5"), main)
+    assert later is not None and origin_ref(project, "refs/swarm/wip/t") == later.commit
+    assert wip.keep(rt.mirror, wip.Wip("t", "", main, "claude", "w2", 4, "s-4"), main) is None
+    kept = wip.find(rt.mirror, "t")
+    assert kept is not None and (kept.fence, kept.session, kept.slot) == (5, "s-5", "w1")
+    wip.drop(rt.mirror, "t", fence=4)
+    assert origin_ref(project, "refs/swarm/wip/t") == later.commit, "an earlier attempt cannot drop it either"
+    wip.drop(rt.mirror, "t")
+    assert not origin_ref(project, "refs/swarm/wip/t") and wip.find(rt.mirror, "t") is None
+
+
+def test_a_session_id_that_is_not_one_is_never_passed_on(project: Project, rt: Runtime) -> None:
+    assert wip.session_ok("5b0c1f9e-6a53-4d0e-9a57-1f6e7f3c2d10")
+    for bad in ("--dangerously-skip-permissions", "a b", "x\nSwarm-Wip-Slot: other", "", None):
+        assert wip.session_ok(bad) is None
