@@ -539,8 +539,16 @@ class Mirror:
         changed = _nul(_run(g, "diff-files", "--name-only", "-z"))
         new = _nul(_run(g, "ls-files", "-z", "--others", "--exclude-per-directory=.gitignore"))
         paths = sorted(set(changed) | {p for p in new if not p.endswith("/")})  # "x/": a nested repository
-        if not paths:
+        if paths:
+            self._stage(g, dest, paths)
+        # The folder may have started from other files than base's (a resumed attempt's): compare whole trees.
+        tree = _run(g, "write-tree").strip()
+        if tree == _run(self._g, "rev-parse", f"{base}^{{tree}}").strip():
             return None
+        return self.commit_tree(tree, base, message, author=author)
+
+    def _stage(self, g: git.Git, dest: Path, paths: list[str]) -> None:
+        """Put the files of `paths` as they are on disk (or their removal) into the folder's index."""
         with tempfile.TemporaryDirectory() as tmp:
             gone, blobs = _blob_sources(dest, paths, Path(tmp))
             shas = self._feed(g, ["hash-object", "-w", "--no-filters", "--stdin-paths"], "".join(
@@ -549,10 +557,6 @@ class Mirror:
         lines = [f"0 {'0' * 40}\t{path}\0" for path in gone]  # removals first: a file may become a folder
         lines += [f"{mode} {sha}\t{path}\0" for (path, mode, _), sha in zip(blobs, shas, strict=True)]
         self._feed(g, ["update-index", "-z", "--index-info"], "".join(lines))
-        tree = _run(g, "write-tree").strip()
-        if tree == _run(self._g, "rev-parse", f"{base}^{{tree}}").strip():
-            return None
-        return self.commit_tree(tree, base, message, author=author)
 
     def _tree_git(self, dest: Path) -> git.Git:
         g = _git(dest, self.git_timeout)

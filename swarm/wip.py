@@ -12,8 +12,10 @@ protected paths are put back as on main, and they only ever reach main through t
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -181,3 +183,19 @@ def _folder(wip: Wip, folders: Path) -> Path | None:
     if path is None or path.parent != folders or path.exists():
         return None
     return path
+
+
+def salvage(mirror: Mirror, folder: Path, note: str, protected: Callable[[str], list[str]]) -> Wip | None:
+    """Keep the work a dead worker process left in its workspace, from the note the swarm wrote beside it (no
+    session: the run's end, which names it, never came)."""
+    meta = json.loads(note)
+    mirror.fetch()
+    task, base, vendor = str(meta["task"]), str(meta["base"]), str(meta["vendor"])
+    if task in mirror.landed():
+        return None
+    work = mirror.collect(folder, base, f"work so far of {task}", author=f"{vendor}-agent")
+    safe = safe_tree(mirror, base, work, protected(base)) if work else None
+    if safe is None:
+        return None
+    return keep(mirror, Wip(task, "", base, vendor, str(meta["slot"]), int(meta["fence"]), None,
+                            str(meta.get("home", "")), str(folder)), safe)  # fmt: skip

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -111,14 +112,18 @@ class Workspaces:
         att.folders.append(path)
         self.mirror.workspace(commit, path, head)
         att.workspace, att.base = path, head or commit
+        if self.settings.vendors[att.vendor].resume:  # if this process dies, the sweep keeps the work from this note
+            note = {"task": att.task_id, "vendor": att.vendor, "slot": self.slot, "fence": att.lease.fence,
+                    "base": att.base, "home": str(self.home(att.vendor))}  # fmt: skip
+            note_of(path).write_text(json.dumps(note))
         return path
 
     def drop_folder(self, path: Path) -> None:
         if self.settings.keep_worktrees:
             return
         shutil.rmtree(path, ignore_errors=True)
-        index_of(path).unlink(missing_ok=True)
-        owner_of(path).unlink(missing_ok=True)
+        for beside in (index_of(path), owner_of(path), note_of(path)):
+            beside.unlink(missing_ok=True)
 
     def drop(self, path: Path) -> None:
         try:
@@ -184,6 +189,11 @@ def owner_of(dest: Path) -> Path:
     """Beside a workspace reused for a resumed session: the pid of the process using it now, for the sweep of dead
     workers' folders (whose pid is in the folder's name)."""
     return dest.parent / f".{dest.name}.swarm-owner"
+
+
+def note_of(dest: Path) -> Path:
+    """Beside a workspace: whose work it is (task, vendor, slot, fence, base), for the sweep to keep it (wip.py)."""
+    return dest.parent / f".{dest.name}.swarm-attempt"
 
 
 def owner_pid(dest: Path) -> int | None:

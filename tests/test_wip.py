@@ -3,13 +3,17 @@ the scripted agent; no Celery)."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import redis
 
-from swarm import keys, wip
+from swarm import keys, reaper, wip
 from swarm.runtime import Runtime, connect
+from swarm.workspace import Workspaces
 from tests.conftest import Project, make_settings, task_file, vendor_table, wait_for
 from tests.test_pipeline import history, pipeline
 
@@ -154,3 +158,25 @@ def test_a_session_id_that_is_not_one_is_never_passed_on(project: Project, rt: R
     assert wip.session_ok("5b0c1f9e-6a53-4d0e-9a57-1f6e7f3c2d10")
     for bad in ("--dangerously-skip-permissions", "a b", "x\nSwarm-Wip-Slot: other", "", None):
         assert wip.session_ok(bad) is None
+
+
+def test_the_work_a_killed_worker_left_in_its_workspace_is_kept_by_the_sweep_and_lands_next(
+    project: Project, rt: Runtime
+) -> None:
+    project.add_tasks({"gone": task_file("Gone")})  # no script: the next agent changes nothing itself
+    main = rt.mirror.fetch()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = f"{socket.gethostname()}-{child.pid}"  # a worker process killed mid-run (kill -9, cold shutdown)
+    lease = rt.leases.acquire_task("gone", 60, worker=dead, vendor="claude")
+    assert lease is not None
+    spaces = Workspaces(rt.settings, rt.mirror, dead, "slot-0")
+    folder = spaces.workspace(spaces.new_attempt("gone", "claude", lease, threading.Event()), main)
+    (folder / "src" / "alpha.txt").write_text("alpha\n")
+    reaper.sweep_host(rt.settings, rt.mirror)
+    assert not folder.exists()
+    kept = origin_ref(project, "refs/swarm/wip/gone")
+    assert kept and project.show("src/alpha.txt", kept) == "alpha"
+    rt.leases.release(lease)
+    assert pipeline(rt).run("gone", "claude") == "landed"
+    assert project.show("src/alpha.txt") == "alpha" and not origin_ref(project, "refs/swarm/wip/gone")
