@@ -169,7 +169,10 @@ class Pipeline:
         session when this slot holds the transcript."""
         kept = wip.find(self.mirror, att.task_id) if self.settings.vendors[att.vendor].resume else None
         home, folders = self.spaces.home(att.vendor), self.spaces.workdir / "workspaces"
-        start = wip.plan(self.mirror, kept, att.vendor, main, self.slot, home, folders)
+        # An adapter of an older make has no has_session: its sessions are not resumed, its work still is.
+        has_session = getattr(self.agents(att.vendor), "has_session", lambda home, session: False)
+        start = wip.plan(self.mirror, kept, att.vendor, main, self.slot, home, folders,
+                         lambda session: bool(has_session(home, session)))  # fmt: skip
         att.record.resumed, att.resume = start.record, start.session
         if start.record:
             self._emit(att, "resuming", **start.record)

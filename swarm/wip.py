@@ -151,7 +151,8 @@ class Start:
     record: dict[str, str] | None = None
 
 
-def plan(mirror: Mirror, kept: Wip | None, vendor: str, main: str, slot: str, home: Path, folders: Path) -> Start:
+def plan(mirror: Mirror, kept: Wip | None, vendor: str, main: str, slot: str, home: Path, folders: Path,
+         has_session: Callable[[str], bool]) -> Start:  # fmt: skip
     """The workspace of the vendor's next attempt: at main, or with the kept work rebased onto main; in the
     session's own folder, continuing it, when the session's transcript is in this slot's home."""
     if kept is None or kept.vendor != vendor:
@@ -159,7 +160,8 @@ def plan(mirror: Mirror, kept: Wip | None, vendor: str, main: str, slot: str, ho
     files, why = _rebased(mirror, kept, main)
     if files is None:
         return Start(main, main, record={"from": kept.commit, "fresh": why})
-    folder = _folder(kept, folders) if kept.session and kept.slot == slot and kept.home == str(home) else None
+    here = kept.session and kept.slot == slot and kept.home == str(home) and has_session(kept.session)
+    folder = _folder(kept, folders) if here else None
     session = kept.session if folder is not None else None
     record = {"from": kept.commit, **({"session": session} if session else {})}
     return Start(files, main, folder, session, record)

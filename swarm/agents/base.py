@@ -106,3 +106,7 @@ class Agent(Protocol):
     def probe(self, home: Path, timeout: float) -> AgentResult:
         """A trivial real run with a short timeout, to re-check a parked vendor without spending a task on it."""
         ...
+
+    def has_session(self, home: Path, session: str) -> bool:
+        """Whether the slot's home (AgentRun.home) holds the transcript of `session`, so it can be resumed."""
+        ...

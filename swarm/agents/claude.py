@@ -50,6 +50,7 @@ class ClaudeAgent(CliAgent):
     )
     hidden_flags = frozenset({"--max-turns"})
     memory_files = ("projects/*/memory",)
+    session_files = ("projects/*/{id}.jsonl",)
     """Auto-memory is keyed on the project path, which is the shared mirror for every worktree of a slot."""
     options: ClaudeOptions
 

@@ -77,6 +77,8 @@ class CliAgent:
     """Flags the CLI accepts without listing them in --help."""
     memory_files: ClassVar[tuple[str, ...]] = ()
     """Globs, under the slot's config folder, of the agent's memory: removed before each run unless `memory`."""
+    session_files: ClassVar[tuple[str, ...]] = ()
+    """Globs, under the slot's config folder, of a session's transcript (`{id}`: the session id)."""
 
     def __init__(self, vendor: str, options: CliOptions) -> None:
         self.vendor = vendor
@@ -151,6 +153,11 @@ class CliAgent:
             message = logins.missing(self.logins, self.api_key_env, self.vendor)
             return taxonomy.fail(AgentResult("auth_error", f"{self.cli}: {message}"), taxonomy.AUTH)
         return None
+
+    def has_session(self, home: Path, session: str) -> bool:
+        """Whether the slot's config folder holds the session's transcript (resuming one it lacks fails the run)."""
+        folder = home / self.cli
+        return any(next(folder.glob(p.format(id=session)), None) for p in self.session_files)
 
     def _slot_login(self, home: Path) -> bool:
         """A login done in the slot's own config folder (`CODEX_HOME=<slot> codex login`) counts too."""

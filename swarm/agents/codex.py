@@ -47,6 +47,7 @@ class CodexAgent(CliAgent):
     logins = LoginSpec(key_var="CODEX_API_KEY", config_dir_var="CODEX_HOME", default_dir=".codex",
                        credentials="auth.json")  # fmt: skip
     help_args = ("exec", "--help")
+    session_files = ("sessions/**/rollout-*-{id}.jsonl",)
     options: CodexOptions
 
     def argv(self, run: AgentRun, prompt: str) -> list[str]:

@@ -59,7 +59,13 @@ class GeminiAgent(CliAgent):
     )
     memory_files = (".gemini/GEMINI.md",)
     """save_memory writes to the global GEMINI.md, which every later task of the slot would read."""
+    session_files = (".gemini/tmp/*/chats/session-*-{short}.json",)
     options: GeminiOptions
+
+    def has_session(self, home: Path, session: str) -> bool:
+        """gemini names a transcript by its time and the id's first eight characters, per project folder."""
+        folder = home / self.cli
+        return any(next(folder.glob(p.format(short=session[:8])), None) for p in self.session_files)
 
     def argv(self, run: AgentRun, prompt: str) -> list[str]:
         o = self.options

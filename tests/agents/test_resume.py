@@ -12,6 +12,7 @@ from rich.console import Console
 
 from swarm import views
 from swarm.agents.base import AgentRun
+from swarm.agents.claude import ClaudeAgent, ClaudeOptions
 from swarm.agents.codex import CodexAgent, CodexOptions
 from swarm.agents.gemini import GeminiAgent, GeminiOptions
 from swarm.runtime import connect
@@ -26,9 +27,9 @@ SESSION = "5b0c1f9e-6a53-4d0e-9a57-1f6e7f3c2d10"
 CUT = "@1 write src/alpha.txt alpha\n@1 emit claude_progress.out\n@1 sleep 60\n@2 write src/beta.txt beta"
 
 
-@pytest.mark.parametrize("slot", ["w1", "w2"])
+@pytest.mark.parametrize(("slot", "transcript"), [("w1", True), ("w1", False), ("w2", True)])
 def test_a_cut_claude_session_is_resumed_on_its_slot_and_its_work_kept_on_any(
-    slot: str, project: Project, redis_url: str, tmp_path: Path, keys_set: dict[str, str]
+    slot: str, transcript: bool, project: Project, redis_url: str, tmp_path: Path, keys_set: dict[str, str]
 ) -> None:
     record = tmp_path / "shared" / "record.jsonl"
     record.parent.mkdir()
@@ -38,16 +39,20 @@ def test_a_cut_claude_session_is_resumed_on_its_slot_and_its_work_kept_on_any(
     first = rt.book.history("cut")[-1]
     assert first.reason == "agent_timeout" and first.wip is not None and first.wip["session"] == SESSION
     assert first.agent is not None and first.agent["models"] == ["claude-sonnet-4-5"], "models of a cut run"
+    kept = list(rt.settings.workdir.glob(f"homes/claude-w1/claude/projects/*/{SESSION}.jsonl"))
+    assert kept, "the fake claude keeps its transcript as claude does"
+    if not transcript:  # the slot's home was wiped: resuming a session it lacks would fail the run
+        kept[0].unlink()
 
     assert pipeline(rt, slot).run("cut", "claude") == "landed"
     assert project.show("src/alpha.txt") == "alpha" and project.show("src/beta.txt") == "beta"
     runs = [json.loads(line) for line in record.read_text().splitlines()]
     argv = runs[-1]["argv"]
-    if slot == "w1":  # the transcript is in this slot's home: the session goes on, in its own folder
+    if transcript and slot == "w1":  # the transcript is in this slot's home: the session goes on, in its folder
         assert argv[argv.index("--resume") + 1] == SESSION
         assert runs[-1]["cwd"] == runs[0]["cwd"]
         assert rt.book.history("cut")[-1].resumed == {"from": first.wip["commit"], "session": SESSION}
-    else:  # another slot has no transcript of it: a new session, with the work in the tree
+    else:  # no transcript of it here: a new session, with the work in the tree
         assert "--resume" not in argv and runs[-1]["cwd"] != runs[0]["cwd"]
         assert rt.book.history("cut")[-1].resumed == {"from": first.wip["commit"]}
 
@@ -56,6 +61,7 @@ def test_a_cut_claude_session_is_resumed_on_its_slot_and_its_work_kept_on_any(
     text = console.export_text()
     assert f"work kept as {first.wip['commit'][:12]} with session {SESSION}" in text
     assert "models claude-sonnet-4-5" in text and f"resumed {first.wip['commit'][:12]}" in text
+    assert ("session " + SESSION if transcript and slot == "w1" else "new session") in text
 
 
 def run_of(tmp_path: Path, resume: str | None) -> AgentRun:
@@ -75,3 +81,24 @@ def test_gemini_resumes_by_session_id(tmp_path: Path) -> None:
     argv = agent.argv(run_of(tmp_path, "972ee05f-8990"), "go on")
     assert argv[argv.index("--resume") + 1] == "972ee05f-8990"
     assert "--resume" not in agent.argv(run_of(tmp_path, None), "go on")
+
+
+@pytest.mark.parametrize(
+    ("agent", "transcript"),
+    [
+        (ClaudeAgent("claude", ClaudeOptions()), f"claude/projects/-srv-ws/{SESSION}.jsonl"),
+        (CodexAgent("codex", CodexOptions()), f"codex/sessions/2026/11/30/rollout-2026-11-30T10-00-00-{SESSION}.jsonl"),
+        (
+            GeminiAgent("gemini", GeminiOptions()),
+            "gemini/.gemini/tmp/ab12/chats/session-2026-11-30T10-00-5b0c1f9e.json",
+        ),
+    ],
+)
+def test_a_session_is_resumable_only_where_its_cli_keeps_its_transcript(
+    agent: ClaudeAgent | CodexAgent | GeminiAgent, transcript: str, tmp_path: Path
+) -> None:
+    assert not agent.has_session(tmp_path, SESSION)
+    (tmp_path / transcript).parent.mkdir(parents=True)
+    (tmp_path / transcript).write_text("{}\n")
+    assert agent.has_session(tmp_path, SESSION)
+    assert not agent.has_session(tmp_path, "0000aaaa-6a53-4d0e-9a57-1f6e7f3c2d10")

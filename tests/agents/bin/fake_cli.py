@@ -73,6 +73,7 @@ def act(cli: str, prompt: str) -> tuple[str, float | None]:
         elif verb == "emit":
             sys.stdout.write((DATA / rest).read_text())
             sys.stdout.flush()
+            transcript(cli, (DATA / rest).read_text())
         elif verb == "sleep":
             time.sleep(float(rest))
         elif verb == "hang":
@@ -81,6 +82,20 @@ def act(cli: str, prompt: str) -> tuple[str, float | None]:
             while True:
                 time.sleep(1)
     return stream, resets_in
+
+
+def transcript(cli: str, stream: str) -> None:
+    """Keep a claude session's transcript where claude does: its config folder, under the project (cwd) folder."""
+    home = os.environ.get("CLAUDE_CONFIG_DIR")
+    if cli != "claude" or not home:
+        return
+    for line in stream.splitlines():
+        session = json.loads(line).get("session_id") if line.startswith("{") else None
+        if session:
+            folder = Path(home, "projects", re.sub(r"[^A-Za-z0-9]", "-", os.getcwd()))
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{session}.jsonl", "a") as f:
+                f.write(line + "\n")
 
 
 def emit(cli: str, stream: str, resets_in: float | None) -> int:
