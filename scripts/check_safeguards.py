@@ -123,7 +123,7 @@ SAFEGUARDS = [
     Safeguard(
         "fence of kept work",
         "swarm/wip.py",
-        [("    if current is not None and current.fence > wip.fence:\n", "    if False:\n")],
+        [("        if current is not None and current.fence > wip.fence:\n", "        if False:\n")],
         ["tests/test_wip.py::test_a_stale_attempt_never_overwrites_the_work_a_later_one_kept"],
     ),
     # --- against tampering: each stops a strategy of tests/tampering/, which lands with a gain without it

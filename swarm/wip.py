@@ -110,20 +110,20 @@ def safe_tree(mirror: Mirror, base: str, work: str, protected: list[str]) -> str
     return mirror.restore(work, base, touched) if touched else work
 
 
-def keep(mirror: Mirror, wip: Wip, tree_of: str) -> Wip | None:
+def keep(mirror: Mirror, wip: Wip, tree_of: str, tries: int = 3) -> Wip | None:
     """Store `tree_of`'s files as the task's kept work on origin, unless a later attempt (higher fence) kept its own
     first; the kept Wip, or None."""
-    current = find(mirror, wip.task)
-    if current is not None and current.fence > wip.fence:
-        log.info("not keeping the work of %s fence %d: fence %d kept newer work", wip.task, wip.fence, current.fence)
-        return None
     commit = mirror.commit_tree(mirror.tree(tree_of), wip.base, wip.message(), author=f"{wip.vendor}-agent")
-    kept = replace(wip, commit=commit)
-    if not mirror.set_ref(ref(wip.task), commit, current.commit if current else None):
-        log.info("not keeping the work of %s: its wip ref moved meanwhile", wip.task)
-        return None
-    log.info("kept the work so far of %s as %s", wip.task, commit[:12])
-    return kept
+    for _ in range(tries):
+        current = find(mirror, wip.task)  # after a lost compare-and-swap: origin's newer value
+        if current is not None and current.fence > wip.fence:
+            log.info("not keeping the work of %s fence %d: fence %d kept its own", wip.task, wip.fence, current.fence)
+            return None
+        if mirror.set_ref(ref(wip.task), commit, current.commit if current else None):
+            log.info("kept the work so far of %s as %s", wip.task, commit[:12])
+            return replace(wip, commit=commit)
+    log.warning("not keeping the work of %s: its wip ref kept moving", wip.task)
+    return None
 
 
 def drop(mirror: Mirror, task_id: str, fence: int | None = None) -> None:

@@ -49,7 +49,7 @@ class Attempt:
     folders: list[Path] = field(default_factory=list)
     """The agent's workspaces (standalone repositories), removed when the attempt ends."""
     workspace: Path | None = None
-    """The agent's workspace while it holds the attempt's only copy of the work (until the candidate is made)."""
+    """The agent's workspace (its folder is removed once the candidate commit is made)."""
     base: str = ""
     """The main the agent's work is on."""
     candidate: str | None = None
