@@ -11,7 +11,7 @@ from pathlib import Path
 
 import redis
 
-from swarm import keys, reaper, wip
+from swarm import keys, ledger, reaper, wip
 from swarm.runtime import Runtime, connect
 from swarm.workspace import Workspaces
 from tests.conftest import Project, make_settings, task_file, vendor_table, wait_for
@@ -48,6 +48,9 @@ def test_a_timed_out_attempt_keeps_its_work_and_the_next_attempt_goes_on_from_it
     assert project.show("src/alpha.txt", kept) == "alpha"
     assert first.wip is not None and first.wip["commit"] == kept and first.wip["vendor"] == "claude"
     assert "Swarm-Wip-Vendor: claude" in project.git("log", "-1", "--format=%B", kept)
+    rt.mirror.fetch()
+    end = [rec for rec in ledger.read(rt.mirror, "slow")["slow"] if rec["event"] == "end"][-1]
+    assert end["wip"]["commit"] == kept, "origin's ledger says where the work went, whatever Redis forgets"
     assert not list((project.workdir / "workspaces").iterdir()), "the workspace itself is still removed"
 
     assert pipeline(rt).run("slow", "claude") == "landed"
