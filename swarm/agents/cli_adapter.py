@@ -115,7 +115,8 @@ class CliAgent:
 
     def flags(self) -> list[str]:
         """The flags argv uses with these options, for doctor's check against --help."""
-        dummy = AgentRun("t", 1, self.vendor, Path("p"), Path("w"), Path("l"), Path("h"), 1.0, {})
+        # With a session to resume: the resume flag, used only then, is checked too.
+        dummy = AgentRun("t", 1, self.vendor, Path("p"), Path("w"), Path("l"), Path("h"), 1.0, {}, resume="SESSION")
         used = [a.split("=", 1)[0] for a in self.argv(dummy, "PROMPT") if a.startswith("-") and a != "--"]
         return [f for f in dict.fromkeys(used) if f not in self.hidden_flags and f not in self.options.extra_args]
 
