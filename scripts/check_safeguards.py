@@ -122,6 +122,24 @@ SAFEGUARDS = [
           "        repo.export(self.mirror, commit, judge_dir, only=harness)\n")],
         ["tests/test_judge.py::test_a_rewritten_harness_is_not_the_judge"],
     ),
+    Safeguard(
+        "kept work of a cut attempt",
+        "swarm/pipeline.py",
+        [("                att.record.wip = self._kept(att)\n", "                pass\n")],
+        ["tests/test_wip.py::test_a_timed_out_attempt_keeps_its_work_and_the_next_attempt_goes_on_from_it_and_lands"],
+    ),
+    Safeguard(
+        "kept work guarded like a candidate",
+        "swarm/wip.py",
+        [("    return mirror.restore(work, base, touched) if touched else work\n", "    return work\n")],
+        ["tests/test_wip.py::test_kept_work_never_holds_changes_to_protected_paths"],
+    ),
+    Safeguard(
+        "fence of kept work",
+        "swarm/wip.py",
+        [("        if current is not None and current.fence > wip.fence:\n", "        if False:\n")],
+        ["tests/test_wip.py::test_a_stale_attempt_never_overwrites_the_work_a_later_one_kept"],
+    ),
     # --- against tampering: each stops a strategy of tests/tampering/, which lands with a gain without it
     Safeguard(
         "protected-path restore",

@@ -40,7 +40,8 @@ HEADER = "swarm attempt record"
 """First line of every record commit's message; the JSON record follows on the next line."""
 RECORD_FIELDS = (
     "task", "event", "attempt", "fence", "outcome", "reason", "detail", "vendor", "worker", "started", "ended",
-    "duration", "cost_usd", "tokens", *TOKEN_FIELDS, "commit", "counts", "failed", "log_dir", "at",
+    "duration", "cost_usd", "tokens", *TOKEN_FIELDS, "commit", "counts", "failed", "log_dir", "at", "wip",
+    "resumed", "models", "session_id",
 )  # fmt: skip
 HISTORY_KEEP = 50
 LOAD_LOCK_MS = 120_000
@@ -69,6 +70,9 @@ def entry(task_id: str, event: str, record: dict[str, Any]) -> dict[str, Any]:
         out.setdefault("tokens", tokens)
     if agent.get("cost_usd") is not None:
         out.setdefault("cost_usd", agent["cost_usd"])
+    for name in ("models", "session_id"):  # which models answered (a fallback shows), the session to resume
+        if agent.get(name):
+            out.setdefault(name, agent[name])
     if "started" in out and "ended" in out:
         out.setdefault("duration", round(float(out["ended"]) - float(out["started"]), 3))
     out.update(task=task_id, event=event, at=out.get("at") or time.time())

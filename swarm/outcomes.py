@@ -69,6 +69,12 @@ class Reason(StrEnum):
         """Whether an attempt rejected for this reason uses up one attempt of the task's budget."""
         return self in _COUNTED
 
+    @property
+    def cut(self) -> bool:
+        """Whether an attempt rejected for this reason was cut short, not judged: its work so far is worth keeping
+        for the vendor's next attempt (swarm/wip.py)."""
+        return self in _CUT
+
     @classmethod
     def of_agent(cls, outcome: str) -> Reason | None:
         """The rejection of an agent run that did not end `ok` (None when it did)."""
@@ -93,6 +99,19 @@ _COUNTED = frozenset(
         Reason.AGENT_TIMEOUT,
         Reason.AGENT_NO_CHANGE,
         Reason.ERROR,
+    }
+)
+
+
+_CUT = frozenset(
+    {
+        Reason.AGENT_TIMEOUT,
+        Reason.AGENT_CRASHED,
+        Reason.AGENT_RATE_LIMITED,
+        Reason.AGENT_AUTH_ERROR,
+        Reason.AGENT_VENDOR_ERROR,
+        Reason.LEASE_LOST,
+        Reason.INFRASTRUCTURE,
     }
 )
 
@@ -124,6 +143,10 @@ class AttemptRecord:
     """main's full-oracle counts the attempt was measured against (its delta in `swarm history`)."""
     agent: dict[str, Any] | None = None
     protected_touched: list[str] = field(default_factory=list)
+    wip: dict[str, Any] | None = None
+    """The work so far this cut attempt kept on origin for the next one (commit, base, vendor, slot, session)."""
+    resumed: dict[str, Any] | None = None
+    """The kept work this attempt started from (commit, session when continued), or why it started fresh."""
 
     def reject(self, reason: Reason, detail: str, counts: bool | None = None) -> None:
         """End as rejected; it uses up the budget as its reason says, unless `counts` says otherwise."""

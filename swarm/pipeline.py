@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from swarm import coalesce, guard, ledger, prompt, state
+from swarm import coalesce, guard, ledger, prompt, state, wip
 from swarm.agents.base import Agent, AgentResult
 from swarm.backlog import Task
 from swarm.baselines import Baselines
@@ -129,10 +129,11 @@ class Pipeline:
         task = self._task(snap, att.task_id, repo, main)
         snap.oracle = self._baseline(att, repo, main) or snap.oracle  # the agent's baseline
         att.record.baseline = snap.oracle  # main's counts: `swarm history` shows the attempt's delta against them
-        workspace = self.spaces.workspace(att, main)
+        workspace = self._workspace(att, main)
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
         candidate = self._protect(att, repo, main, candidate)
         self.mirror.keep(candidate, att.keep_name)
+        att.candidate = candidate
         # The judge exports the trees it tests from git: nothing the agent left in its workspace reaches them.
         self.spaces.drop_folder(workspace)
         self._gate(att, "fast", candidate, repo, main, baseline=None)
@@ -144,7 +145,8 @@ class Pipeline:
         raw_prompt = self.mirror.read(main, repo.prompt)
         repo_prompt = raw_prompt.decode(errors="replace") if raw_prompt else None
         prompt_file = att.log_dir / "prompt.md"
-        prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker, self._history(att)))
+        prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker, self._history(att),
+                                            att.record.resumed))  # fmt: skip
         self._emit(att, "agent_running")
         on_start = self._noting_agent(att)
         result = self.runner.run_agent(self.spaces.agent_run(att, prompt_file, workspace, on_start))
@@ -161,6 +163,20 @@ class Pipeline:
         if candidate is None:
             raise AttemptRejected(Reason.NO_CHANGE, "the agent finished without changing any file")
         return candidate
+
+    def _workspace(self, att: Attempt, main: str) -> Path:
+        """The agent's workspace: at main, or with the work a cut attempt of its vendor kept, continuing its
+        session when this slot holds the transcript."""
+        kept = wip.find(self.mirror, att.task_id) if self.settings.vendors[att.vendor].resume else None
+        home, folders = self.spaces.home(att.vendor), self.spaces.workdir / "workspaces"
+        # An adapter of an older make has no has_session: its sessions are not resumed, its work still is.
+        has_session = getattr(self.agents(att.vendor), "has_session", lambda home, session: False)
+        start = wip.plan(self.mirror, kept, att.vendor, main, self.slot, home, folders,
+                         lambda session: bool(has_session(home, session)))  # fmt: skip
+        att.record.resumed, att.resume = start.record, start.session
+        if start.record:
+            self._emit(att, "resuming", **start.record)
+        return self.spaces.workspace(att, start.files, start.head, start.folder)
 
     def _protect(self, att: Attempt, repo: RepoSettings, main: str, candidate: str) -> str:
         """Changes to protected paths are put back as on main, or reject the attempt (per `.swarm.toml`)."""
@@ -392,11 +408,13 @@ class Pipeline:
             self.book.end(att.record, att.lease.value)
         except CoordinationError as exc:
             log.warning("landed %s but could not record it: %s", att.task_id, exc)
+        wip.drop(self.mirror, att.task_id)  # after the landing's fetch: whatever was kept is done with
         self._write_end(att, Outcome.LANDED)
         self._emit(att, "landed", commit=commit)
         return Outcome.LANDED
 
     def _rejected(self, att: Attempt, reason: Reason, detail: str, counts: bool | None = None) -> Outcome:
+        self._keep_work(att, reason)
         att.record.reject(reason, detail, counts)
         try:
             verdict = self.book.end(att.record, att.lease.value)
@@ -405,10 +423,49 @@ class Pipeline:
             return Outcome.REJECTED
         if verdict is Outcome.LOST:  # already finished as lost: its record (and the ledger's) says so
             return Outcome.REJECTED
+        if verdict is Outcome.FAILED and att.record.wip:  # failed for good: nothing will resume it
+            wip.drop(self.mirror, att.task_id, att.lease.fence)
         self._write_end(att, verdict)
         self._emit(att, verdict.value, reason=reason.value, detail=detail)
         log.warning("task %s attempt %d rejected: %s: %s", att.task_id, att.number, reason, detail)
         return verdict
+
+    def _keep_work(self, att: Attempt, reason: Reason) -> None:
+        """A cut attempt keeps its work on origin for its vendor's next attempt; kept work that an attempt resumed
+        and that ended otherwise (judged, landed elsewhere) is used up."""
+        vendor_fault = (att.record.agent or {}).get("fault") == "vendor"
+        try:
+            if (reason.cut or vendor_fault) and self.settings.vendors[att.vendor].resume:
+                att.record.wip = self._kept(att)
+            if att.record.wip is None and (att.record.resumed or {}).get("from"):
+                wip.drop(self.mirror, att.task_id, att.lease.fence)
+        except (SwarmError, OSError) as exc:  # the work is lost, not the attempt's record
+            log.warning("could not keep the work so far of %s: %s", att.task_id, exc)
+
+    def _kept(self, att: Attempt) -> dict[str, Any] | None:
+        """The attempt's work so far (its candidate, or its workspace read from outside) stored on origin."""
+        if att.workspace is None:
+            return None  # the agent never had a workspace: nothing to keep
+        self.mirror.fetch()
+        if att.task_id in self.mirror.landed():
+            return None
+        work = att.candidate
+        if work is None and att.workspace.is_dir():
+            message = f"work so far of {att.task_id}\n\n{att.trailers()}"
+            work = self.mirror.collect(att.workspace, att.base, message, author=f"{att.vendor}-agent")
+        session = wip.session_ok((att.record.agent or {}).get("session_id"))
+        if work is None and session is None:
+            return None  # no change and no session to continue
+        repo = state.read_repo_settings(self, att.base)
+        safe = wip.safe_tree(self.mirror, att.base, work or att.base, [*repo.protected, REPO_SETTINGS_FILE])
+        if safe is None:
+            return None
+        home = str(self.spaces.home(att.vendor))
+        kept = wip.keep(self.mirror, wip.Wip(att.task_id, "", att.base, att.vendor, self.slot, att.lease.fence,
+                                             session, home, str(att.workspace)), safe)  # fmt: skip
+        if kept is not None:
+            self._emit(att, "work_kept", commit=kept.commit, session=session)
+        return kept.record() if kept else None
 
     def _write_end(self, att: Attempt, verdict: Outcome) -> None:
         """The end record on origin's ledger: what was paid for survives a Redis wipe."""

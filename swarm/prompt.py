@@ -34,11 +34,14 @@ def build(
     attempt: int,
     worker: str,
     history: list[dict[str, Any]] | None = None,
+    resumed: dict[str, Any] | None = None,
 ) -> str:
-    """The prompt; `history` (the task's earlier attempt records) tells a retry why the last attempt failed."""
+    """The prompt; `history` (the task's earlier attempt records) tells a retry why the last attempt failed, and
+    `resumed` (the attempt record's field) whether it goes on from the work of a cut attempt."""
     parts = [(repo_prompt or DEFAULT_PROMPT).rstrip(), "", f"# Your task: `{task.id}` ({task.title})", ""]
     parts += [f"Task file: `{task.path}` (attempt {attempt}).", "", task.text.rstrip(), ""]
     parts += previous_attempt(history or [])
+    parts += resuming(resumed)
     parts += context(repo, task, snap, worker)
     return "\n".join(parts) + "\n"
 
@@ -62,6 +65,19 @@ def previous_attempt(history: list[dict[str, Any]]) -> list[str]:
         lines += ["", "The end of its failing oracle output:", "", "```", tail, "```"]
     lines += ["", "Do not repeat that failure: check the oracle's output before you finish.", ""]
     return lines
+
+
+def resuming(resumed: dict[str, Any] | None) -> list[str]:
+    """Whether this attempt goes on from the work of the previous one, which was cut before it could finish."""
+    if not resumed:
+        return []
+    lines = ["# The previous attempt was cut before it finished", ""]
+    if resumed.get("fresh"):
+        lines.append(f"Its work so far could not be carried over ({resumed['fresh']}): start again from `main`.")
+    else:
+        lines.append("Its work so far is already in this folder (`git status` shows it as staged changes): check it, "
+                     "then finish the task from there rather than starting over.")  # fmt: skip
+    return [*lines, ""]
 
 
 def oracle_tail(log_dir: str | None, lines: int = TAIL_LINES) -> str:

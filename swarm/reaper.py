@@ -7,13 +7,16 @@ import logging
 import re
 import shutil
 import socket
+from pathlib import Path
 
-from swarm import identity, ledger, proc
+from swarm import identity, ledger, proc, wip
 from swarm.book import AttemptBook
+from swarm.errors import SettingsError, SwarmError
 from swarm.events import Events
 from swarm.repo import Mirror
 from swarm.runtime import Runtime
-from swarm.settings import Settings
+from swarm.settings import REPO_SETTINGS_FILE, Settings, parse_repo_settings
+from swarm.workspace import note_of, owner_pid
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,28 @@ def reap_task(book: AttemptBook, events: Events, task_id: str) -> bool:
     return True
 
 
+def _salvage(settings: Settings, mirror: Mirror, folder: Path) -> None:
+    """A dead worker's workspace: its work so far is kept for the vendor's next attempt, as a cut attempt's is."""
+    note = note_of(folder)
+    if not note.is_file() or mirror.g is None:
+        return
+
+    def protected(base: str) -> list[str]:
+        raw = mirror.read(base, REPO_SETTINGS_FILE)
+        where = f"{base[:12]}:{REPO_SETTINGS_FILE}"
+        if raw is None:
+            raise SettingsError(f"{where}: missing")
+        return [*parse_repo_settings(raw.decode("utf-8", errors="replace"), where).protected, REPO_SETTINGS_FILE]
+
+    try:
+        kept = wip.salvage(mirror, folder, note.read_text(), protected)
+    except (SwarmError, OSError, ValueError, KeyError) as exc:
+        log.warning("could not keep the work left in %s: %s", folder, exc)
+        return
+    if kept is not None:
+        log.warning("kept the work a dead worker left in %s as %s", folder, kept.commit[:12])
+
+
 def _kill_agent(task_id: str, where: str) -> None:
     host, _, pgid = where.rpartition(":")
     if host == socket.gethostname() and pgid.isdigit() and proc.kill_orphan(int(pgid), f"SWARM_TASK_ID={task_id}"):
@@ -55,15 +80,19 @@ def sweep_host(settings: Settings, mirror: Mirror) -> dict[str, int]:
         if match and not proc.alive(int(match.group(1))):
             mirror.remove_worktree(path)
             removed += 1
-    spaces = settings.workdir.resolve() / "workspaces"  # agents' standalone repositories, the swarm's index beside
-    for path in sorted(spaces.iterdir()) if spaces.is_dir() else []:
-        match = dead.search(path.name.removeprefix(".").removesuffix(".swarm-index"))
-        if match and not proc.alive(int(match.group(1))):
-            if path.is_dir():
-                shutil.rmtree(path)
-                removed += 1
-            else:
-                path.unlink()
+    spaces = settings.workdir.resolve() / "workspaces"  # agents' standalone repositories, the swarm's files beside
+    for path in sorted(spaces.iterdir(), key=lambda p: p.name.startswith(".")) if spaces.is_dir() else []:
+        name = re.sub(r"\.swarm-(index|owner|attempt)$", "", path.name.removeprefix("."))
+        match = dead.search(name)
+        owner = owner_pid(spaces / name)  # a resumed session's folder keeps its first worker's name
+        if not match or proc.alive(owner or int(match.group(1))):
+            continue
+        if path.is_dir():
+            _salvage(settings, mirror, path)  # its folders first: then the files beside them go
+            shutil.rmtree(path)
+            removed += 1
+        else:
+            path.unlink(missing_ok=True)
     if killed or removed:
         log.warning("swept %d process(es) and %d worktree(s) of dead workers on %s", len(killed), removed, host)
     return {"processes": len(killed), "worktrees": removed}

@@ -34,6 +34,8 @@ ADOPTED_REF = "refs/swarm/adopted"
 """The commit through which `swarm init --adopt` made an existing repository a swarm project."""
 RECORDS_PREFIX = "refs/swarm/attempts/"
 """One commit chain per task on origin: the ledger of its attempts (see ledger.py)."""
+WIP_PREFIX = "refs/swarm/wip/"
+"""The work so far of a task's attempt that was cut (timeout, lost lease, vendor failure): see wip.py."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 CAS_LOST = ("stale info", "fetch first", "non-fast-forward", "cannot lock ref", "failed to update ref")
 """What git says when another push changed the ref first (client-side lease check or origin's ref lock)."""
@@ -418,6 +420,38 @@ class Mirror:
             self._refresh(ref)
         raise GitError(f"cannot append to {ref} on {self.origin}: lost the compare-and-swap {tries} times")
 
+    def set_ref(self, ref: str, new: str | None, old: str | None) -> bool:
+        """Set (or with `new` None delete) a ref on origin by compare-and-swap from `old` (None: absent); False
+        when origin's ref was not `old`. The mirror's copy follows."""
+        source = f"{new}:{ref}" if new else f":{ref}"
+        status, out, err = _execute(
+            self._g,
+            ["push", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={ref}:{old or ''}", source],
+            with_extended_output=True,
+            with_exceptions=False,
+        )  # fmt: skip
+        report = f"{out}\n{err}"
+        if status != 0 and not new and "remote ref does not exist" in report:
+            status = 0  # deleting what is already gone
+        if status == 0:
+            with self.locked():
+                args = ["update-ref", ref, new] if new else ["update-ref", "-d", ref]
+                _run(self._g, *args, with_exceptions=False)
+            return True
+        if any(lost in report for lost in CAS_LOST):
+            self._refresh(ref)
+            return False
+        raise GitError(f"cannot set {ref} on {self.origin}: {err.strip() or out.strip()}")
+
+    def is_ancestor(self, old: str, new: str) -> bool:
+        status, _, _ = _execute(self._g, ["merge-base", "--is-ancestor", old, new], with_extended_output=True,
+                                with_exceptions=False)  # fmt: skip
+        return bool(status == 0)
+
+    def local_rev(self, ref: str) -> str | None:
+        """A ref of the mirror (as of the last fetch), or None when it has none."""
+        return self._local_rev(ref) or None
+
     def _local_rev(self, ref: str) -> str:
         return _run(self._g, "rev-parse", "--verify", "--quiet", ref, with_exceptions=False).strip()
 
@@ -475,21 +509,22 @@ class Mirror:
             self._feed(g, ["checkout-index", "-f", "-u", "-z", "--stdin"], "".join(f"{p}\0" for p in dirty))
         _run(g, "read-tree", "-m", "-u", commit)
 
-    def workspace(self, commit: str, dest: Path) -> None:
-        """An agent's standalone repository at `commit` on branch `main`: its own config, refs and index, no hooks
-        and no remote; objects borrowed read-only from the mirror through alternates. The swarm never runs git
-        inside it: `collect` reads it from the outside."""
+    def workspace(self, commit: str, dest: Path, head: str | None = None) -> None:
+        """An agent's standalone repository with the files of `commit` on branch `main` at `head` (`commit` when
+        None; else the files' changes from `head` show as staged): its own config, refs and index, no hooks and no
+        remote; objects borrowed read-only from the mirror through alternates. The swarm never runs git inside
+        it: `collect` reads it from the outside."""
         self.sync(commit, dest)
         dot = dest / ".git"
         _remove(dot)
-        head = dot / "refs" / "heads" / self.branch
-        head.parent.mkdir(parents=True)
+        branch = dot / "refs" / "heads" / self.branch
+        branch.parent.mkdir(parents=True)
         (dot / "refs" / "tags").mkdir()
         (dot / "objects" / "info").mkdir(parents=True)
         (dot / "objects" / "info" / "alternates").write_text(f"{(self.path / 'objects').resolve()}\n")
         (dot / "config").write_text("[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n")
         (dot / "HEAD").write_text(f"ref: refs/heads/{self.branch}\n")
-        head.write_text(f"{commit}\n")
+        branch.write_text(f"{head or commit}\n")
         # The swarm's index knows the stat data of every file it just wrote: `git status` there is instant.
         shutil.copyfile(index_of(dest), dot / "index")
 
@@ -504,8 +539,16 @@ class Mirror:
         changed = _nul(_run(g, "diff-files", "--name-only", "-z"))
         new = _nul(_run(g, "ls-files", "-z", "--others", "--exclude-per-directory=.gitignore"))
         paths = sorted(set(changed) | {p for p in new if not p.endswith("/")})  # "x/": a nested repository
-        if not paths:
+        if paths:
+            self._stage(g, dest, paths)
+        # The folder may have started from other files than base's (a resumed attempt's): compare whole trees.
+        tree = _run(g, "write-tree").strip()
+        if tree == _run(self._g, "rev-parse", f"{base}^{{tree}}").strip():
             return None
+        return self.commit_tree(tree, base, message, author=author)
+
+    def _stage(self, g: git.Git, dest: Path, paths: list[str]) -> None:
+        """Put the files of `paths` as they are on disk (or their removal) into the folder's index."""
         with tempfile.TemporaryDirectory() as tmp:
             gone, blobs = _blob_sources(dest, paths, Path(tmp))
             shas = self._feed(g, ["hash-object", "-w", "--no-filters", "--stdin-paths"], "".join(
@@ -514,10 +557,6 @@ class Mirror:
         lines = [f"0 {'0' * 40}\t{path}\0" for path in gone]  # removals first: a file may become a folder
         lines += [f"{mode} {sha}\t{path}\0" for (path, mode, _), sha in zip(blobs, shas, strict=True)]
         self._feed(g, ["update-index", "-z", "--index-info"], "".join(lines))
-        tree = _run(g, "write-tree").strip()
-        if tree == _run(self._g, "rev-parse", f"{base}^{{tree}}").strip():
-            return None
-        return self.commit_tree(tree, base, message, author=author)
 
     def _tree_git(self, dest: Path) -> git.Git:
         g = _git(dest, self.git_timeout)

@@ -57,6 +57,8 @@ class VendorSettings(BaseModel):
     """Extra files and folders the agent's sandbox sees read-only (its own tools, reference material)."""
     sandbox_rw: list[Path] = Field(default_factory=list)
     """Extra folders the agent's sandbox may write (shared with the agent on purpose; never the swarm's workdir)."""
+    resume: bool = True
+    """Keep a cut attempt's work (timeout, lost lease, vendor failure) for this vendor's next attempt to resume."""
 
     @field_validator("network", mode="before")
     @classmethod

@@ -16,6 +16,8 @@ KINDS = {
     "baseline_oracle": "oracle",
     "agent_running": "agent",
     "protected_restored": "setup",
+    "resuming": "setup",
+    "work_kept": "git",
     "fast_oracle": "oracle",
     "waiting_merge_lock": "waiting",
     "rebasing": "git",

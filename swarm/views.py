@@ -80,6 +80,7 @@ def print_history(console: Console, task_id: str, records: list[dict[str, Any]])
         facts = [_took(rec), _cost(rec.get("agent")), _oracle(rec)]
         if rec.get("commit"):
             facts.append(f"commit {str(rec['commit'])[:12]}")
+        facts += [_models(rec), _resume(rec)]
         if any(facts):
             console.print("   " + "; ".join(f for f in facts if f), highlight=False)
         console.print(f"   logs: {rec.get('log_dir')}", highlight=False)
@@ -87,6 +88,39 @@ def print_history(console: Console, task_id: str, records: list[dict[str, Any]])
             tail = prompt.oracle_tail(rec.get("log_dir"), lines=8)
             if tail:
                 console.print(escape("   | " + tail.replace("\n", "\n   | ")), highlight=False)
+
+
+def _models(rec: dict[str, Any]) -> str:
+    """The models that answered, as the CLI reported them, and the one asked for when none of them is it (the CLI
+    fell back to another)."""
+    agent = _field(rec, "agent")
+    models = agent.get("models") or rec.get("models")
+    if not isinstance(models, list) or not models:
+        return ""
+    asked = agent.get("model_asked")
+    other = f" (asked for {asked})" if asked and not any(str(asked) in str(m) for m in models) else ""
+    return f"models {', '.join(map(str, models))}{other}"
+
+
+def _resume(rec: dict[str, Any]) -> str:
+    """Whether the attempt went on from a cut attempt's work, and whether it kept its own for the next one."""
+    facts = []
+    resumed = _field(rec, "resumed")
+    if resumed.get("fresh"):
+        facts.append(f"started fresh: kept work unusable ({resumed['fresh']})")
+    elif resumed.get("from"):
+        session = f", session {resumed['session']}" if resumed.get("session") else ", new session"
+        facts.append(f"resumed {str(resumed['from'])[:12]}{session}")
+    kept = _field(rec, "wip")
+    if kept.get("commit"):
+        session = f" with session {kept['session']}" if kept.get("session") else ""
+        facts.append(f"work kept as {str(kept['commit'])[:12]}{session}")
+    return "; ".join(facts)
+
+
+def _field(rec: dict[str, Any], name: str) -> dict[str, Any]:
+    value = rec.get(name)
+    return value if isinstance(value, dict) else {}
 
 
 def _took(rec: dict[str, Any]) -> str:

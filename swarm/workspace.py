@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -47,6 +49,13 @@ class Attempt:
     worktrees: list[Path] = field(default_factory=list)
     folders: list[Path] = field(default_factory=list)
     """The agent's workspaces (standalone repositories), removed when the attempt ends."""
+    workspace: Path | None = None
+    """The agent's workspace (its folder is removed once the candidate commit is made)."""
+    base: str = ""
+    """The main the agent's work is on."""
+    candidate: str | None = None
+    resume: str | None = None
+    """The CLI session this attempt continues (a cut attempt's, on this slot)."""
 
     @property
     def number(self) -> int:
@@ -94,19 +103,28 @@ class Workspaces:
         att.worktrees.append(path)
         return self.mirror.add_worktree(path, commit)
 
-    def workspace(self, att: Attempt, commit: str) -> Path:
-        """The agent's standalone repository at `commit`: its git dir is its own (objects borrowed read-only from
-        the mirror), so nothing it writes there reaches the swarm's git; the swarm reads it back with `collect`."""
-        path = self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+    def workspace(self, att: Attempt, commit: str, head: str | None = None, path: Path | None = None) -> Path:
+        """The agent's standalone repository with `commit`'s files at `head` (see Mirror.workspace), at `path` or a
+        new one: its git dir is its own (objects borrowed read-only from the mirror), so nothing it writes there
+        reaches the swarm's git; the swarm reads it back with `collect`."""
+        if path is not None:  # a cut session's folder, named for its dead worker: this process owns it now
+            owner_of(path).write_text(f"{os.getpid()}\n")
+        path = path or self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
         att.folders.append(path)
-        self.mirror.workspace(commit, path)
+        self.mirror.workspace(commit, path, head)
+        att.workspace, att.base = path, head or commit
+        if self.settings.vendors[att.vendor].resume:  # if this process dies, the sweep keeps the work from this note
+            note = {"task": att.task_id, "vendor": att.vendor, "slot": self.slot, "fence": att.lease.fence,
+                    "base": att.base, "home": str(self.home(att.vendor))}  # fmt: skip
+            note_of(path).write_text(json.dumps(note))
         return path
 
     def drop_folder(self, path: Path) -> None:
         if self.settings.keep_worktrees:
             return
         shutil.rmtree(path, ignore_errors=True)
-        index_of(path).unlink(missing_ok=True)
+        for beside in (index_of(path), owner_of(path), note_of(path)):
+            beside.unlink(missing_ok=True)
 
     def drop(self, path: Path) -> None:
         try:
@@ -151,7 +169,7 @@ class Workspaces:
             env["IS_SANDBOX"] = "1"  # it is one: claude's unattended mode, refused as root elsewhere, may run here
         return AgentRun(task_id=att.task_id, attempt=att.number, vendor=att.vendor, prompt_file=prompt_file,
                         worktree=workspace, log_path=att.log_dir / "agent.log", home=home, timeout=timeout,
-                        env=env, cancel=att.cancel, on_start=on_start, sandbox=box)  # fmt: skip
+                        env=env, cancel=att.cancel, on_start=on_start, sandbox=box, resume=att.resume)  # fmt: skip
 
     def sandbox(self, vendor: str, workspace: Path, home: Path, prompt_file: Path) -> Sandbox | None:
         """What the agent sees: its workspace and home (writable), the login files its home links to, its prompt,
@@ -174,6 +192,24 @@ def reach(table: VendorSettings) -> tuple[Network, list[str]]:
     network: Network = table.network or ("none" if table.adapter in OFFLINE_ADAPTERS else "proxy")
     allow = table.allow_hosts if table.allow_hosts is not None else list(DEFAULT_ALLOW.get(table.adapter, ()))
     return network, allow
+
+
+def owner_of(dest: Path) -> Path:
+    """Beside a workspace reused for a resumed session: the pid of the process using it now, for the sweep of dead
+    workers' folders (whose pid is in the folder's name)."""
+    return dest.parent / f".{dest.name}.swarm-owner"
+
+
+def note_of(dest: Path) -> Path:
+    """Beside a workspace: whose work it is (task, vendor, slot, fence, base), for the sweep to keep it (wip.py)."""
+    return dest.parent / f".{dest.name}.swarm-attempt"
+
+
+def owner_pid(dest: Path) -> int | None:
+    try:
+        return int(owner_of(dest).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _login_files(home: Path) -> list[Path]:

@@ -43,6 +43,8 @@ class AgentRun:
     """The adapter calls it with the agent's process group id, so a lost attempt's agent can be found and killed."""
     sandbox: Sandbox | None = None
     """Where the agent runs (swarm.sandbox); None only when the deployment opted out of sandboxing."""
+    resume: str | None = None
+    """A session id of this slot's CLI to continue (a cut attempt's); None: a new session."""
 
 
 @dataclass
@@ -66,6 +68,8 @@ class AgentResult:
     """The precise cause, one of `taxonomy.REASONS` (e.g. billing, model_not_found, turn_limit, unknown)."""
     models: list[str] | None = None
     """The models that answered, as the CLI reports them: a fallback model the CLI switched to shows up here."""
+    model_asked: str | None = None
+    """The model the adapter asked the CLI for (None: the CLI's default), to compare with `models`."""
 
     def record(self) -> dict[str, Any]:
         """Flat fields for the attempt's record (None values left out)."""
@@ -102,4 +106,8 @@ class Agent(Protocol):
 
     def probe(self, home: Path, timeout: float) -> AgentResult:
         """A trivial real run with a short timeout, to re-check a parked vendor without spending a task on it."""
+        ...
+
+    def has_session(self, home: Path, session: str) -> bool:
+        """Whether the slot's home (AgentRun.home) holds the transcript of `session`, so it can be resumed."""
         ...

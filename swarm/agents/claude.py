@@ -53,6 +53,7 @@ class ClaudeAgent(CliAgent):
     )
     hidden_flags = frozenset({"--max-turns"})
     memory_files = ("projects/*/memory",)
+    session_files = ("projects/*/{id}.jsonl",)
     """Auto-memory is keyed on the project path, which is the shared mirror for every worktree of a slot."""
     options: ClaudeOptions
 
@@ -60,6 +61,7 @@ class ClaudeAgent(CliAgent):
         o = self.options
         argv = [self.executable(), "-p", prompt, "--output-format", "stream-json", "--verbose"]
         argv += ["--permission-mode", o.permission_mode]
+        argv += ["--resume", run.resume] if run.resume else []
         argv += ["--model", o.model] if o.model else []
         argv += ["--max-turns", str(o.max_turns)] if o.max_turns else []
         argv += ["--max-budget-usd", str(o.max_budget_usd)] if o.max_budget_usd else []
@@ -131,11 +133,14 @@ class _Stream:
     statuses: set[int] = field(default_factory=set)
     events: int = 0
     last_kind: str = ""
+    models: list[str] = field(default_factory=list)
+    """Models named by the init event and the assistant messages: what answered when no result event came."""
 
     def take(self, event: dict[str, Any]) -> None:
         self.events += 1
         self.session_id = event.get("session_id") or self.session_id
         kind = event.get("type")
+        self._model(event.get("model") if kind == "system" else (event.get("message") or {}).get("model"))
         self.last_kind = "/".join(str(x) for x in (kind, event.get("subtype")) if x)
         if kind == "result":
             self.result = event
@@ -146,6 +151,10 @@ class _Stream:
         elif kind == "system" and event.get("subtype") == "api_retry":
             status = output.number(event.get("error_status"))
             self.statuses.update([status] if status else [])
+
+    def _model(self, model: object) -> None:
+        if isinstance(model, str) and model and not model.startswith("<") and model not in self.models:
+            self.models.append(model)  # "<synthetic>": claude's own error message, not a model
 
     def _assistant(self, event: dict[str, Any]) -> None:
         if event.get("error"):
@@ -176,7 +185,7 @@ def parse(stdout: Path, stderr: Path, exit_code: int | None) -> AgentResult:
     result.cost_usd = float(cost) if isinstance(cost, int | float) else None
     _usage(result, res.get("usage") or {})
     model_usage = res.get("modelUsage")
-    result.models = sorted(model_usage) if isinstance(model_usage, dict) and model_usage else None
+    result.models = sorted(model_usage) if isinstance(model_usage, dict) and model_usage else stream.models or None
     if res.get("is_error") or res.get("subtype") != "success" or exit_code != 0:
         taxonomy.fail(result, _reason(stream, res, output.read_text(stderr)))
         result.message = _failure_message(res, exit_code)
@@ -244,5 +253,6 @@ def _no_result(stream: _Stream, stdout: Path, stderr: Path, exit_code: int | Non
     typed = [_ERROR_TYPES[e] for e in stream.errors if e in _ERROR_TYPES]
     taxonomy.fail(result, (typed[0] if typed else None) or taxonomy.classify(text) or retried or taxonomy.UNKNOWN)
     result.session_id = stream.session_id
+    result.models = stream.models or None
     result.retry_after = _retry_after(stream, result)
     return result

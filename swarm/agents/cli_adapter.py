@@ -80,6 +80,8 @@ class CliAgent:
     """Flags the CLI accepts without listing them in --help."""
     memory_files: ClassVar[tuple[str, ...]] = ()
     """Globs, under the slot's config folder, of the agent's memory: removed before each run unless `memory`."""
+    session_files: ClassVar[tuple[str, ...]] = ()
+    """Globs, under the slot's config folder, of a session's transcript (`{id}`: the session id)."""
 
     def __init__(self, vendor: str, options: CliOptions) -> None:
         self.vendor = vendor
@@ -119,7 +121,8 @@ class CliAgent:
 
     def flags(self) -> list[str]:
         """The flags argv uses with these options, for doctor's check against --help."""
-        dummy = AgentRun("t", 1, self.vendor, Path("p"), Path("w"), Path("l"), Path("h"), 1.0, {})
+        # With a session to resume: the resume flag, used only then, is checked too.
+        dummy = AgentRun("t", 1, self.vendor, Path("p"), Path("w"), Path("l"), Path("h"), 1.0, {}, resume="SESSION")
         used = [a.split("=", 1)[0] for a in self.argv(dummy, "PROMPT") if a.startswith("-") and a != "--"]
         return [f for f in dict.fromkeys(used) if f not in self.hidden_flags and f not in self.options.extra_args]
 
@@ -158,6 +161,11 @@ class CliAgent:
             return taxonomy.fail(AgentResult("auth_error", f"{self.cli}: {message}"), taxonomy.AUTH)
         return None
 
+    def has_session(self, home: Path, session: str) -> bool:
+        """Whether the slot's config folder holds the session's transcript (resuming one it lacks fails the run)."""
+        folder = home / self.cli
+        return any(next(folder.glob(p.format(id=session)), None) for p in self.session_files)
+
     def _slot_login(self, home: Path) -> bool:
         """A login done in the slot's own config folder (`CODEX_HOME=<slot> codex login`) counts too."""
         return bool(self.logins.credentials) and (home / self.logins.credentials).is_file()
@@ -184,6 +192,7 @@ class CliAgent:
         redact_file(run.log_path, secrets)
         redact_file(stderr_path, secrets)
         parsed = self.safe_parse(run.log_path, stderr_path, launched.ended.returncode)
+        parsed.model_asked = self.options.model or None
         return outcomes.settle(launched, parsed, secrets)
 
     def forget(self, home: Path) -> None:

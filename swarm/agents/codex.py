@@ -48,6 +48,7 @@ class CodexAgent(CliAgent):
     logins = LoginSpec(key_var="CODEX_API_KEY", config_dir_var="CODEX_HOME", default_dir=".codex",
                        credentials="auth.json")  # fmt: skip
     help_args = ("exec", "--help")
+    session_files = ("sessions/**/rollout-*-{id}.jsonl",)
     options: CodexOptions
 
     def argv(self, run: AgentRun, prompt: str) -> list[str]:
@@ -58,7 +59,8 @@ class CodexAgent(CliAgent):
         argv += ["-c", f"model_reasoning_effort={o.reasoning_effort}"] if o.reasoning_effort else []
         login = self.login()
         argv += self.retry_config() if login is not None and login.method == "api key" else []
-        return [*argv, *o.extra_args, "--", prompt]
+        resume = ["resume", run.resume] if run.resume else []  # `codex exec [OPTIONS] resume ID PROMPT`
+        return [*argv, *o.extra_args, *resume, "--", prompt]
 
     def retry_config(self) -> list[str]:
         """Lower request and stream retries: `-c` overrides selecting a copy of the built-in OpenAI provider."""

@@ -91,6 +91,9 @@ class CommandAgent:
             return taxonomy.fail(missing, taxonomy.CLI_MISSING)
         return None
 
+    def has_session(self, home: Path, session: str) -> bool:
+        return False  # a command reports no session
+
     def probe(self, home: Path, timeout: float) -> AgentResult:
         """A command has no cheap trivial run of its own: it is back when its program is there."""
         return self.preflight(home) or AgentResult("ok", f"{self.executable()} found")

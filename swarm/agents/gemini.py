@@ -60,7 +60,13 @@ class GeminiAgent(CliAgent):
     )
     memory_files = (".gemini/GEMINI.md",)
     """save_memory writes to the global GEMINI.md, which every later task of the slot would read."""
+    session_files = (".gemini/tmp/*/chats/session-*-{short}.json",)
     options: GeminiOptions
+
+    def has_session(self, home: Path, session: str) -> bool:
+        """gemini names a transcript by its time and the id's first eight characters, per project folder."""
+        folder = home / self.cli
+        return any(next(folder.glob(p.format(short=session[:8])), None) for p in self.session_files)
 
     def argv(self, run: AgentRun, prompt: str) -> list[str]:
         o = self.options
@@ -75,6 +81,7 @@ class GeminiAgent(CliAgent):
             o.approval_mode,
         ]
         argv += ["-m", o.model] if o.model else []
+        argv += ["--resume", run.resume] if run.resume else []  # sessions are kept per folder: the same workspace
         return argv + o.extra_args
 
     def vendor_env(self, run: AgentRun, home: Path) -> dict[str, str]:

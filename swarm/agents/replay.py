@@ -103,5 +103,8 @@ class ReplayAgent:
     def preflight(self, home: Path) -> AgentResult | None:
         return None
 
+    def has_session(self, home: Path, session: str) -> bool:
+        return False
+
     def probe(self, home: Path, timeout: float) -> AgentResult:
         return AgentResult("ok", "replay needs no vendor")

@@ -172,6 +172,7 @@ def test_doctor_checks_only_flags_the_options_use(all_keys: dict[str, str]) -> N
     assert "--model" not in adapter("claude").flags()
     assert "--model" in adapter("claude", model="opus").flags()
     assert "--max-turns" not in adapter("claude", max_turns=5).flags(), "accepted though hidden from --help"
+    assert "--resume" in adapter("claude").flags() and "--resume" in adapter("gemini").flags(), "doctor checks it"
 
 
 def _kill(pgid: int) -> None:

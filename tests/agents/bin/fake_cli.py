@@ -76,6 +76,7 @@ def act(cli: str, prompt: str) -> tuple[str, float | None]:
         elif verb == "emit":
             sys.stdout.write((DATA / rest).read_text())
             sys.stdout.flush()
+            transcript(cli, (DATA / rest).read_text())
         elif verb == "sleep":
             time.sleep(float(rest))
         elif verb == "reach":
@@ -108,6 +109,20 @@ def tunnel(target: str) -> str:
     with socket.create_connection((host, int(port)), timeout=5) as s:
         s.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
         return s.recv(4096).split(b"\r\n")[0].decode()
+
+
+def transcript(cli: str, stream: str) -> None:
+    """Keep a claude session's transcript where claude does: its config folder, under the project (cwd) folder."""
+    home = os.environ.get("CLAUDE_CONFIG_DIR")
+    if cli != "claude" or not home:
+        return
+    for line in stream.splitlines():
+        session = json.loads(line).get("session_id") if line.startswith("{") else None
+        if session:
+            folder = Path(home, "projects", re.sub(r"[^A-Za-z0-9]", "-", os.getcwd()))
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{session}.jsonl", "a") as f:
+                f.write(line + "\n")
 
 
 def emit(cli: str, stream: str, resets_in: float | None) -> int:
