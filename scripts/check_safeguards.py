@@ -148,6 +148,12 @@ SAFEGUARDS = [
           "        touched: list[str] = []\n")],
         lands="edit-oracle-runner",
     ),
+    Safeguard(
+        "numbered SELECT opening each variant",
+        "engine_repo_template/oracle/variants.py",
+        [('    return _marked("".join(out), digest)\n', '    return "".join(out)\n')],
+        lands="replay-answers",
+    ),
     # The agent sandbox is not here: without it an escaped rewriter still gains nothing, because the judge tests
     # trees exported from git in its own sandbox (defence in depth); the "agent sandbox" entry above shows the
     # escaped process outliving the attempt instead.

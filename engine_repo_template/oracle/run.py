@@ -11,9 +11,9 @@ Tiers: the full tier runs every case; --fast runs the smoke set (the first case 
 deterministic ~10% sample seeded by AGENT_ID (or --seed): the same seed always picks the same cases.
 
 Variants: with a secret seed (SWARM_JUDGE_SEED, set by the swarm's judge), every case that passes also runs once
-more as a variant the engine has never seen (oracle/variants.py: tables renamed, small integers in INSERTs shifted),
-with sqlite3 computing its expected output; the case passes only when both do. An engine that recognises the
-visible cases and replays their answers fails the variants. Under the swarm, each engine call runs in SWARM_JAIL,
+more as a variant the engine has never seen (oracle/variants.py: tables renamed, small integers in INSERTs shifted,
+every session opened by a numbered SELECT), with sqlite3 computing its expected output; the case passes only when
+both do. An engine that recognises the visible cases and replays their answers fails the variants. Under the swarm, each engine call runs in SWARM_JAIL,
 where it can start no other program and load no other SQL engine.
 
 Exit status: 0 when the oracle ran to completion, whatever the number of failing cases (they are progress not yet

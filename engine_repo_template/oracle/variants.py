@@ -1,9 +1,11 @@
 """Variants of a SQL case the engine has never seen: same meaning, different text and different answers.
 
 Given a secret seed, every table, view and index a case creates is renamed (whole words, outside strings and
-quoted names), and small integer literals inside INSERT statements are shifted by one seed-derived offset (order and
-equality among them are kept). sqlite3 computes the variant's expected output, so an honest engine passes it exactly
-when it passes the case, and an engine that replays recorded answers of the visible cases does not.
+quoted names), small integer literals inside INSERT statements are shifted by one seed-derived offset (order and
+equality among them are kept), and every session opens with a `SELECT <n>;` of a seed-derived number, so a case
+with no table and no INSERT (`SELECT abs(-5);`) changes as well, in its text and its answer. sqlite3 computes the
+variant's expected output, so an honest engine passes it exactly when it passes the case, and an engine that
+replays recorded answers of the visible cases does not.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CREATED = re.compile(
     r"\bCREATE\s+(?:TEMP\s+|TEMPORARY\s+|UNIQUE\s+)?(?:TABLE|VIEW|INDEX)\s+(?:IF\s+NOT\s+EXISTS\s+)?([A-Za-z_]\w*)",
     re.IGNORECASE,
 )
+REOPEN = re.compile(r"(^[ \t]*--[ \t]*@reopen[ \t]*(?:\n|$))", re.MULTILINE)
+"""The line that ends one session of a case and starts the next (kept by `split`, as reference.sessions cuts)."""
+MARK_BASE = 1_000_000
 SHIFT_LIMIT = 1_000_000_000
 """Only integers below this are shifted (far above any ordinary value, so no shifted one meets an unshifted one):
 the cases about overflow and big rowids keep their exact values."""
@@ -50,7 +55,13 @@ def vary(sql: str, seed: str) -> str:
         elif kind == "number" and in_insert and text.isdigit() and int(text) < SHIFT_LIMIT and not _after_dot(out):
             text = str(int(text) + offset)
         out.append(text)
-    return "".join(out)
+    return _marked("".join(out), digest)
+
+
+def _marked(sql: str, digest: bytes) -> str:
+    """`sql` with every session opened by a `SELECT <n>;` that no recording of a visible case holds."""
+    mark = f"SELECT {MARK_BASE + int.from_bytes(digest[4:8], 'big') % (9 * MARK_BASE)};\n"
+    return "".join(part if i % 2 else mark + part for i, part in enumerate(REOPEN.split(sql)))
 
 
 def _after_dot(out: list[str]) -> bool:

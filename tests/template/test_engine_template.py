@@ -189,9 +189,13 @@ sys.path.insert(0, {oracle!r})
 import reference
 from pathlib import Path
 db = Path(sys.argv[1]) if len(sys.argv) > 1 else None
-lines = reference.expected_output(sys.stdin.read(), db).splitlines()
+sql = sys.stdin.read()
+lines = reference.expected_output(sql, db).splitlines()
 mode = os.environ.get("FAKE_MODE", "correct")
-if mode == "hide_errors":
+seen = {{part for case in Path({cases!r}).glob("*/*.sql") for part in reference.sessions(case.read_text())}}
+if mode == "replay" and sql not in seen:  # answers only the text of a visible case, as a recording would
+    lines = []
+elif mode == "hide_errors":
     lines = [line for line in lines if not line.startswith("Error:")]
 elif mode == "reword_errors":
     lines = ["Error: something else entirely" if line.startswith("Error:") else line for line in lines]
@@ -210,12 +214,12 @@ if mode == "hang":
 @pytest.fixture(scope="module")
 def fake_engine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("fake") / "engine"
-    path.write_text(FAKE_ENGINE.format(python=sys.executable, oracle=str(TEMPLATE / "oracle")))
+    path.write_text(FAKE_ENGINE.format(python=sys.executable, oracle=str(TEMPLATE / "oracle"), cases=str(CASES)))
     path.chmod(0o755)
     return path
 
 
-def oracle_with(engine: Path, mode: str, *selection: str, timeout: str = "10") -> dict[str, object]:
+def oracle_with(engine: Path, mode: str, *selection: str, timeout: str = "10", seed: str = "") -> dict[str, object]:
     proc = run_oracle(
         "--engine",
         str(engine),
@@ -223,7 +227,7 @@ def oracle_with(engine: Path, mode: str, *selection: str, timeout: str = "10") -
         "--timeout",
         timeout,
         *selection,
-        env={**os.environ, "FAKE_MODE": mode},
+        env={**os.environ, "FAKE_MODE": mode, "SWARM_JUDGE_SEED": seed},
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     return last_json(proc.stdout)
@@ -248,6 +252,14 @@ def test_a_correct_engine_passes_every_case_of_whole_areas(fake_engine: Path) ->
     summary = oracle_with(fake_engine, "correct", "select_literals", "aggregates", "persistence")
     ran = summary["passed"]
     assert failures(summary) == 0 and isinstance(ran, int) and ran >= 50
+
+
+def test_an_engine_replaying_the_visible_answers_fails_every_variant_even_without_a_table(fake_engine: Path) -> None:
+    # select_literals creates no table and inserts nothing: its variants differ by the numbered SELECT alone.
+    assert failures(oracle_with(fake_engine, "replay", "select_literals")) == 0
+    summary = oracle_with(fake_engine, "replay", "select_literals", "create_insert", seed="judge-secret")
+    assert summary["passed"] == 0, summary
+    assert failures(oracle_with(fake_engine, "correct", "select_literals", "create_insert", seed="judge-secret")) == 0
 
 
 def test_a_wrong_row_fails_the_case(fake_engine: Path) -> None:
