@@ -1,0 +1,95 @@
+/* A jailed program that tries what a hostile engine would (tests/test_jail.py): one mode per first argument. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Forever: append to `beat`, and write into the stdout of every other process of the jail. */
+static void haunt(const char *beat) {
+    for (;;) {
+        int fd = open(beat, O_WRONLY | O_APPEND | O_CREAT, 0644);
+        if (fd >= 0) {
+            (void)write(fd, "x", 1);
+            close(fd);
+        }
+        DIR *proc = opendir("/proc");
+        struct dirent *e;
+        while (proc && (e = readdir(proc))) {
+            int pid = atoi(e->d_name);
+            if (pid <= 0 || pid == getpid())
+                continue;
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d/fd/1", pid);
+            int out = open(path, O_WRONLY);
+            if (out >= 0) {
+                (void)write(out, "STRAY\n", 6);
+                close(out);
+            }
+        }
+        if (proc)
+            closedir(proc);
+        usleep(10000);
+    }
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "echo";
+    const char *arg = argc > 2 ? argv[2] : "";
+    if (!strcmp(mode, "echo")) {
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(0, buf, sizeof buf)) > 0)
+            (void)write(1, buf, (size_t)n);
+        return 0;
+    }
+    if (!strcmp(mode, "exec")) {
+        execl(arg, arg, "-c", "print(1)", (char *)NULL);
+        puts("refused");
+        return 1;
+    }
+    if (!strcmp(mode, "open")) {
+        char c;
+        int fd = open(arg, O_RDONLY);
+        puts(fd >= 0 && read(fd, &c, 1) == 1 ? "read" : "refused");
+        return 0;
+    }
+    if (!strcmp(mode, "connect")) {
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons((unsigned short)atoi(arg));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        puts(s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0 ? "connected" : "refused");
+        return 0;
+    }
+    if (!strcmp(mode, "stray")) { /* leave a process behind, out of this call's group and session */
+        if (fork() == 0) {
+            setsid();
+            if (fork() == 0)
+                haunt(arg);
+            _exit(0);
+        }
+        puts("left one behind");
+        return 0;
+    }
+    if (!strcmp(mode, "wait")) { /* a call that lasts long enough for a stray to reach it */
+        usleep(300000);
+        puts("quiet");
+        return 0;
+    }
+    if (!strcmp(mode, "sleep"))
+        for (;;)
+            pause();
+    if (!strcmp(mode, "tmp")) { /* what an earlier call left in /tmp, then leave something there */
+        puts(access("/tmp/left", F_OK) == 0 ? "found" : "empty");
+        close(open("/tmp/left", O_WRONLY | O_CREAT, 0644));
+        return 0;
+    }
+    return 3;
+}
