@@ -81,6 +81,18 @@ def test_no_network(pool: jailclient.Pool, engine: Path) -> None:
             listener.accept()
 
 
+def test_the_server_is_out_of_a_calls_reach(pool: jailclient.Pool, engine: Path) -> None:
+    """A call can neither read the server's memory, environment or descriptors (it could forge answers through
+    them) nor kill it."""
+    with pool.session() as s:
+        for path in ("/proc/1/environ", "/proc/1/mem", "/proc/1/maps"):
+            assert s.run([str(engine), "open", path], b"", 10).stdout == b"refused\n", f"{path} was readable"
+        assert s.run([str(engine), "fds", "1"], b"", 10).stdout == b"refused\n", "the server's descriptors opened"
+        assert s.run([str(engine), "fds", "self"], b"", 10).stdout == b"opened\n"  # the probe itself works
+        assert s.run([str(engine), "kill"], b"", 10).stdout == b"still here\n"
+        assert s.run([str(engine), "echo"], b"alive", 10).stdout == b"alive"
+
+
 def test_a_process_left_behind_is_dead_before_the_next_call(pool: jailclient.Pool, engine: Path) -> None:
     with pool.session() as s:
         beat = s.folder / "beat"

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,32 @@ int main(int argc, char **argv) {
         char c;
         int fd = open(arg, O_RDONLY);
         puts(fd >= 0 && read(fd, &c, 1) == 1 ? "read" : "refused");
+        return 0;
+    }
+    if (!strcmp(mode, "fds")) { /* open every descriptor of process `arg` through /proc */
+        char dir[64], path[128];
+        snprintf(dir, sizeof dir, "/proc/%s/fd", arg);
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        int opened = 0;
+        while (d && (e = readdir(d))) {
+            if (e->d_name[0] == '.')
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            int fd = open(path, O_WRONLY);
+            if (fd >= 0) {
+                opened++;
+                close(fd);
+            }
+        }
+        puts(opened ? "opened" : "refused");
+        return 0;
+    }
+    if (!strcmp(mode, "kill")) { /* signal every process it can see, the server (PID 1) first */
+        kill(1, SIGKILL);
+        kill(1, SIGTERM);
+        kill(-1, SIGKILL);
+        puts("still here");
         return 0;
     }
     if (!strcmp(mode, "connect")) {
