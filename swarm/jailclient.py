@@ -50,6 +50,12 @@ def from_env(env: Mapping[str, str] | None = None) -> Pool | None:
     return Pool(json.loads(raw)) if raw else None
 
 
+def jail_env() -> dict[str, str]:
+    """The harness's environment without the swarm's variables: the judge's secret seed of unseen variants
+    (SWARM_JUDGE_SEED) and the rest are for the harness, not for the program it judges."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+
+
 class Server:
     """One jail with the jail server as its first process; `{dir}` in the command line is its own scratch folder."""
 
@@ -61,7 +67,7 @@ class Server:
         self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen([a.replace("{dir}", str(self.root)) for a in argv], stdin=theirs.fileno(),
-                                         stdout=self.log, stderr=self.log, close_fds=True)  # fmt: skip
+                                         stdout=self.log, stderr=self.log, close_fds=True, env=jail_env())  # fmt: skip
         finally:
             theirs.close()
 

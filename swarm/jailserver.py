@@ -37,7 +37,8 @@ def program(cache: Path, source: Path = SOURCE, compiler: str | None = None) -> 
     built = cache / f"jailserver-{key}"
     if built.is_file() and os.access(built, os.X_OK):
         return built
-    cc = compiler or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    path = child_env().get("PATH")
+    cc = compiler or shutil.which("cc", path=path) or shutil.which("gcc", path=path) or shutil.which("clang", path=path)
     if cc is None:
         _once("no C compiler (cc, gcc or clang) to build the jail server: every jailed call starts its own jail")
         return None

@@ -93,6 +93,18 @@ def test_the_server_is_out_of_a_calls_reach(pool: jailclient.Pool, engine: Path)
         assert s.run([str(engine), "echo"], b"alive", 10).stdout == b"alive"
 
 
+def test_the_judges_secret_is_not_handed_on(engine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWARM_JUDGE_SEED", "secret-seed")
+    server = jailserver.program(tmp_path / "cache")
+    assert server is not None
+    pool = jailclient.Pool(jailserver.spec(engine.parent, server))
+    try:
+        with pool.session() as s:
+            assert s.run([str(engine), "env"], b"", 10).stdout == b"none\n"
+    finally:
+        pool.close()
+
+
 def test_a_process_left_behind_is_dead_before_the_next_call(pool: jailclient.Pool, engine: Path) -> None:
     with pool.session() as s:
         beat = s.folder / "beat"

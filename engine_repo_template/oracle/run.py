@@ -52,6 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "sql"
 FAST_FRACTION = 0.10
 PANIC_EXIT = 101
+ENGINE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+"""The engine's environment: not the swarm's variables, among them the secret seed of the unseen variants."""
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def engine_room(work: Path, jails: Any) -> Iterator[tuple[Path, Call]]:
 def run_here(argv: list[str], data: bytes, workdir: Path, timeout: float) -> Ran:
     try:
         proc = subprocess.run([*jail_prefix(workdir), *argv], input=data, capture_output=True, timeout=timeout,
-                              cwd=workdir)  # fmt: skip
+                              cwd=workdir, env=ENGINE_ENV)  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         return Ran(-9, exc.stdout or b"", exc.stderr or b"", timed_out=True)
     return Ran(proc.returncode, proc.stdout, proc.stderr)

@@ -110,6 +110,11 @@ int main(int argc, char **argv) {
         puts("quiet");
         return 0;
     }
+    if (!strcmp(mode, "env")) { /* the judge's secret, if the jail hands it on */
+        const char *seed = getenv("SWARM_JUDGE_SEED");
+        puts(seed ? seed : "none");
+        return 0;
+    }
     if (!strcmp(mode, "sleep"))
         for (;;)
             pause();
