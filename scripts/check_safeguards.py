@@ -125,7 +125,7 @@ SAFEGUARDS = [
         "jail server empties /tmp after each call",
         "swarm/jailserver.c",
         [('    nftw("/tmp", remove_entry', '    if (0) nftw("/tmp", remove_entry')],
-        ["tests/test_jail.py::test_each_call_has_an_empty_tmp_and_each_session_an_empty_folder"],
+        ["tests/test_jail.py::test_each_call_has_an_empty_tmp_and_ipc_and_each_session_an_empty_folder"],
     ),
     Safeguard(
         "harness from main",

@@ -14,7 +14,9 @@
    - a process of the jail cannot signal it (PID 1 ignores signals it has no handler for, and it installs none),
      nor ptrace it or open its /proc files (it is not dumpable);
    - the child holds no descriptor of the server's (all are close-on-exec), so it cannot forge a request or an
-     answer.
+     answer;
+   - the child gets a user and IPC namespace and a session keyring of its own, and the server empties /tmp after
+     each call, so what a call leaves in IPC, keyrings or /tmp is not there for the next one.
    Standard C and POSIX, plus prctl(2) (Linux). No interpreter: a shell or Python in the jail would let the jailed
    program delegate its work. */
 
@@ -27,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +40,7 @@
 #define MAX_REQUEST 65536
 #define MAX_ARGS 1024
 #define NFDS 3
+#define KEYCTL_JOIN_SESSION_KEYRING 1
 
 static int ctl = -1;
 static sigset_t original_mask;
@@ -104,6 +109,12 @@ static int wait_until(pid_t pid, double deadline, int *status) {
 }
 
 static void child(int fds[NFDS], const char *cwd, char **argv) {
+    /* A user and an IPC namespace of the call's own, and a new session keyring: what a call keeps in System V or
+       POSIX IPC or in a keyring outlives its processes, and would be there for the next call. Where user
+       namespaces cannot be made (a setuid bubblewrap), the call runs without, and the server's log says why. */
+    if (unshare(CLONE_NEWUSER | CLONE_NEWIPC) < 0)
+        dprintf(2, "jailserver: a call shares the jail's IPC namespace: %s\n", strerror(errno));
+    syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, NULL);
     for (int i = 0; i < NFDS; i++)
         if (dup2(fds[i], i) < 0)
             _exit(126);

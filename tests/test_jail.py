@@ -126,10 +126,13 @@ def test_a_timeout_kills_the_call(pool: jailclient.Pool, engine: Path) -> None:
         assert s.run([str(engine), "echo"], b"next", 10).stdout == b"next", "the jail did not serve the next call"
 
 
-def test_each_call_has_an_empty_tmp_and_each_session_an_empty_folder(pool: jailclient.Pool, engine: Path) -> None:
+def test_each_call_has_an_empty_tmp_and_ipc_and_each_session_an_empty_folder(
+    pool: jailclient.Pool, engine: Path
+) -> None:
     with pool.session() as s:
         (s.folder / "memo").write_text("for a later case")
         assert [s.run([str(engine), "tmp"], b"", 10).stdout for _ in range(2)] == [b"empty\n", b"empty\n"]
+        assert [s.run([str(engine), "ipc"], b"", 10).stdout for _ in range(2)] == [b"created\n", b"created\n"]
         assert (s.folder / "memo").exists(), "the session's folder did not last across its calls"
     with pool.session() as s:
         assert list(s.folder.iterdir()) == []
