@@ -89,6 +89,7 @@ def verdicts(runs: int, tmp: Path) -> None:
     settings = RepoSettings.model_validate(tomllib.loads((tmp / "clone" / ".swarm.toml").read_text()))
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     passed: dict[str, set[int]] = {name: set() for name in VARIANTS}
+    harness: dict[str, list[float]] = {name: [] for name in VARIANTS}
     judges = {name: Judge(mirror, tmp / f"judge-{i}", seed="bench", sandboxed=boxed, jail_server=served)
               for i, (name, (boxed, served)) in enumerate(VARIANTS.items())}  # fmt: skip
 
@@ -97,6 +98,7 @@ def verdicts(runs: int, tmp: Path) -> None:
         verdict = judges[name].run(settings, "full", main, main, tmp / f"{name}.log", agent_id="bench", timeout=900)
         assert verdict.ok, verdict.reason
         passed[name].add(verdict.passed)
+        harness[name].append(float(verdict.summary.get("elapsed_s") or 0))  # the harness's own figure
         return time.perf_counter() - start
 
     for name in VARIANTS:
@@ -110,6 +112,9 @@ def verdicts(runs: int, tmp: Path) -> None:
              for name, t in figures.items() if name != "unsandboxed"]  # fmt: skip
     print(f"full verdict of the engine template (warm build cache, median of {runs} interleaved runs): "
           f"unsandboxed {bare:.2f} s; " + "; ".join(parts) + "; overhead as a share of that verdict")  # fmt: skip
+    inner = {name: statistics.median(t[1:]) for name, t in harness.items()}  # t[0]: the cold run's
+    print("of which the harness (all engine calls; the rest is the build): " + ", ".join(
+        f"{name} {t:.2f} s (ratio {t / inner['unsandboxed']:.2f})" for name, t in inner.items()))  # fmt: skip
     print("passed counts (must agree): " + json.dumps({k: sorted(v) for k, v in passed.items()}))
 
 
