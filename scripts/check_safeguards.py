@@ -116,6 +116,18 @@ SAFEGUARDS = [
         ["tests/test_judge.py::test_an_engine_that_hands_the_work_to_sqlite3_gains_nothing"],
     ),
     Safeguard(
+        "jail server sweeps a call's processes",
+        "swarm/jailserver.c",
+        [("        kill(-1, SIGKILL); /* every process", "        if (0) kill(-1, SIGKILL); /* every process")],
+        ["tests/test_jail.py::test_a_process_left_behind_is_dead_before_the_next_call"],
+    ),
+    Safeguard(
+        "jail server empties /tmp after each call",
+        "swarm/jailserver.c",
+        [('    nftw("/tmp", remove_entry', '    if (0) nftw("/tmp", remove_entry')],
+        ["tests/test_jail.py::test_each_call_has_an_empty_tmp_and_ipc_and_each_session_an_empty_folder"],
+    ),
+    Safeguard(
         "harness from main",
         "swarm/judge.py",
         [("        repo.export(self.mirror, main, judge_dir, only=harness)\n",

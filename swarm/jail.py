@@ -39,11 +39,20 @@ def sandbox(program: Path, rw: list[Path]) -> Sandbox:
     return Sandbox(rw=rw, ro=[program, *runtime_libraries()], system=False)
 
 
-def prefix_for(programs: Path) -> list[str]:
+def prefix_for(programs: Path, server: Path | None = None) -> list[str]:
     """The jail's command line before a program of the folder `programs`, with `{dir}` standing for the one folder
-    the program may write. A judge hands it to its harness as JSON in SWARM_JAIL: one bubblewrap start per call."""
+    the program may write. A judge hands it to its harness as JSON in SWARM_JAIL: one bubblewrap start per call.
+    With `server` (swarm/jailserver.c) the jail is for that server as its PID 1, and only /tmp (which the server
+    empties after each call) and `{dir}` are writable, so that nothing else outlives a call; no process in it keeps
+    a capability (run by root, bubblewrap would leave them all, CAP_SYS_PTRACE included, which would let a call
+    take over the server)."""
     placeholder = Path("/{dir}")
-    argv = Sandbox(rw=[placeholder], ro=[programs, *runtime_libraries()], system=False).wrap([], placeholder)
+    ro = [programs, *runtime_libraries(), *([server] if server else [])]
+    argv = Sandbox(rw=[placeholder], ro=ro, system=False).wrap([], placeholder)
+    if server is not None:
+        chdir = argv.index("--chdir")
+        argv[chdir:chdir] = ["--remount-ro", "/", "--remount-ro", "/dev"]
+        argv[1:1] = ["--as-pid-1", "--cap-drop", "ALL"]
     return [a.replace(str(placeholder), "{dir}") for a in argv]
 
 

@@ -8,8 +8,9 @@ One run on a candidate commit:
 3. once the build sandbox is dead, the judge reads the build's output (unit-test counts) and copies out the
    declared artifacts (regular files only);
 4. the HARNESS (the judge's scripts and expected results) comes from main's blobs, never the candidate's tree, and
-   runs against those artifacts; each call of an artifact goes through SWARM_JAIL, where it can start no other
-   program; its summary line is the verdict.
+   runs against those artifacts; each call of an artifact goes through SWARM_JAIL (or, for a harness that uses
+   it, the jail server of SWARM_JAIL_SERVER: the same jail, started once per harness thread), where it can start
+   no other program; its summary line is the verdict.
 A build cache only ever comes from a green build of main's exact tree, so no candidate's build sways another's.
 Without `build` in `.swarm.toml` (the legacy contract), the tier command runs whole in the build sandbox on the
 candidate's tree with the harness put back from main: sandboxed, but the candidate's code runs beside the harness.
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from swarm import jail, proc, repo, runners
+from swarm import jail, jailserver, proc, repo, runners
 from swarm import oracle as oracle_mod
 from swarm.environ import child_env, toolchain_env
 from swarm.oracle import OracleResult, Tier
@@ -53,6 +54,10 @@ class Judge:
     sandboxed: bool = True
     keep_runs: bool = False
     tools: list[Path] = field(default_factory=list)
+    jail_server: bool = True
+    """Offer the harness the jail server (SWARM_JAIL_SERVER): one jail per harness thread instead of per call."""
+    jail_cache: Path | None = None
+    """Where the compiled jail server is kept (default: beside this slot's folder, shared by the slots)."""
 
     def __post_init__(self) -> None:
         env = child_env()
@@ -195,7 +200,16 @@ class Judge:
         env.update(SWARM_ORACLE_TIER=tier, SWARM_ARTIFACTS=str(artifacts), SWARM_JUDGE_SEED=self.seed)
         if self.sandboxed:
             env["SWARM_JAIL"] = json.dumps(jail.prefix_for(artifacts))
+            server = self._jail_server()
+            if server is not None:
+                env["SWARM_JAIL_SERVER"] = json.dumps(jailserver.spec(artifacts, server))
         return env
+
+    def _jail_server(self) -> Path | None:
+        """The compiled jail server, when it is offered and can be built here (else harnesses use SWARM_JAIL)."""
+        if not self.jail_server:
+            return None
+        return jailserver.program(self.jail_cache or self.folder.parent / "jail-server")
 
     def landed(self, commit: str) -> None:
         """`commit` is main now: if this slot's last green build was of it, that build seeds the next runs."""

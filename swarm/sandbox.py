@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ UNSAFE_HINT = "or set SWARM_UNSAFE_NO_SANDBOX=true to run agents and oracles uns
 SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 MASKED_FILES = ("libsqlite3.a", "libsqlite3.so", "libsqlite3.so.0")
 """Libraries a candidate could link to pass the engine's judge by delegating to another SQL engine."""
+LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/local/lib")
+MASK_REFRESH_SECONDS = 600.0
 Network = Literal["none", "proxy", "host"]
 """none: only a loopback of its own; proxy: that, plus the allow-listed hosts through the egress proxy (see
 swarm.egress); host: the host's network, every local service included (unsafe against agents)."""
@@ -151,16 +154,23 @@ def _under_system(path: Path) -> bool:
 
 
 def masked_libraries() -> list[Path]:
-    """Library files in the system's library folders that would let a candidate link another SQL engine."""
-    found = []
-    for folder in ("/usr/lib", "/usr/lib64", "/usr/local/lib"):
-        base = Path(folder)
-        if not base.is_dir():
-            continue
-        for name in MASKED_FILES:
-            found += [p for p in base.glob(f"**/{name}") if p.is_file() and not p.is_symlink()]
-            found += [p for p in base.glob(f"**/{name}") if p.is_symlink()]
-    return sorted(set(found))
+    """Library files in the system's library folders that would let a candidate link another SQL engine. One walk
+    of those folders costs up to a second and a half here, once per verdict before: it is now done at most every
+    MASK_REFRESH_SECONDS, so a library installed while the swarm runs is masked from the next walk on."""
+    return list(_masked_libraries(int(time.monotonic() // MASK_REFRESH_SECONDS)))
+
+
+@functools.lru_cache(maxsize=1)
+def _masked_libraries(epoch: int) -> tuple[Path, ...]:
+    found: set[Path] = set()
+    for folder in LIBRARY_DIRS:
+        for root, dirs, files in os.walk(folder):  # one walk for all names; links to folders are not followed
+            for name in MASKED_FILES:
+                if name in files or name in dirs:
+                    path = Path(root) / name
+                    if path.is_symlink() or path.is_file():
+                        found.add(path)
+    return tuple(sorted(found))
 
 
 @functools.cache

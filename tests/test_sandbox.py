@@ -99,6 +99,14 @@ def test_masked_file_cannot_be_read(tmp_path: Path) -> None:
     assert "real library" not in out and "end" in out
 
 
+def test_the_system_sqlite_libraries_are_masked_and_found_again_from_the_cache() -> None:
+    real = sorted(p for d in ("/usr/lib", "/usr/lib64") for n in sandbox.MASKED_FILES for p in Path(d).glob(f"**/{n}"))
+    if not real:
+        pytest.skip("no libsqlite3 on this machine")
+    assert sandbox.masked_libraries() == real
+    assert sandbox.masked_libraries() == real  # the second answer comes from the cache of the first walk
+
+
 def test_jail_starts_no_other_program(tmp_path: Path) -> None:
     """An artifact in the jail cannot run sqlite3, a shell or python: none of them exist there."""
     bins = tmp_path / "bins"

@@ -13,8 +13,10 @@ deterministic ~10% sample seeded by AGENT_ID (or --seed): the same seed always p
 Variants: with a secret seed (SWARM_JUDGE_SEED, set by the swarm's judge), every case that passes also runs once
 more as a variant the engine has never seen (oracle/variants.py: tables renamed, small integers in INSERTs shifted,
 every session opened by a numbered SELECT), with sqlite3 computing its expected output; the case passes only when
-both do. An engine that recognises the visible cases and replays their answers fails the variants. Under the swarm, each engine call runs in SWARM_JAIL,
-where it can start no other program and load no other SQL engine.
+both do. An engine that recognises the visible cases and replays their answers fails the variants. Under the
+swarm, each engine call runs in its jail, where it can start no other program and load no other SQL engine:
+through the jail server the judge offers in SWARM_JAIL_SERVER (one jail per worker thread, a fresh folder per
+case), else with a jail per call (SWARM_JAIL).
 
 Exit status: 0 when the oracle ran to completion, whatever the number of failing cases (they are progress not yet
 made, and are counted); with --strict, 1 when any case failed; 2 when the oracle itself could not run.
@@ -25,8 +27,10 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import difflib
 import hashlib
+import importlib.util
 import json
 import math
 import os
@@ -34,8 +38,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 # No __pycache__ inside the repository: it would show up as an untracked change in every worktree.
 sys.dont_write_bytecode = True
@@ -47,6 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CASES = ROOT / "tests" / "sql"
 FAST_FRACTION = 0.10
 PANIC_EXIT = 101
+ENGINE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+"""The engine's environment: not the swarm's variables, among them the secret seed of the unseen variants."""
 
 
 @dataclass(frozen=True)
@@ -126,50 +134,92 @@ def jail_prefix(workdir: Path) -> list[str]:
     return [arg.replace("{dir}", str(workdir)) for arg in json.loads(raw)]
 
 
-def run_engine(engine: Path, sql: str, db: Path | None, workdir: Path, timeout: float) -> tuple[str, str | None]:
+def jail_server() -> Any:
+    """The swarm's jail server (SWARM_JAIL_SERVER: its client module's path), as a pool of jails, one per thread
+    at a time; None when the swarm offers none (or the oracle runs by hand)."""
+    raw = os.environ.get("SWARM_JAIL_SERVER")
+    if not raw:
+        return None
+    spec = importlib.util.spec_from_file_location("swarm_jailclient", json.loads(raw)["client"])
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"oracle: SWARM_JAIL_SERVER names no loadable client: {raw[:200]}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.from_env()
+
+
+@dataclass(frozen=True)
+class Ran:
+    """How one engine call ended (returncode < 0: killed by that signal)."""
+
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+
+
+Call = Callable[[list[str], bytes, float], Ran]
+
+
+@contextlib.contextmanager
+def engine_room(work: Path, jails: Any) -> Iterator[tuple[Path, Call]]:
+    """A folder of the engine's own (the reference database next to it is out of its reach) and how to run the
+    engine there: in a jail of the swarm's jail server, else in a jail per call (SWARM_JAIL), else bare."""
+    if jails is not None:
+        with jails.session() as session:
+            yield session.folder, session.run
+        return
+    folder = work / "engine"
+    folder.mkdir()
+    yield folder, lambda argv, data, timeout: run_here(argv, data, folder, timeout)
+
+
+def run_here(argv: list[str], data: bytes, workdir: Path, timeout: float) -> Ran:
+    try:
+        proc = subprocess.run([*jail_prefix(workdir), *argv], input=data, capture_output=True, timeout=timeout,
+                              cwd=workdir, env=ENGINE_ENV)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        return Ran(-9, exc.stdout or b"", exc.stderr or b"", timed_out=True)
+    return Ran(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_engine(call: Call, engine: Path, sql: str, db: Path | None, timeout: float) -> tuple[str, str | None]:
     """Engine stdout, and a failure reason when it timed out or crashed (None when it exited normally)."""
     try:
-        proc = subprocess.run(
-            [*jail_prefix(workdir), str(engine), *([str(db)] if db else [])],
-            input=sql.encode(),
-            capture_output=True,
-            timeout=timeout,
-            cwd=workdir,
-        )
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or b"").decode("utf-8", "replace")
+        ran = call([str(engine), *([str(db)] if db else [])], sql.encode(), timeout)
+    except RuntimeError as exc:  # the jail server failed (jailclient.JailError): the case cannot pass
+        return "", f"jail: {exc}"
+    out = ran.stdout.decode("utf-8", "replace")
+    if ran.timed_out:
         return out, f"timeout after {timeout:g}s"
-    out = proc.stdout.decode("utf-8", "replace")
-    if proc.returncode < 0:
-        return out, f"engine killed by signal {-proc.returncode}"
-    if proc.returncode == PANIC_EXIT:
-        last = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+    if ran.returncode < 0:
+        return out, f"engine killed by signal {-ran.returncode}"
+    if ran.returncode == PANIC_EXIT:
+        last = ran.stderr.decode("utf-8", "replace").strip().splitlines()
         return out, "engine panicked" + (f": {last[0][:200]}" if last else "")
     return out, None
 
 
-def run_case(case: Case, engine: Path, timeout: float, variant_seed: str = "") -> Outcome:
+def run_case(case: Case, engine: Path, timeout: float, variant_seed: str = "", jails: Any = None) -> Outcome:
     """A case passes when the engine matches sqlite3 on it and, with a seed, on its variant as well."""
     sql = case.path.read_text(encoding="utf-8")
-    outcome = run_sql(case, sql, engine, timeout)
+    outcome = run_sql(case, sql, engine, timeout, jails)
     if outcome.status != "passed" or not variant_seed:
         return outcome
     varied = variants.vary(sql, f"{variant_seed}\0{case.id}")
     if varied == sql:
         return outcome
-    outcome = run_sql(case, varied, engine, timeout)
+    outcome = run_sql(case, varied, engine, timeout, jails)
     if outcome.status == "failed":
         outcome.reason = "variant: " + outcome.reason
     return outcome
 
 
-def run_sql(case: Case, sql: str, engine: Path, timeout: float) -> Outcome:
+def run_sql(case: Case, sql: str, engine: Path, timeout: float, jails: Any = None) -> Outcome:
     parts = reference.sessions(sql)
-    with tempfile.TemporaryDirectory(prefix="oracle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="oracle-") as tmp, engine_room(Path(tmp), jails) as (engine_dir, call):
         work = Path(tmp)
-        # The engine gets a folder of its own: the reference database next to it is out of its reach.
-        engine_dir = work / "engine"
-        engine_dir.mkdir()
         multi = len(parts) > 1
         try:
             want = reference.expected_output(sql, work / "sqlite.db" if multi else None)
@@ -180,7 +230,7 @@ def run_sql(case: Case, sql: str, engine: Path, timeout: float) -> Outcome:
         for part in parts:
             # Each session is a fresh engine process on the same file: that is what persistence means.
             db = engine_dir / "engine.db" if multi else None
-            out, problem = run_engine(engine, part, db, engine_dir, max(0.1, deadline - time.monotonic()))
+            out, problem = run_engine(call, engine, part, db, max(0.1, deadline - time.monotonic()))
             got += out
             if problem:
                 return Outcome(case, "failed", problem, _diff(want, got))
@@ -266,8 +316,13 @@ def main(argv: list[str]) -> int:
         return 0
     engine = find_engine(args.engine)
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        outcomes = list(pool.map(lambda c: run_case(c, engine, args.timeout, args.variant_seed), chosen))
+    jails = jail_server()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            outcomes = list(pool.map(lambda c: run_case(c, engine, args.timeout, args.variant_seed, jails), chosen))
+    finally:
+        if jails is not None:
+            jails.close()
     for o in outcomes:
         if o.status != "passed":
             print(f"{o.status.upper()} {o.case.id}: {o.reason}")
