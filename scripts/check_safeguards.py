@@ -95,6 +95,12 @@ SAFEGUARDS = [
         ["tests/test_train.py::test_a_car_stays_in_the_train_while_a_long_step_runs"],
     ),
     Safeguard(
+        "lost-message requeue",
+        "swarm/dispatch.py",
+        [("    _requeue_lost(rt, snap, marker_ttl)\n", "")],
+        ["tests/test_dispatch.py -k took_and_lost"],
+    ),
+    Safeguard(
         "structural refusal",
         "swarm/guard.py",
         [("    found = []\n", "    found: list[str] = []\n    return found\n")],
@@ -171,7 +177,8 @@ SAFEGUARDS = [
     # escaped process outliving the attempt instead.
 ]  # fmt: skip
 
-QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace")
+QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
+         "lost-message requeue")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

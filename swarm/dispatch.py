@@ -95,6 +95,7 @@ def _dispatch(rt: Runtime, enqueue: Enqueue) -> DispatchReport:
     # queued for long; a duplicate message from an early expiry is dropped by the worker that gets it.
     marker_ttl = int(max(600.0, 20 * rt.settings.dispatch_interval))
     _move_stuck(rt, snap, marker_ttl)
+    _requeue_lost(rt, snap, marker_ttl)
     free = free_slots(rt, snap)
     only = rt.settings.only_tasks
     try:
@@ -151,6 +152,27 @@ def _move_stuck(rt: Runtime, snap: Snapshot, marker_ttl: int) -> None:
         if rt.marks.clear(task_id, vendor):
             snap.queued.pop(task_id)
             rt.events.emit(task_id, "moved", vendor=vendor, reason=f"{vendor} is blocked")
+
+
+def _requeue_lost(rt: Runtime, snap: Snapshot, marker_ttl: int) -> None:
+    """A task marked queued whose message is in no queue and that no attempt leases is ready again.
+
+    A worker that took the message and then lost Redis (restarted, cut off) leaves it in the broker's unacked set
+    until the visibility timeout (twice the attempt limit: hours), while the mark kept the task from being sent
+    again for marker_ttl. Past a grace of a few lease TTLs (a worker takes its lease within a second of taking
+    the message), the task is sent again; if the old message ever comes back, its worker finds the task leased or
+    landed and drops it.
+    """
+    grace = max(30.0, 3 * rt.settings.lease_ttl)
+    old = [t for t in snap.queued if t not in snap.leases and marker_ttl - rt.marks.seconds_left(t) > grace]
+    if not old:
+        return
+    waiting = rt.marks.waiting(set(snap.queued.values()))
+    for task_id in old:
+        vendor = snap.queued[task_id]
+        if task_id not in waiting and rt.marks.clear(task_id, vendor):
+            snap.queued.pop(task_id)
+            rt.events.emit(task_id, "requeued", vendor=vendor, reason="its message was taken and lost")
 
 
 def retry(rt: Runtime, task_id: str) -> bool:

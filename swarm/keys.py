@@ -59,6 +59,11 @@ def queued(task_id: str) -> str:
 QUEUED_PATTERN = queued("*")
 
 
+def broker_queue(vendor: str) -> str:
+    """The list in which Celery's Redis transport keeps the messages waiting on a vendor's queue (its name)."""
+    return vendor
+
+
 def task_of_queued(key: str) -> str:
     return key.removeprefix(queued(""))
 

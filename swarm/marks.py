@@ -7,7 +7,10 @@ landed and failed checks), so a lost message never keeps a task looking queued f
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+from collections.abc import Iterable
 
 import redis
 
@@ -63,3 +66,30 @@ class QueueMarks(Door):
     def seconds_left(self, task_id: str) -> int:
         """Seconds until the mark expires (negative when there is none)."""
         return int(self.r.ttl(keys.queued(task_id)))
+
+    @guarded
+    def waiting(self, vendors: Iterable[str]) -> set[str]:
+        """The tasks whose messages wait in these vendors' queues (read from the broker's lists; a message a
+        worker has taken is no longer there)."""
+        found: set[str] = set()
+        for vendor in vendors:
+            for raw in self.r.lrange(keys.broker_queue(vendor), 0, -1):
+                task = _task_of(raw)
+                if task:
+                    found.add(task)
+        return found
+
+
+def _task_of(raw: bytes | str) -> str | None:
+    """The task id a run_task message carries (its first argument), or None for anything else."""
+    try:
+        message = json.loads(raw)
+        body = (
+            json.loads(base64.b64decode(message["body"]))
+            if message.get("properties", {}).get("body_encoding") == "base64"
+            else json.loads(message["body"])
+        )
+        args = body[0] if isinstance(body, list) else body.get("args", [])
+        return str(args[0]) if args else None
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None

@@ -354,3 +354,29 @@ def test_a_task_that_lands_while_dispatch_runs_is_never_queued_again(project: Pr
         stop.set()
         loop.join(60)
     assert set(q.ids()) & set(landing) == set(), f"landed tasks were queued again: {q.sent}"
+
+
+def test_a_message_a_worker_took_and_lost_is_sent_again_once_the_grace_has_passed(
+    project: Project, rt: Runtime, r: redis.Redis
+) -> None:
+    """A worker that took a message and then lost Redis leaves it in the broker's unacked set for hours: past a
+    grace, the task is sent again; a message still waiting in its queue is left alone."""
+    from celery import Celery
+
+    from swarm.celeryconfig import from_settings
+
+    app = Celery("dispatch-test")
+    app.config_from_object(from_settings(rt.settings))
+
+    def send(task_id: str, vendor: str) -> None:  # a real Celery message on the vendor's queue, as tasks.enqueue
+        app.send_task("swarm.tasks.run_task", args=[task_id, vendor], queue=vendor)
+
+    project.add_tasks({"taken": task_file("Taken", vendor="claude"), "waits": task_file("Waits", vendor="codex")})
+    assert sorted(dispatch.dispatch(rt, send).enqueued) == [("taken", "claude"), ("waits", "codex")]
+    assert r.rpop(keys.broker_queue("claude")) is not None, "a worker takes the message (and then loses it)"
+    assert dispatch.dispatch(rt, send).enqueued == [], "within the grace the mark still holds"
+    marker_ttl = int(max(600.0, 20 * rt.settings.dispatch_interval))
+    for task_id in ("taken", "waits"):  # the marks were set long ago: past the grace
+        r.expire(keys.queued(task_id), marker_ttl - 60)
+    assert dispatch.dispatch(rt, send).enqueued == [("taken", "claude")]
+    assert r.llen(keys.broker_queue("codex")) == 1 and r.llen(keys.broker_queue("claude")) == 1
