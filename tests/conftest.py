@@ -104,13 +104,19 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def still_beating(path: Path, seconds: float) -> bool:
-    """Whether a process rewriting `path` every fraction of a second is still alive (it changes within `seconds`)."""
-    if not path.exists():
-        return False
-    before = path.read_text()
+    """Whether a process rewriting `path` every fraction of a second is alive: the file appears or changes within
+    `seconds` (a process that has not beaten yet is watched for as long, not taken for dead)."""
+
+    def read() -> str | None:
+        try:
+            return path.read_text()
+        except FileNotFoundError:
+            return None
+
+    before = read()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if path.read_text() != before:
+        if read() != before:
             return True
         time.sleep(0.05)
     return False

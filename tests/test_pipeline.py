@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 
@@ -14,7 +15,7 @@ from swarm.errors import CoordinationError
 from swarm.outcomes import AttemptRecord
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.conftest import Project, make_settings, still_beating, task_file, wait_for
+from tests.conftest import Project, kill_processes, make_settings, still_beating, task_file, wait_for
 
 
 def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
@@ -278,9 +279,15 @@ def test_a_process_that_escaped_the_agents_group_cannot_change_what_the_oracle_t
     escape = (f"sh setsid env -i /bin/bash -c 'sleep 1; echo CHEATED > src/base.txt; "
               f"while true; do date +%s%N > {beat}; sleep 0.2; done' &")  # fmt: skip
     project.add_tasks({"sneaky": task_file("Sneaky", f"{escape}\nwrite src/alpha.txt alpha")})
-    assert pipeline(rt).run("sneaky", "claude") == "landed"
-    assert project.show("src/base.txt") == "base"
-    assert not still_beating(beat, 2.0), "a process that left the agent's group and environment lives on"
+    try:
+        assert pipeline(rt).run("sneaky", "claude") == "landed"
+        assert project.show("src/base.txt") == "base"
+        # The escapee sleeps 1 s before its first beat: watch longer than that.
+        assert not still_beating(beat, 3.0), "a process that left the agent's group and environment lives on"
+    finally:  # with the sandbox removed (scripts/check_safeguards.py) the escapee carries no mark of the test
+        kill_processes(
+            [p.pid for p in psutil.process_iter(["cmdline"]) if str(beat) in " ".join(p.info["cmdline"] or [])]
+        )
 
 
 def test_hooks_an_agent_plants_in_the_shared_git_config_never_run(project: Project, rt: Runtime) -> None:
