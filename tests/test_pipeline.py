@@ -127,18 +127,24 @@ def test_two_workers_racing_for_one_task_one_lease_wins(
     assert list(project.landed()) == ["race"]
 
 
+def run_losing_its_lease(rt: Runtime, r: redis.Redis, task_id: str, started: Path) -> list[str]:
+    """Run the task on claude and delete its lease once the agent touched `started`, as if it expired while the
+    worker was stalled; the attempt's outcome (empty if it did not end within a minute)."""
+    result: list[str] = []
+    t = threading.Thread(target=lambda: result.append(pipeline(rt).run(task_id, "claude")))
+    t.start()
+    wait_for(started.exists, 180, "the agent to start")
+    r.delete(keys.lease(task_id))
+    t.join(timeout=60)
+    return result
+
+
 def test_a_lease_lost_mid_attempt_cannot_land(project: Project, rt: Runtime, r: redis.Redis) -> None:
     gate = project.signals / "gate"
     started = project.signals / "started"
     script = f"sh touch {started}\nwait-file {gate} 20\nwrite src/alpha.txt alpha"
     project.add_tasks({"late": task_file("Late", script)})
-    result: list[str] = []
-    t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
-    t.start()
-    wait_for(started.exists, 180, "the agent to start")
-    r.delete(keys.lease("late"))  # as if it expired while the worker was stalled
-    t.join(timeout=30)
-    assert result == ["rejected"]
+    assert run_losing_its_lease(rt, r, "late", started) == ["rejected"]
     assert history(rt, "late")[-1].reason in ("lease_lost", "agent_failed")
     assert "late" not in project.landed()
 

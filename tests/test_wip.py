@@ -11,11 +11,11 @@ from pathlib import Path
 
 import redis
 
-from swarm import keys, ledger, reaper, wip
+from swarm import ledger, reaper, wip
 from swarm.runtime import Runtime, connect
 from swarm.workspace import Workspaces
-from tests.conftest import Project, make_settings, task_file, vendor_table, wait_for
-from tests.test_pipeline import history, pipeline
+from tests.conftest import Project, make_settings, task_file, vendor_table
+from tests.test_pipeline import history, pipeline, run_losing_its_lease
 
 WIP_REF = "refs/swarm/wip/slow"
 # Attempt 1 writes a file, then hangs past its timeout; attempt 2 writes another and finishes.
@@ -122,13 +122,8 @@ def test_a_lease_lost_mid_run_keeps_the_work_so_far(project: Project, rt: Runtim
     started = project.signals / "started"
     script = f"write src/alpha.txt alpha\nsh touch {started}\nwait-file {project.signals / 'never'} 20"
     project.add_tasks({"late": task_file("Late", script)})
-    result: list[str] = []
-    t = threading.Thread(target=lambda: result.append(pipeline(rt).run("late", "claude")))
-    t.start()
-    wait_for(started.exists, 180, "the agent to start")
-    r.delete(keys.lease("late"))  # as if it expired while the worker was stalled
-    t.join(timeout=60)
-    assert result == ["rejected"] and history(rt, "late")[-1].reason == "lease_lost"
+    assert run_losing_its_lease(rt, r, "late", started) == ["rejected"]
+    assert history(rt, "late")[-1].reason == "lease_lost"
     kept = wip.find(rt.mirror, "late")
     assert kept is not None and project.show("src/alpha.txt", kept.commit) == "alpha"
     assert not history(rt, "late")[-1].counted, "a lost lease is not the task's fault"
