@@ -1,9 +1,10 @@
 """One attempt of one task, end to end, given its collaborators (testable without Celery).
 
 lease -> standalone workspace at main -> agent in its sandbox (the runner) -> its files read from outside into one
-commit with trailers -> structure and protected paths -> fast gate (the judge: built sandboxed, main's harness)
--> land: under the merge lock, rebase onto main -> full gate on that exact commit -> lease still ours?
--> atomic push (main OLD->NEW + landed ref, or nothing) -> release, clean up, record in the attempt book.
+commit with trailers -> structure and protected paths -> fast gate (the judge: built sandboxed, main's harness;
+skipped when the merge train has room, see `fast_tier`) -> land: through the merge train (or under the merge lock),
+rebase onto what is ahead -> full gate on that exact commit -> lease still ours? -> atomic push (main OLD->NEW +
+landed ref, or nothing) -> release, clean up, record in the attempt book.
 """
 
 from __future__ import annotations
@@ -136,8 +137,18 @@ class Pipeline:
         att.candidate = candidate
         # The judge exports the trees it tests from git: nothing the agent left in its workspace reaches them.
         self.spaces.drop_folder(workspace)
-        self._gate(att, "fast", candidate, repo, main, baseline=None)
+        if self._fast_tier_needed():
+            self._gate(att, "fast", candidate, repo, main, baseline=None)
+        else:
+            self._emit(att, "fast_skipped", reason="the train has room: the full tier starts at once")
         return self._land(att, main, candidate)
+
+    def _fast_tier_needed(self) -> bool:
+        """The fast tier only saves time as a filter before a wait: with room in the train, the full tier (which
+        judges all the fast one does, and more) starts at once, so the fast run would only add its own time."""
+        if self.settings.fast_tier == "always" or not self.settings.train_window:
+            return True
+        return not self.train.has_room()
 
     def _run_agent(self, att: Attempt, repo: RepoSettings, task: Task, snap: state.Snapshot, workspace: Path,
                    main: str) -> str:  # fmt: skip

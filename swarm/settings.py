@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     """Rebase-and-retest rounds after a lost compare-and-swap on origin before the attempt gives up."""
     train_window: int = Field(8, ge=0, le=64)
     """Candidates the merge train tests at once, each on main + those ahead (0: one at a time, under the merge lock)."""
+    fast_tier: Literal["auto", "always"] = "auto"
+    """auto: a candidate skips the fast tier when the merge train has room, so its full tier starts at once (the
+    full tier judges everything the fast one does); always: every candidate passes the fast tier first."""
     dispatch_interval: float = Field(15.0, gt=0)
     """Seconds between periodic dispatch runs (beat); dispatch also runs after every attempt."""
     reap_interval: float | None = Field(None, gt=0)

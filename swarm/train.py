@@ -90,6 +90,11 @@ class Train(Door):
         return int(self.r.llen(keys.TRAIN))
 
     @guarded
+    def has_room(self) -> bool:
+        """Whether a car joining now would be inside the window, so its full oracle starts at once."""
+        return self.depth() < self.window()
+
+    @guarded
     def ride(self, member: str, hooks: Hooks) -> tuple[str, oracle.OracleResult]:
         """Join, speculate, land in order: returns the landed commit and the full oracle's result on it.
 

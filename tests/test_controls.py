@@ -193,7 +193,7 @@ def test_history_shows_duration_cost_commit_oracle_delta_and_the_failing_tail(
     out = cli.swarm("history", "alpha").stdout
     first, second = out.split("#2 ", 1)
     assert "rejected oracle_red" in first and re.search(r"took \d+s", first)
-    assert "fast oracle: 1 passed, 2 failed (+0 vs main)" in first
+    assert "full oracle: 1 passed, 2 failed (+0 vs main)" in first
     assert '   | {"passed": 1, "failed": 2' in first, "the tail of the failing oracle output"
     assert "landed" in second and re.search(r"took \d+s; \$0\.\d+ \d+/\d+ tok; full oracle: 2 passed, 1 failed "
                                             r"\(\+1 vs main\); commit [0-9a-f]{12}", second), second  # fmt: skip

@@ -108,7 +108,9 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
         "broken": task_file("Break it", "write src/b.txt BREAK"),
         "waiting": task_file("Waits for alpha2", "write src/w.txt w", depends_on=["nothing"]),
     })  # fmt: skip
-    settings = make_settings(project, redis_url, vendors={"claude": claude_table(), "codex": vendor_table()})
+    # Both tiers run (no skipping the fast one), so the oracle's durations are kept by tier.
+    settings = make_settings(project, redis_url, vendors={"claude": claude_table(), "codex": vendor_table()},
+                             fast_tier="always")  # fmt: skip
     rt = connect(settings)
     announce_slots(redis.Redis.from_url(redis_url), settings)  # live workers' slots: claude 2, codex 1
     assert run(rt, "alpha", "claude") == "landed"

@@ -130,7 +130,7 @@ def test_flower_answers_every_page_during_and_after_a_run_and_shows_each_attempt
     for state in ("ATTEMPT_REJECTED", "TASK_FAILED"):
         (attempt,) = by_state[state]
         result = attempt["result"]
-        assert "'reason': 'oracle_red'" in result and "'log_dir': " in result and "'fast': {'passed'" in result
+        assert "'reason': 'oracle_red'" in result and "'log_dir': " in result and "'full': {'passed'" in result
 
     # The attempt's page, as a browser renders it, says how it ended and why.
     failed = by_state["TASK_FAILED"][0]["uuid"]

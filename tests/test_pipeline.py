@@ -56,6 +56,33 @@ def test_a_task_lands_as_one_commit_with_trailers_tested_by_the_full_oracle(
     assert not list(project.workdir.glob("judge/*/runs/*")), "the judge's run folders are removed"
 
 
+@pytest.mark.parametrize(("fast_tier", "train_window", "fast_runs"), [("auto", 8, 0), ("always", 8, 1), ("auto", 0, 1)])
+def test_the_fast_tier_is_skipped_only_when_the_full_tier_starts_at_once(
+    project: Project, redis_url: str, fast_tier: str, train_window: int, fast_runs: int
+) -> None:
+    """With room in the train the full tier starts at once, so a fast run first would only add its time; asked for
+    (`always`), or on the merge lock's path (where a candidate may wait), the fast tier still filters first."""
+    rt = connect(make_settings(project, redis_url, fast_tier=fast_tier, train_window=train_window))
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    head = project.main_log()[0]
+    tiers = [tier for tier, commit, _, _ in project.oracle_runs() if commit != project.main_log()[1]]
+    assert tiers.count("fast") == fast_runs and tiers.count("full") == 1, project.oracle_runs()
+    (record,) = history(rt, "alpha")
+    assert (record.fast is None) == (fast_runs == 0) and record.full is not None and record.commit == head
+    skipped = [e for e in rt.events.recent() if e.get("state") == "fast_skipped"]
+    assert len(skipped) == 1 - fast_runs
+
+
+def test_a_car_waiting_outside_the_window_means_the_train_has_no_room(rt: Runtime, r: redis.Redis) -> None:
+    assert rt.train.has_room()
+    r.set(keys.TRAIN_WINDOW, 1)
+    r.rpush(keys.TRAIN, "other:1")
+    assert not rt.train.has_room(), "one car in a window of one: a new car would wait, so it takes the fast tier"
+    r.set(keys.TRAIN_WINDOW, 2)
+    assert rt.train.has_room()
+
+
 def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempts(
     project: Project, rt: Runtime
 ) -> None:
@@ -66,7 +93,7 @@ def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempt
     assert project.main_log() == before and "broken" not in project.landed()
     failure = rt.book.failures()["broken"]
     assert failure["reason"] == "oracle_red" and failure["attempts"] == 2
-    assert list(Path(failure["log_dir"]).glob("*-oracle-fast.log"))
+    assert list(Path(failure["log_dir"]).glob("*-oracle-full.log"))
     assert [h.reason for h in history(rt, "broken")] == ["oracle_red", "oracle_red"]
     assert pipeline(rt).run("broken", "claude") == "done", "a failed task is not attempted again until retried"
 
