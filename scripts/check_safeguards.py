@@ -175,10 +175,18 @@ SAFEGUARDS = [
     # The agent sandbox is not here: without it an escaped rewriter still gains nothing, because the judge tests
     # trees exported from git in its own sandbox (defence in depth); the "agent sandbox" entry above shows the
     # escaped process outliving the attempt instead.
+    Safeguard(
+        "kept tree put back",
+        "swarm/repo.py",
+        [('        dirty = _nul(_run(g, "diff-files", "--name-only", "-z"))\n        if dirty:\n',
+          '        dirty = _nul(_run(g, "diff-files", "--name-only", "-z"))\n        if False:\n')],
+        ["tests/test_judge_tree.py",
+         "tests/test_folders.py::test_sync_finds_an_edit_whose_size_and_times_were_put_back"],
+    ),
 ]  # fmt: skip
 
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
-         "lost-message requeue")  # fmt: skip
+         "lost-message requeue", "kept tree put back")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

@@ -1,7 +1,10 @@
 """The oracle as a judge the candidate cannot reach.
 
 One run on a candidate commit:
-1. its tree is exported from the mirror's objects into a fresh folder (no attributes, filters or hooks);
+1. its tree is written from the mirror's objects (no attributes, filters or hooks) into the slot's tree folder,
+   kept in step with `Mirror.sync`: only what differs from the last run's commit is rewritten, and whatever a run
+   changed there (edits, even with their size and times put back; new files; links) is put back first, judged by
+   the swarm's own index beside the folder;
 2. the BUILD runs the candidate's code (its build scripts, its unit tests) in a sandbox: the tree and a copy of the
    slot's last green build cache writable at fixed paths, fresh HOME and TMPDIR, the system and toolchains
    read-only, libraries of other SQL engines hidden, no network, every process dead when it ends;
@@ -11,19 +14,24 @@ One run on a candidate commit:
    runs against those artifacts; each call of an artifact goes through SWARM_JAIL (or, for a harness that uses
    it, the jail server of SWARM_JAIL_SERVER: the same jail, started once per harness thread), where it can start
    no other program; its summary line is the verdict.
-A build cache only ever comes from a green build of main's exact tree, so no candidate's build sways another's.
+A build cache only ever comes from a green build of main's exact tree, so no candidate's build sways another's;
+it was built in the same tree folder, where every file that differs from that tree was written after it, so
+time-stamp-based builds (cargo, make) rebuild exactly what changed.
 Without `build` in `.swarm.toml` (the legacy contract), the tier command runs whole in the build sandbox on the
 candidate's tree with the harness put back from main: sandboxed, but the candidate's code runs beside the harness.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import secrets
 import shlex
 import shutil
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +39,7 @@ from typing import Any
 from swarm import jail, jailserver, proc, repo, runners
 from swarm import oracle as oracle_mod
 from swarm.environ import child_env, toolchain_env
+from swarm.errors import SwarmError
 from swarm.oracle import OracleResult, Tier
 from swarm.repo import Mirror
 from swarm.sandbox import Sandbox, masked_libraries, toolchains
@@ -106,23 +115,41 @@ class Judge:
         timeout: float,
         cancel: threading.Event | None,
     ) -> OracleResult:
-        src, cache = run_dir / "src", run_dir / "cache"
-        # Files as in the commit the cache was built from keep a fixed time: cargo and the like rebuild the rest.
-        built_from = self._seed_cache(cache)
-        repo.export(self.mirror, commit, src, stable=built_from)
-        if oracle.build is None:  # legacy contract: one sandboxed command, harness put back from main
-            _replace(self.mirror, main, src, harness)
-            command = oracle.fast if tier == "fast" else oracle.full
-            extra = {"AGENT_ID": agent_id, "SWARM_COMMIT": commit, "SWARM_ORACLE_TIER": tier}
-            result = self._sandboxed(command, oracle, run_dir, log_path, timeout, cancel, extra)
-            summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), run_dir / "src")
-            verdict = oracle_mod.verdict(tier, command, result, summary, log_path)
-        else:
-            verdict = self._build_and_judge(oracle, harness, tier, commit, main, log_path, run_dir, agent_id, timeout,
-                                            cancel)  # fmt: skip
+        cache = run_dir / "cache"
+        with self._tree(commit) as src:
+            self._seed_cache(cache)
+            if oracle.build is None:  # legacy contract: one sandboxed command, harness put back from main
+                _replace(self.mirror, main, src, harness)
+                command = oracle.fast if tier == "fast" else oracle.full
+                extra = {"AGENT_ID": agent_id, "SWARM_COMMIT": commit, "SWARM_ORACLE_TIER": tier}
+                result = self._sandboxed(command, oracle, src, run_dir, log_path, timeout, cancel, extra)
+                summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), src)
+                verdict = oracle_mod.verdict(tier, command, result, summary, log_path)
+            else:
+                verdict = self._build_and_judge(oracle, harness, tier, commit, main, log_path, src, run_dir, agent_id,
+                                                timeout, cancel)  # fmt: skip
         if verdict.ok:
             self._keep(cache, commit, promote=commit == main)
         return verdict
+
+    @contextmanager
+    def _tree(self, commit: str) -> Iterator[Path]:
+        """The slot's tree folder holding exactly `commit`'s files, for one run at a time.
+
+        Kept in step rather than written whole: a run's cost follows the change, not the repository. `sync` puts
+        back whatever the last run changed there before anything reads it; if it cannot (a run left something it
+        may not remove), the folder is written anew. Only runs in this folder seed its build cache (see `_keep`)."""
+        tree = self.folder / "tree"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / "tree.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one run at a time: a second one waits rather than share the files
+            try:
+                self.mirror.sync(commit, tree)
+            except (SwarmError, OSError) as exc:
+                log.warning("writing the judge's tree anew (%s)", exc)
+                _wipe(tree)
+                self.mirror.sync(commit, tree)
+            yield tree
 
     def _build_and_judge(
         self,
@@ -132,6 +159,7 @@ class Judge:
         commit: str,
         main: str,
         log_path: Path,
+        src: Path,
         run_dir: Path,
         agent_id: str,
         timeout: float,
@@ -139,14 +167,14 @@ class Judge:
     ) -> OracleResult:
         assert oracle.build is not None
         build_log = log_path.with_name(log_path.stem + "-build.log")
-        built = self._sandboxed(oracle.build, oracle, run_dir, build_log, timeout, cancel, {})
+        built = self._sandboxed(oracle.build, oracle, src, run_dir, build_log, timeout, cancel, {})
         # The build sandbox is dead: nothing of the candidate can write its output or its artifacts any more.
-        unit = _unit_counts(oracle, proc.tail(build_log, runners.OUTPUT_BYTES), run_dir / "src")
+        unit = _unit_counts(oracle, proc.tail(build_log, runners.OUTPUT_BYTES), src)
         if not built.ok:
             log_path.write_text(f"build `{oracle.build}`: {built.describe()} (see {build_log.name})\n")
             return OracleResult(tier, False, reason=f"{tier} build `{oracle.build}`: {built.describe()}",
                                 exit_code=built.returncode, log_path=str(log_path))  # fmt: skip
-        artifacts, problem = _collect(oracle, run_dir)
+        artifacts, problem = _collect(oracle, src, run_dir)
         if problem:
             return OracleResult(tier, False, reason=f"{tier} build: {problem}", log_path=str(log_path))
         judge_dir = run_dir / "judge"
@@ -164,6 +192,7 @@ class Judge:
         self,
         command: str,
         oracle: OracleSettings,
+        src: Path,
         run_dir: Path,
         log_path: Path,
         timeout: float,
@@ -179,7 +208,7 @@ class Judge:
         if self.sandboxed:
             box = Sandbox(
                 ro=self.tools,
-                binds=[(run_dir / "src", SRC), (run_dir / "cache", CACHE), (run_dir / "home", HOME),
+                binds=[(src, SRC), (run_dir / "cache", CACHE), (run_dir / "home", HOME),
                        (run_dir / "tmp", TMP)],
                 masked=masked_libraries(),
             )  # fmt: skip
@@ -188,7 +217,7 @@ class Judge:
         else:  # explicitly unsafe: same layout by real paths
             env.update(HOME=str(run_dir / "home"), TMPDIR=str(run_dir / "tmp"))
             env.update({k: v.replace("{cache}", str(run_dir / "cache")) for k, v in oracle.env.items()})
-            cwd = run_dir / "src"
+            cwd = src
         return proc.run(argv, cwd=cwd, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
 
     def _harness_env(
@@ -241,6 +270,22 @@ class Judge:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _wipe(path: Path) -> None:
+    """Remove a folder a sandboxed run wrote in, whatever modes it left on its folders."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+        return
+
+    def writable(func: Any, name: str, _: Any) -> None:
+        Path(name).parent.chmod(0o700)
+        Path(name).chmod(0o700)
+        func(name)
+
+    if path.exists():
+        shutil.rmtree(path, onerror=writable)
+    repo.index_of(path).unlink(missing_ok=True)
+
+
 def _built_from(cache: Path) -> str | None:
     marker = cache / BUILT_FROM
     return marker.read_text().strip() if marker.is_file() else None
@@ -263,15 +308,16 @@ def _replace(mirror: Mirror, main: str, src: Path, harness: list[str]) -> None:
     repo.export(mirror, main, src, only=harness)
 
 
-def _collect(oracle: OracleSettings, run_dir: Path) -> tuple[Path, str]:
+def _collect(oracle: OracleSettings, src: Path, run_dir: Path) -> tuple[Path, str]:
     """Copy the declared artifacts out of the dead build's folders; a link or a missing file is refused."""
     out = run_dir / "artifacts"
     out.mkdir(exist_ok=True)
     for name, declared in oracle.artifacts.items():
         path = declared.replace("{cache}", CACHE)
         cached = path.startswith(CACHE)
-        real = Path(path.replace(CACHE, str(run_dir / "cache"), 1)) if cached else run_dir / "src" / path
-        if real.is_symlink() or not real.is_file() or not real.resolve().is_relative_to(run_dir.resolve()):
+        root = run_dir / "cache" if cached else src
+        real = Path(path.replace(CACHE, str(root), 1)) if cached else src / path
+        if real.is_symlink() or not real.is_file() or not real.resolve().is_relative_to(root.resolve()):
             return out, f"artifact {name!r} ({declared}) is missing or not a regular file"
         shutil.copyfile(real, out / name)
         (out / name).chmod(0o555)

@@ -7,6 +7,7 @@ A task is done exactly when `refs/swarm/landed/<task>` exists on origin. Landing
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import random
@@ -649,6 +650,7 @@ def matches(path: str, patterns: list[str]) -> bool:
     return any(_glob(p).match(path) for p in patterns)
 
 
+@functools.lru_cache(maxsize=256)
 def _glob(pattern: str) -> re.Pattern[str]:
     out = ""
     i = 0
@@ -747,9 +749,6 @@ def commit_adoption(clone: Path, branch: str, message: str) -> str:
     return head
 
 
-STABLE_MTIME = 946_684_800
-"""2000-01-01: the time given to an exported file that is as on the reference commit, so a build cache made from the
-reference's tree sees it as unchanged; every other file gets the time of export."""
 MODE_LINK, MODE_GITLINK, MODE_EXEC = "120000", "160000", "100755"
 
 
@@ -764,16 +763,15 @@ def tree_entries(mirror: Mirror, commit: str, paths: list[str] | None = None) ->
     return entries
 
 
-def export(mirror: Mirror, commit: str, dest: Path, *, only: list[str] | None = None, stable: str | None = None) -> int:
+def export(mirror: Mirror, commit: str, dest: Path, *, only: list[str] | None = None) -> int:
     """Write a commit's files (or those matching the globs `only`) into dest, from the mirror's objects alone.
 
     No attributes, filters, hooks or config of anything an agent wrote take part: blobs are written as they are,
-    symlinks as symlinks, submodule entries not at all. Files identical to the `stable` commit's get STABLE_MTIME.
+    symlinks as symlinks, submodule entries not at all.
     """
     entries = tree_entries(mirror, commit)
     if only is not None:
         entries = {p: e for p, e in entries.items() if matches(p, only)}
-    same = tree_entries(mirror, stable) if stable else {}
     dest.mkdir(parents=True, exist_ok=True)
     g = mirror._g
     count = 0
@@ -789,7 +787,5 @@ def export(mirror: Mirror, commit: str, dest: Path, *, only: list[str] | None = 
         target.write_bytes(data)
         if mode == MODE_EXEC:
             target.chmod(0o755)
-        if same.get(path) == (mode, sha):
-            os.utime(target, (STABLE_MTIME, STABLE_MTIME))
         count += 1
     return count

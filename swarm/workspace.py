@@ -109,7 +109,9 @@ class Workspaces:
         reaches the swarm's git; the swarm reads it back with `collect`."""
         if path is not None:  # a cut session's folder, named for its dead worker: this process owns it now
             owner_of(path).write_text(f"{os.getpid()}\n")
-        path = path or self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+        if path is None:
+            path = self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
+            self._take_spare(path)
         att.folders.append(path)
         self.mirror.workspace(commit, path, head)
         att.workspace, att.base = path, head or commit
@@ -119,12 +121,38 @@ class Workspaces:
             note_of(path).write_text(json.dumps(note))
         return path
 
+    @property
+    def spare(self) -> Path:
+        """The slot's last agent folder, kept for its next one: `sync` then rewrites only what differs (and puts
+        back whatever the last agent changed), so setting up a workspace costs what changed, not the repository."""
+        return self.workdir / "workspaces" / f"spare-{self.slot}"
+
+    def _take_spare(self, path: Path) -> None:
+        spare = self.spare
+        try:
+            if spare.is_dir() and not spare.is_symlink() and index_of(spare).is_file():
+                spare.rename(path)
+                index_of(spare).rename(index_of(path))
+            elif spare.is_dir() and not spare.is_symlink():  # half kept: of no use, and it blocks the next keep
+                shutil.rmtree(spare)
+        except OSError as exc:  # the folder is then written whole
+            log.warning("could not reuse %s: %s", spare, exc)
+
     def drop_folder(self, path: Path) -> None:
         if self.settings.keep_worktrees:
             return
-        shutil.rmtree(path, ignore_errors=True)
-        for beside in (index_of(path), owner_of(path), note_of(path)):
+        for beside in (owner_of(path), note_of(path)):
             beside.unlink(missing_ok=True)
+        spare = self.spare
+        try:
+            if path.is_dir() and not path.is_symlink() and index_of(path).is_file() and not spare.exists():
+                path.rename(spare)
+                index_of(path).rename(index_of(spare))
+                return
+        except OSError as exc:
+            log.warning("could not keep %s for the next agent of this slot: %s", path, exc)
+        shutil.rmtree(path, ignore_errors=True)
+        index_of(path).unlink(missing_ok=True)
 
     def drop(self, path: Path) -> None:
         try:

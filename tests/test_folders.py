@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,25 @@ def test_sync_writes_exactly_the_tree_and_a_later_one_rewrites_only_what_changed
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), (
         "an unchanged file is not rewritten"
     )
+    mirror.sync(main, dest)
+    assert tree_on_disk(mirror, dest) == tree_of(mirror, main)
+
+
+def test_sync_finds_an_edit_whose_size_and_times_were_put_back(mirror: Mirror, tmp_path: Path) -> None:
+    """A judge's tree and an agent's folder are reused: what a run edits in place and disguises (same size, old
+    times put back) must still be rewritten, or one run's files would reach the next. Git's index compares the
+    change time too, which no unprivileged process can set."""
+    main = mirror.main()
+    dest = tmp_path / "slot" / "tree"
+    mirror.sync(main, dest)
+    time.sleep(1.1)  # past the index's own time: no entry is left racily clean
+    mirror.sync(main, dest)
+    for name in ("f1.txt", "f2.txt"):
+        target = dest / "filler" / name
+        before = os.stat(target)
+        target.write_text(target.read_text().replace("1", "7").replace("2", "8"))
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert os.stat(target).st_size == before.st_size and os.stat(target).st_mtime_ns == before.st_mtime_ns
     mirror.sync(main, dest)
     assert tree_on_disk(mirror, dest) == tree_of(mirror, main)
 

@@ -52,7 +52,8 @@ def test_a_task_lands_as_one_commit_with_trailers_tested_by_the_full_oracle(
     baseline = rt.baselines.get(head)
     assert baseline is not None and baseline.passed == 2, "the landed commit's counts are main's new baseline"
     assert not rt.leases.holders() and not rt.book.in_flight()
-    assert not list((project.workdir / "workspaces").iterdir()), "the agent's workspace is removed"
+    kept = sorted(p.name for p in (project.workdir / "workspaces").iterdir())
+    assert kept == [".spare-w1.swarm-index", "spare-w1"], "the agent's folder is kept only as the slot's spare"
     assert not list(project.workdir.glob("judge/*/runs/*")), "the judge's run folders are removed"
 
 

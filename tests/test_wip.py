@@ -51,7 +51,8 @@ def test_a_timed_out_attempt_keeps_its_work_and_the_next_attempt_goes_on_from_it
     rt.mirror.fetch()
     end = [rec for rec in ledger.read(rt.mirror, "slow")["slow"] if rec["event"] == "end"][-1]
     assert end["wip"]["commit"] == kept, "origin's ledger says where the work went, whatever Redis forgets"
-    assert not list((project.workdir / "workspaces").iterdir()), "the workspace itself is still removed"
+    kept_folders = sorted(p.name for p in (project.workdir / "workspaces").iterdir())
+    assert kept_folders == [".spare-w1.swarm-index", "spare-w1"], "the folder itself goes (kept only as the spare)"
 
     assert pipeline(rt).run("slow", "claude") == "landed"
     assert project.show("src/alpha.txt") == "alpha", "the work of the cut attempt landed with the resumed one"
