@@ -12,7 +12,9 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
                 its children) and git processes (counted by a `git` shim on PATH) per attempt;
   attempt-git   the git side of one attempt on 200 and 20,000 files: today's worktrees against per-slot folders kept
                 in step with a commit (Mirror.workspace/collect/sync);
-  pickup        a chain of dependent tasks: from one landing to the next task's agent starting.
+  pickup        a chain of dependent tasks: from one landing to the next task's agent starting;
+  oracle-cpu    the engine template with real cargo (sandboxed judge): oracle CPU-seconds per landed task against
+                one incremental full run of a one-line change (not in --quick: real builds take minutes).
 
 Never asserts timings. Usage: .venv/bin/python scripts/bench.py [--quick] [--only SECTION ...] [--slots 1,2,4]
 """
@@ -48,16 +50,18 @@ sys.path.insert(0, str(ROOT))
 from swarm import dispatch, repo  # noqa: E402
 from swarm.agents import registry  # noqa: E402
 from swarm.embedded import EmbeddedRedis  # noqa: E402
+from swarm.judge import Judge  # noqa: E402
 from swarm.pipeline import Pipeline  # noqa: E402
 from swarm.runtime import Runtime, connect  # noqa: E402
-from swarm.settings import Settings  # noqa: E402
+from swarm.settings import Settings, parse_repo_settings  # noqa: E402
 from swarm.slots import announce  # noqa: E402
 
 IDENTITY = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b"}
 SUMMARY = '{"passed": 1, "failed": 0}'
 BEAT_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
-SECTIONS = ["coordination", "landing", "attempt-cost", "attempt-git", "pickup"]
+SECTIONS = ["coordination", "landing", "attempt-cost", "attempt-git", "pickup", "oracle-cpu"]
+TEMPLATE = Path(__file__).resolve().parent.parent / "engine_repo_template"
 
 
 @dataclass(frozen=True)
@@ -301,8 +305,9 @@ class SwarmDriver:
                 t.join()
 
 
-def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window: int | None = None) -> Settings:
-    agent = f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
+def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window: int | None = None,
+                   agent: str | None = None) -> Settings:  # fmt: skip
+    agent = agent or f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
     return Settings(
         redis_url=url,
         origin=str(root / "origin.git"),
@@ -526,6 +531,49 @@ def pickup(args: argparse.Namespace, base: Path) -> None:
     )
 
 
+def oracle_cpu(args: argparse.Namespace, base: Path) -> None:
+    """Oracle CPU per landed task on the engine template (1 slot, one-line tasks), against one incremental run."""
+    if args.quick:
+        print("== oracle-cpu: not in --quick (real cargo builds); run --only oracle-cpu", flush=True)
+        return
+    root = fresh(base, "oracle-cpu")
+    shutil.copytree(TEMPLATE, root / "template")
+    shutil.rmtree(root / "template" / "tasks")
+    tasks = [f"o{i:02d}" for i in range(args.cpu_tasks)]
+    make_template(root / "backlog", tasks, Times("zero", 0, 0, 0))
+    shutil.copytree(root / "backlog" / "tasks", root / "template" / "tasks")
+    repo.init_project(root / "template", root / "origin.git", root / "seed")
+    agent = "echo '// {task_id}' >> crates/parser/src/lib.rs"  # recompiles the parser and what depends on it
+    with EmbeddedRedis(root / "redis") as server:
+        settings = swarm_settings(root, server.url, 1, Times("zero", 0, 0, 0), agent=agent)
+        driver = SwarmDriver(settings, 1)
+        marks: list[tuple[float, str]] = []
+        driver.on_outcome = lambda outcome: marks.append((cpu_seconds(), outcome))
+        start = cpu_seconds()
+        driver.run_until(len(tasks))
+        runs = [json.loads(ln) for log in (root / "wd").glob("judge/*/verdicts.jsonl") for ln in log.open()]
+    first = marks[0][0] - start
+    rest = (marks[-1][0] - marks[0][0]) / max(1, len(marks) - 1)
+    # The reference: the same judge, warm (a green build of main), on one candidate that changes one line.
+    mirror = repo.Mirror(str(root / "origin.git"), root / "ref-mirror.git").ensure()
+    main = mirror.fetch()
+    parent = mirror.rev(f"{main}~1")
+    judge = Judge(mirror, root / "ref-judge", seed="bench")
+    repo_settings = parse_repo_settings((TEMPLATE / ".swarm.toml").read_text(), ".swarm.toml")
+    judge.run(repo_settings, "full", parent, parent, root / "ref-warm.log", agent_id="ref", timeout=900)
+    before = cpu_seconds()
+    judge.run(repo_settings, "full", main, parent, root / "ref.log", agent_id="ref", timeout=900)
+    one = cpu_seconds() - before
+    tiers = Counter(run["tier"] for run in runs)
+    print(
+        f"== oracle-cpu: engine template, real cargo, 1 slot, {len(tasks)} one-line tasks\n"
+        f"oracle-cpu first attempt (cold build of main as baseline + its full run) {first:.1f} cpu-s; "
+        f"per landed task after it {rest:.1f} cpu-s; one incremental full run {one:.1f} cpu-s; "
+        f"ratio {rest / one:.2f}x; judge runs by tier {dict(tiers)}",
+        flush=True,
+    )
+
+
 def fresh(base: Path, name: str) -> Path:
     path = base / name
     path.mkdir(parents=True)
@@ -549,6 +597,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--train-tasks", type=int, default=16)
     p.add_argument("--window", type=int, default=8, help="train window")
     p.add_argument("--git-rounds", type=int, default=3)
+    p.add_argument("--cpu-tasks", type=int, default=4, help="tasks of oracle-cpu")
     args = p.parse_args(argv)
     if args.quick:
         args.slots, args.tasks, args.files, args.cost_tasks, args.chain = "1,2", 3, "20,200", 2, 3
@@ -578,6 +627,8 @@ def main(argv: list[str] | None = None) -> None:
             attempt_git(args, base)
         if "pickup" in sections:
             pickup(args, base)
+        if "oracle-cpu" in sections:
+            oracle_cpu(args, base)
 
 
 if __name__ == "__main__":
