@@ -389,6 +389,12 @@ def counting_git(folder: Path) -> Iterator[Path]:
         os.environ["PATH"] = old
 
 
+def child_cpu_seconds() -> float:
+    """CPU of the processes this one started and waited for (with theirs): oracle builds and harness, git, agents."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
 def cpu_seconds() -> float:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
@@ -548,8 +554,8 @@ def oracle_cpu(args: argparse.Namespace, base: Path) -> None:
         settings = swarm_settings(root, server.url, 1, Times("zero", 0, 0, 0), agent=agent)
         driver = SwarmDriver(settings, 1)
         marks: list[tuple[float, str]] = []
-        driver.on_outcome = lambda outcome: marks.append((cpu_seconds(), outcome))
-        start = cpu_seconds()
+        driver.on_outcome = lambda outcome: marks.append((child_cpu_seconds(), outcome))
+        start = child_cpu_seconds()
         driver.run_until(len(tasks))
         runs = [json.loads(ln) for log in (root / "wd").glob("judge/*/verdicts.jsonl") for ln in log.open()]
     first = marks[0][0] - start
@@ -561,13 +567,14 @@ def oracle_cpu(args: argparse.Namespace, base: Path) -> None:
     judge = Judge(mirror, root / "ref-judge", seed="bench")
     repo_settings = parse_repo_settings((TEMPLATE / ".swarm.toml").read_text(), ".swarm.toml")
     judge.run(repo_settings, "full", parent, parent, root / "ref-warm.log", agent_id="ref", timeout=900)
-    before = cpu_seconds()
+    before = child_cpu_seconds()
     judge.run(repo_settings, "full", main, parent, root / "ref.log", agent_id="ref", timeout=900)
-    one = cpu_seconds() - before
+    one = child_cpu_seconds() - before
     tiers = Counter(run["tier"] for run in runs)
     print(
         f"== oracle-cpu: engine template, real cargo, 1 slot, {len(tasks)} one-line tasks\n"
-        f"oracle-cpu first attempt (cold build of main as baseline + its full run) {first:.1f} cpu-s; "
+        f"oracle-cpu (CPU of child processes: oracle builds and harness, git, the agent) first attempt (cold build "
+        f"of main as baseline + its full run) {first:.1f} cpu-s; "
         f"per landed task after it {rest:.1f} cpu-s; one incremental full run {one:.1f} cpu-s; "
         f"ratio {rest / one:.2f}x; judge runs by tier {dict(tiers)}",
         flush=True,
