@@ -119,7 +119,7 @@ class Judge:
         with self._tree(commit) as src:
             self._seed_cache(cache)
             if oracle.build is None:  # legacy contract: one sandboxed command, harness put back from main
-                _replace(self.mirror, main, src, harness)
+                _replace(self.mirror, commit, main, src, harness)
                 command = oracle.fast if tier == "fast" else oracle.full
                 extra = {"AGENT_ID": agent_id, "SWARM_COMMIT": commit, "SWARM_ORACLE_TIER": tier}
                 result = self._sandboxed(command, oracle, src, run_dir, log_path, timeout, cancel, extra)
@@ -299,10 +299,13 @@ def _named_programs(command: str) -> list[str]:
         return []
 
 
-def _replace(mirror: Mirror, main: str, src: Path, harness: list[str]) -> None:
-    """Put the harness back as on main: the candidate's own files under those globs are removed first."""
-    for path in sorted(src.rglob("*"), reverse=True):
-        rel = path.relative_to(src).as_posix()
+def _replace(mirror: Mirror, commit: str, main: str, src: Path, harness: list[str]) -> None:
+    """Put the harness back as on main: the candidate's own files under those globs are removed first.
+
+    `src` holds exactly `commit`'s files (`Mirror.sync`), so its files under the globs are read from the commit's
+    tree, not from a walk of the folder."""
+    for rel in sorted(repo.tree_entries(mirror, commit), reverse=True):
+        path = src / rel
         if repo.matches(rel, harness) and (path.is_symlink() or path.is_file()):
             path.unlink()
     repo.export(mirror, main, src, only=harness)

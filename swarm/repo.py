@@ -205,7 +205,17 @@ class Mirror:
         return {ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs}
 
     def read(self, commit: str, path: str) -> bytes | None:
-        """A file's content at a commit, or None when it is not there."""
+        """A file's content at a commit, or None when it is not there.
+
+        Read through the mirror's one long-lived `git cat-file --batch` (no process per file; a commit's files never
+        change, so nothing it caches can be stale); a name the batch protocol cannot carry takes a process."""
+        if "\n" not in commit + path:
+            try:
+                _, kind, _, content = self._g.get_object_data(f"{commit}:{path}")
+            except ValueError:  # "missing": no such commit or file
+                return None
+            kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)  # bytes, whatever the stubs say
+            return bytes(content) if kind_name == "blob" else None
         try:
             data: bytes = _execute(
                 self._g, ["cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False

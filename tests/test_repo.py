@@ -107,6 +107,13 @@ def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
     with_file = git(mirror.path, "commit-tree", tree, "-p", commit, "-m", "data", env={**SIGN})
     assert mirror.read(with_file, "tasks/data.bin") == data
     assert mirror.read_folder(with_file, "tasks")["tasks/data.bin"] == data
+    assert mirror.read(with_file, "tasks") is None, "a folder is not a file"
+    assert mirror.read("0" * 40, "tasks/data.bin") is None and mirror.read(with_file, "tasks/nope") is None
+    assert mirror.read(with_file, "odd\nname") is None, "a name the batch protocol cannot carry still gets an answer"
+    calls = repo.git_calls()
+    for _ in range(5):
+        assert mirror.read(with_file, "tasks/data.bin") == data
+    assert repo.git_calls() == calls, "reads go through the one long-lived cat-file, not a process each"
 
 
 def test_ensure_is_idempotent_and_follows_a_moved_origin(project: Project, mirror: Mirror, tmp_path: Path) -> None:
