@@ -62,6 +62,8 @@ class Car:
     result: oracle.OracleResult | None = None
     counts: Counts | None = None
     """Set once judged green: the counts the car behind is judged against."""
+    on_car: bool = False
+    """Whether `parent` is a car ahead's candidate rather than main as fetched."""
 
 
 @dataclass(frozen=True)
@@ -139,10 +141,13 @@ class Train(Door):
             return None
         if ahead:
             parent = ahead[-1].spec
-        elif car.counts is not None:
-            parent = car.parent  # judged, and now the head: push at once; the compare-and-swap says if main moved
+        elif car.parent and not car.on_car:
+            # Built on main as fetched then: test, judge and push without fetching again; if main has moved, the
+            # compare-and-swap fails and the car rebuilds on main, fetched then.
+            parent = car.parent
         else:
-            parent = hooks.main()
+            parent = hooks.main()  # the car ahead has left (landed, or red): is the parent main now?
+        car.on_car = bool(ahead)
         if parent != car.parent:
             self._rebuild(car, parent, hooks)
             return None
