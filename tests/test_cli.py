@@ -347,7 +347,7 @@ def test_history_lists_each_attempt_with_its_reason_and_logs(project: Project, c
     assert result.returncode == 0, result.stderr
     (record,) = json.loads(result.stdout)
     assert record["outcome"] == "rejected" and record["reason"] == "oracle_red"
-    assert list(Path(record["log_dir"]).glob("*-oracle-fast.log")) and Path(record["log_dir"], "prompt.md").is_file()
+    assert list(Path(record["log_dir"]).glob("*-oracle-full.log")) and Path(record["log_dir"], "prompt.md").is_file()
     table = swarm("history", "broken", config=config, cwd=elsewhere)
     assert "oracle_red" in table.stdout and record["log_dir"] in table.stdout
 

@@ -35,7 +35,7 @@ def test_the_second_attempt_is_told_why_the_first_was_rejected_with_a_bounded_ta
     prompt = second.read_text()
     assert "# The previous attempt did not land" in prompt
     assert "Attempt by `claude`: rejected, reason `oracle_red`." in prompt
-    assert "Its fast oracle: passed" in prompt
+    assert "Its full oracle: passed" in prompt, "the tier that judged it (the fast one is skipped: the train has room)"
     quoted = prompt.split("The end of its failing oracle output:", 1)[1].split("```")[1]
     assert "noise line 499" in quoted and '"passed":' in quoted, "the end of the failing output"
     assert "noise line 400" not in quoted and len(quoted) <= 4100, "bounded: the last lines only"
