@@ -304,9 +304,9 @@ def _replace(mirror: Mirror, commit: str, main: str, src: Path, harness: list[st
 
     `src` holds exactly `commit`'s files (`Mirror.sync`), so its files under the globs are read from the commit's
     tree, not from a walk of the folder."""
-    for rel in sorted(repo.tree_entries(mirror, commit), reverse=True):
+    for rel in sorted(repo.matching_entries(mirror, commit, harness), reverse=True):
         path = src / rel
-        if repo.matches(rel, harness) and (path.is_symlink() or path.is_file()):
+        if path.is_symlink() or path.is_file():
             path.unlink()
     repo.export(mirror, main, src, only=harness)
 

@@ -763,8 +763,10 @@ MODE_LINK, MODE_GITLINK, MODE_EXEC = "120000", "160000", "100755"
 
 
 def tree_entries(mirror: Mirror, commit: str, paths: list[str] | None = None) -> dict[str, tuple[str, str]]:
-    """Every file of a commit (or of `paths` in it) as path -> (mode, blob id), read from the tree alone."""
-    out = _run(mirror._g, "ls-tree", "-r", "-z", "--full-tree", commit, *(["--", *paths] if paths else []))
+    """Every file of a commit (or of `paths` in it: files, or folders ending in `/`) as path -> (mode, blob id),
+    read from the tree alone."""
+    where = ["--", *paths] if paths else []
+    out = _run(mirror._g, "--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", commit, *where)
     entries = {}
     for entry in filter(None, out.split("\0")):
         meta, _, path = entry.partition("\t")
@@ -773,15 +775,30 @@ def tree_entries(mirror: Mirror, commit: str, paths: list[str] | None = None) ->
     return entries
 
 
+def matching_entries(mirror: Mirror, commit: str, patterns: list[str]) -> dict[str, tuple[str, str]]:
+    """The files of a commit that match the globs, listing only the folders the globs can reach (their literal
+    leading folders), so the cost follows the matches rather than the repository; the globs still decide."""
+    roots = sorted({_literal_folder(p) for p in patterns})
+    listed = tree_entries(mirror, commit, None if "" in roots else roots)
+    return {p: e for p, e in listed.items() if matches(p, patterns)}
+
+
+def _literal_folder(pattern: str) -> str:
+    """The folder every match of a glob lies in ("oracle/" for "oracle/**"; "" when it may be anywhere); a glob
+    without wildcards is its own path."""
+    wild = min((i for i, ch in enumerate(pattern) if ch in "*?["), default=None)
+    if wild is None:
+        return pattern
+    return pattern[: pattern.rfind("/", 0, wild) + 1]
+
+
 def export(mirror: Mirror, commit: str, dest: Path, *, only: list[str] | None = None) -> int:
     """Write a commit's files (or those matching the globs `only`) into dest, from the mirror's objects alone.
 
     No attributes, filters, hooks or config of anything an agent wrote take part: blobs are written as they are,
     symlinks as symlinks, submodule entries not at all.
     """
-    entries = tree_entries(mirror, commit)
-    if only is not None:
-        entries = {p: e for p, e in entries.items() if matches(p, only)}
+    entries = matching_entries(mirror, commit, only) if only is not None else tree_entries(mirror, commit)
     dest.mkdir(parents=True, exist_ok=True)
     g = mirror._g
     count = 0

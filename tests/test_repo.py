@@ -492,3 +492,19 @@ def test_a_git_command_that_hangs_is_killed_at_the_timeout_with_an_error_naming_
     wait_for(lambda: not proc.alive(pid), 10, "the hung transport to be killed")
     with stalled.locked():  # the lock was released: this would block forever otherwise
         pass
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [["checks/**"], ["src/*.txt", ".swarm.toml"], ["**/*.py"], ["src/base.txt"], ["s?c/**", "tasks/"], ["nothing/**"]],
+)
+def test_files_matching_globs_are_listed_from_the_folders_the_globs_reach(
+    project: Project, mirror: Mirror, patterns: list[str]
+) -> None:
+    """The harness is found without listing the whole repository; the globs still decide, exactly as on a full
+    listing."""
+    main = mirror.main()
+    every = repo.tree_entries(mirror, main)
+    found = repo.matching_entries(mirror, main, patterns)
+    assert found == {p: e for p, e in every.items() if repo.matches(p, patterns)}
+    assert bool(found) == (patterns != ["nothing/**"]), found
