@@ -138,7 +138,8 @@ class Judge:
 
         Kept in step rather than written whole: a run's cost follows the change, not the repository. `sync` puts
         back whatever the last run changed there before anything reads it; if it cannot (a run left something it
-        may not remove), the folder is written anew. Only runs in this folder seed its build cache (see `_keep`)."""
+        may not remove, a damaged index), the folder is moved aside and written anew, so one bad run never stops
+        the slot. Only runs in this folder seed its build cache (see `_keep`)."""
         tree = self.folder / "tree"
         self.folder.mkdir(parents=True, exist_ok=True)
         with open(self.folder / "tree.lock", "a") as lock:
@@ -147,7 +148,10 @@ class Judge:
                 self.mirror.sync(commit, tree)
             except (SwarmError, OSError) as exc:
                 log.warning("writing the judge's tree anew (%s)", exc)
-                _wipe(tree)
+                aside = self.folder / f"tree.old-{secrets.token_hex(3)}"
+                tree.rename(aside)  # the judge's own folder: a sandboxed run could not make this fail
+                repo.index_of(tree).unlink(missing_ok=True)
+                _wipe(aside)
                 self.mirror.sync(commit, tree)
             yield tree
 
@@ -271,19 +275,16 @@ class Judge:
 
 
 def _wipe(path: Path) -> None:
-    """Remove a folder a sandboxed run wrote in, whatever modes it left on its folders."""
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-        return
+    """Remove a folder a sandboxed run wrote in, whatever modes it left on its folders (what still resists stays)."""
 
     def writable(func: Any, name: str, _: Any) -> None:
-        Path(name).parent.chmod(0o700)
-        Path(name).chmod(0o700)
-        func(name)
+        try:
+            Path(name).parent.chmod(0o700)
+            func(name)
+        except OSError as exc:
+            log.warning("could not remove %s: %s", name, exc)
 
-    if path.exists():
-        shutil.rmtree(path, onerror=writable)
-    repo.index_of(path).unlink(missing_ok=True)
+    shutil.rmtree(path, onerror=writable)
 
 
 def _built_from(cache: Path) -> str | None:

@@ -109,11 +109,20 @@ class Workspaces:
         reaches the swarm's git; the swarm reads it back with `collect`."""
         if path is not None:  # a cut session's folder, named for its dead worker: this process owns it now
             owner_of(path).write_text(f"{os.getpid()}\n")
+        spare = False
         if path is None:
             path = self.workdir / "workspaces" / f"{att.task_id}-{self.worker}-{secrets.token_hex(3)}"
-            self._take_spare(path)
+            spare = self._take_spare(path)
         att.folders.append(path)
-        self.mirror.workspace(commit, path, head)
+        try:
+            self.mirror.workspace(commit, path, head)
+        except (SwarmError, OSError) as exc:
+            if not spare:
+                raise
+            log.warning("writing %s anew instead of the slot's last folder (%s)", path, exc)
+            shutil.rmtree(path, ignore_errors=True)
+            index_of(path).unlink(missing_ok=True)
+            self.mirror.workspace(commit, path, head)
         att.workspace, att.base = path, head or commit
         if self.settings.vendors[att.vendor].resume:  # if this process dies, the sweep keeps the work from this note
             note = {"task": att.task_id, "vendor": att.vendor, "slot": self.slot, "fence": att.lease.fence,
@@ -127,16 +136,19 @@ class Workspaces:
         back whatever the last agent changed), so setting up a workspace costs what changed, not the repository."""
         return self.workdir / "workspaces" / f"spare-{self.slot}"
 
-    def _take_spare(self, path: Path) -> None:
+    def _take_spare(self, path: Path) -> bool:
+        """Whether the slot's last folder became `path` (else `path` is written whole)."""
         spare = self.spare
         try:
             if spare.is_dir() and not spare.is_symlink() and index_of(spare).is_file():
                 spare.rename(path)
                 index_of(spare).rename(index_of(path))
-            elif spare.is_dir() and not spare.is_symlink():  # half kept: of no use, and it blocks the next keep
+                return True
+            if spare.is_dir() and not spare.is_symlink():  # half kept: of no use, and it blocks the next keep
                 shutil.rmtree(spare)
-        except OSError as exc:  # the folder is then written whole
+        except OSError as exc:
             log.warning("could not reuse %s: %s", spare, exc)
+        return False
 
     def drop_folder(self, path: Path) -> None:
         if self.settings.keep_worktrees:

@@ -86,3 +86,26 @@ def test_a_run_leaves_nothing_in_the_kept_tree_for_the_next_verdict(tmp_path: Pa
     )
     lines = [json.loads(ln) for ln in (tmp_path / "judge" / "verdicts.jsonl").read_text().splitlines()]
     assert [v["passed"] for v in lines] == [1, 3, 1]
+
+
+def test_a_tree_whose_index_is_damaged_is_written_anew_and_the_slot_goes_on(tmp_path: Path) -> None:
+    template = tmp_path / "template"
+    template.mkdir()
+    (template / "cases.txt").write_text("pass\nfail\n")
+    (template / "check.py").write_text(HARNESS)
+    (template / ".swarm.toml").write_text(SETTINGS)
+    repo.init_project(template, tmp_path / "origin.git", tmp_path / "clone")
+    mirror = repo.Mirror(str(tmp_path / "origin.git"), tmp_path / "mirror.git").ensure()
+    main = mirror.fetch()
+    settings = parse_repo_settings(SETTINGS, "test")
+    judge = Judge(mirror, tmp_path / "judge", seed="s")
+
+    def verdict() -> tuple[int, int]:
+        result = judge.run(settings, "full", main, main, tmp_path / "run.log", agent_id="t", timeout=60)
+        return result.passed, result.failed
+
+    assert verdict() == (1, 1)
+    repo.index_of(tmp_path / "judge" / "tree").write_bytes(b"not an index")
+    (tmp_path / "judge" / "tree" / "cases.txt").write_text("pass\npass\n")
+    assert verdict() == (1, 1), "the damaged tree was used as it was"
+    assert sorted(p.name for p in (tmp_path / "judge").iterdir() if p.name.startswith("tree")) == ["tree", "tree.lock"]

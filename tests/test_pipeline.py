@@ -84,6 +84,15 @@ def test_a_car_waiting_outside_the_window_means_the_train_has_no_room(rt: Runtim
     assert rt.train.has_room()
 
 
+def test_a_damaged_spare_folder_is_written_anew_and_the_slot_goes_on(project: Project, rt: Runtime) -> None:
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha"),
+                       "beta": task_file("Write beta", "write src/beta.txt beta")})  # fmt: skip
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    (project.workdir / "workspaces" / ".spare-w1.swarm-index").write_bytes(b"not an index")
+    assert pipeline(rt).run("beta", "claude") == "landed", history(rt, "beta")[-1].detail
+    assert project.show("src/beta.txt") == "beta"
+
+
 def test_an_agent_that_breaks_the_oracle_never_lands_and_fails_after_its_attempts(
     project: Project, rt: Runtime
 ) -> None:
