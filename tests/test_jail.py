@@ -108,7 +108,10 @@ def test_the_judges_secret_is_not_handed_on(engine: Path, tmp_path: Path, monkey
 def test_a_process_left_behind_is_dead_before_the_next_call(pool: jailclient.Pool, engine: Path) -> None:
     with pool.session() as s:
         beat = s.folder / "beat"
-        assert s.run([str(engine), "stray", str(beat)], b"", 10).stdout == b"left one behind\n"
+        first = s.run([str(engine), "stray", str(beat)], b"", 10).stdout
+        # The stray may write into its own call's output while that call still runs (it is one of the call's
+        # processes); what is promised is that nothing of it reaches the next call.
+        assert first.replace(b"STRAY\n", b"") == b"left one behind\n"
         assert not running(engine), "a process of the call outlived its answer"
         size = beat.stat().st_size if beat.exists() else 0
         later = s.run([str(engine), "wait"], b"", 10)
