@@ -29,10 +29,12 @@ class DispatchReport:
 
 
 def free_slots(rt: Runtime, snap: Snapshot) -> dict[str, int]:
-    """Live, unpaused worker slots of each vendor (at most its `concurrency`) minus its leases and queued tasks."""
+    """Live, unpaused worker slots of each vendor (at most its `concurrency`) minus its leases and queued tasks.
+    A lease whose candidate rides the merge train with its slot handed back (`free_slot_in_train`) fills none."""
     free = rt.slots.capacity(rt.settings)
-    for info in snap.leases.values():
-        if info.get("vendor") in free:
+    riding = rt.train.freed()
+    for task_id, info in snap.leases.items():
+        if info.get("vendor") in free and task_id not in riding:
             free[info["vendor"]] -= 1
     for vendor in snap.queued.values():
         if vendor in free:

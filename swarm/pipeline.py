@@ -63,6 +63,9 @@ class Pipeline:
     worker: str
     slot: str
     """Names this worker slot's home and build cache: stable across restarts, so caches stay warm."""
+    free_slot: Callable[[], None] | None = None
+    """Hands this worker slot back for the next agent run while the candidate rides the train (see
+    `free_slot_in_train`); None where nothing can take the slot meanwhile (one process per attempt)."""
 
     @classmethod
     def on(cls, rt: Runtime, agents: Callable[[str], Agent], worker: str, slot: str | None = None) -> Pipeline:
@@ -292,10 +295,25 @@ class Pipeline:
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
         )
         self._emit(att, "in_train")
-        landing, full = self.train.ride(f"{att.task_id}:{att.lease.fence}", hooks)
+        freeing = self._freeing(att) if self.free_slot is not None and self.settings.free_slot_in_train else None
+        landing, full = self.train.ride(f"{att.task_id}:{att.lease.fence}", hooks, freeing)
         att.record.counts("full", full.counts())
         att.record.rebased = landing != candidate
         return landing
+
+    def _freeing(self, att: Attempt) -> Callable[[], None]:
+        """What the train calls once the car has joined: the slot goes back while this process rides on."""
+        hand_back = self.free_slot
+        assert hand_back is not None
+
+        def free() -> None:
+            self._emit(att, "slot_freed", reason="its candidate rides the merge train")
+            try:
+                hand_back()
+            except Exception as exc:  # noqa: BLE001 - the ride goes on; dispatch sends the next task at its beat
+                log.warning("could not hand the slot of %s back: %s", att.task_id, exc)
+
+        return free
 
     # --- steps ---
 

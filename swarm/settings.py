@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     """Rebase-and-retest rounds after a lost compare-and-swap on origin before the attempt gives up."""
     train_window: int = Field(8, ge=0, le=64)
     """Candidates the merge train tests at once, each on main + those ahead (0: one at a time, under the merge lock)."""
+    free_slot_in_train: bool = True
+    """A worker slot takes the next agent run as soon as its candidate joins the merge train: the worker grows
+    its pool by one process while the candidate rides (up to twice the window in the train). false: one pool
+    process per attempt, held until it lands or fails."""
     fast_tier: Literal["auto", "always"] = "auto"
     """auto: a candidate skips the fast tier when the merge train has room, so its full tier starts at once (the
     full tier judges everything the fast one does); always: every candidate passes the fast tier first."""

@@ -18,6 +18,7 @@ from swarm.celery import app
 from swarm.errors import SwarmError
 from swarm.flower import AttemptView
 from swarm.pipeline import Pipeline
+from swarm.riders import Riders
 from swarm.runtime import Runtime, connect, worker_id
 from swarm.settings import load_settings
 
@@ -66,18 +67,29 @@ def run_task(self: Task, task_id: str, vendor: str) -> dict[str, Any]:
     """One attempt of one task on this worker's vendor, then dispatch whatever became ready or free."""
     rt = runtime()
     rt.events.hook = view = AttemptView(self)
+    riders = Riders.of(rt.workdir, str(self.request.hostname or "node"))
+    pipeline = Pipeline.on(rt, lambda v: agent_for(rt, v), worker_id(), slot_id(self))
+    if riders.growing():  # this worker takes another process while the candidate rides the train
+        pipeline.free_slot = lambda: _hand_back(rt, riders)
     try:
-        outcome = Pipeline.on(rt, lambda v: agent_for(rt, v), worker_id(), slot_id(self)).run(task_id, vendor)
+        outcome = pipeline.run(task_id, vendor)
     except (SwarmError, redis.RedisError) as exc:  # Redis or git unreachable: the reaper records a lost attempt
         log.warning("attempt of %s interrupted: %s", task_id, exc)
         view.fail("interrupted", {"task": task_id, "outcome": "interrupted", "reason": f"{type(exc).__name__}: {exc}"})
     finally:
         rt.events.hook = None
+        riders.end(os.getpid())
     try:
         dispatch_mod.dispatch(rt, enqueue)
     except Exception as exc:  # noqa: BLE001 - beat dispatches again soon; the attempt's outcome stands
         log.warning("dispatch after %s failed: %s", task_id, exc)
     return view.end(rt, task_id, outcome.value)
+
+
+def _hand_back(rt: Runtime, riders: Riders) -> None:
+    """The candidate rides the train: this worker grows by a process, and dispatch fills the slot at once."""
+    riders.start(os.getpid())
+    dispatch_mod.dispatch(rt, enqueue)
 
 
 # Control tasks run every few seconds: no events and no results, so they do not crowd attempts out of Flower.

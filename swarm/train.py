@@ -64,6 +64,8 @@ class Car:
     """Set once judged green: the counts the car behind is judged against."""
     on_car: bool = False
     """Whether `parent` is a car ahead's candidate rather than main as fetched."""
+    freed: bool = False
+    """Whether its worker slot was handed back for the next agent run while it rides (dispatch does not count it)."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +99,34 @@ class Train(Door):
         return self.depth() < self.window()
 
     @guarded
-    def ride(self, member: str, hooks: Hooks) -> tuple[str, oracle.OracleResult]:
+    def freed(self) -> set[str]:
+        """The tasks whose car rides with its worker slot handed back: their leases do not fill a vendor slot."""
+        members = [keys.text(m) for m in self.r.lrange(keys.TRAIN, 0, -1)]
+        pipe = self.r.pipeline()
+        for m in members:
+            pipe.hget(keys.train_car(m), "freed")
+        return {
+            m.rsplit(":", 1)[0]
+            for m, freed in zip(members, pipe.execute(), strict=True)
+            if freed and keys.text(freed) == "1"
+        }
+
+    @guarded
+    def ride(
+        self, member: str, hooks: Hooks, free_slot: Callable[[], None] | None = None
+    ) -> tuple[str, oracle.OracleResult]:
         """Join, speculate, land in order: returns the landed commit and the full oracle's result on it.
+
+        With `free_slot`, the car gives its worker slot back for the next agent run once it has joined, unless
+        the train already holds twice its window (backpressure: candidates would only wait there).
 
         A Redis error on the way is a CoordinationError, as at every door: the attempt ends as the infrastructure's
         fault and keeps its budget, never as an unexpected error that uses it up."""
         car = Car(member)
-        self._join(member)
+        car.freed = free_slot is not None and self.depth() < 2 * self.window()
+        self._join(car)
+        if car.freed and free_slot is not None:
+            free_slot()
         stop = threading.Event()
         # A step can take as long as a full oracle run: the car's entry is renewed from a thread meanwhile, so only
         # a dead process (or one cut off from Redis) lets it expire and frees those behind.
@@ -206,11 +229,11 @@ class Train(Door):
 
     # --- the train in Redis ---
 
-    def _join(self, member: str) -> None:
+    def _join(self, car: Car) -> None:
         pipe = self.r.pipeline()
-        pipe.hset(keys.train_car(member), mapping={"spec": "", "counts": ""})
-        pipe.pexpire(keys.train_car(member), self.ttl_ms)
-        pipe.rpush(keys.TRAIN, member)
+        pipe.hset(keys.train_car(car.member), mapping={"spec": "", "counts": "", "freed": "1" if car.freed else ""})
+        pipe.pexpire(keys.train_car(car.member), self.ttl_ms)
+        pipe.rpush(keys.TRAIN, car.member)
         pipe.execute()
 
     def _leave(self, member: str) -> None:
@@ -225,7 +248,7 @@ class Train(Door):
     def _touch(self, car: Car) -> None:
         """A car whose process died expires within one TTL, and the cars behind stop waiting for it."""
         if not self.r.pexpire(keys.train_car(car.member), self.ttl_ms):
-            self._join(car.member)  # expired while this process was slow: back in, at the end
+            self._join(car)  # expired while this process was slow: back in, at the end
             car.parent = ""
 
     def _publish(self, car: Car) -> None:

@@ -10,11 +10,13 @@ from celery.signals import celeryd_init, worker_ready, worker_shutdown, worker_s
 
 from swarm import buildcache, state
 from swarm.errors import SwarmError
+from swarm.riders import Riders, Sizer
 from swarm.slots import Registrar
 
 log = logging.getLogger(__name__)
 
 _registrar: list[Registrar] = []
+_sizers: list[Sizer] = []
 
 
 @celeryd_init.connect
@@ -48,6 +50,25 @@ def _announce_slots(sender: Any, **kwargs: Any) -> None:
         _warn_shared_build_folders()
     except Exception as exc:  # noqa: BLE001 - the worker runs on; dispatch just does not count its slots
         log.error("could not announce this worker's slots: %s", exc)
+    _size_for_riders(sender)
+
+
+def _size_for_riders(consumer: Any) -> None:
+    """With `free_slot_in_train`, grow the pool while candidates ride the train (swarm/riders.py). Only a pool
+    that can grow, on Celery's event loop (prefork), does; elsewhere an attempt holds its slot until it ends."""
+    from swarm.tasks import runtime
+
+    rt = runtime()
+    hub = getattr(consumer.controller, "hub", None)
+    if not (rt.settings.free_slot_in_train and rt.settings.train_window) or hub is None:
+        return
+    if not hasattr(consumer.pool, "grow"):
+        log.info("this pool cannot grow: an attempt holds its slot until it lands")
+        return
+    try:
+        _sizers.append(Sizer(Riders.of(rt.workdir, consumer.hostname), consumer).start(hub))
+    except Exception as exc:  # noqa: BLE001 - the worker runs on, one process per attempt
+        log.error("could not size the pool for candidates riding the train: %s", exc)
 
 
 def _warn_shared_build_folders() -> None:
@@ -63,6 +84,8 @@ def _warn_shared_build_folders() -> None:
 
 @worker_shutting_down.connect
 def _pause_slots(**kwargs: Any) -> None:
+    for sizer in _sizers:
+        sizer.stop()
     for registrar in _registrar:
         registrar.pause()
 

@@ -380,3 +380,38 @@ def test_a_message_a_worker_took_and_lost_is_sent_again_once_the_grace_has_passe
         r.expire(keys.queued(task_id), marker_ttl - 60)
     assert dispatch.dispatch(rt, send).enqueued == [("taken", "claude")]
     assert r.llen(keys.broker_queue("codex")) == 1 and r.llen(keys.broker_queue("claude")) == 1
+
+
+def test_a_lease_whose_candidate_rides_with_its_slot_handed_back_fills_no_slot(rt: Runtime) -> None:
+    """claude has two slots: one lease of an attempt at work fills one; a lease whose car rides the train with its
+    slot handed back (free_slot_in_train) fills none, and once the train is twice its window, no car hands back."""
+    from swarm import state
+    from swarm.errors import AttemptRejected
+    from swarm.outcomes import Reason
+    from swarm.train import Car, Hooks
+
+    def lease_gone(*args: object) -> None:
+        raise AttemptRejected(Reason.LEASE_LOST, "the ride stops at its first step")
+
+    stop = Hooks(lease_gone, lease_gone, lease_gone, lease_gone, lease_gone, lease_gone)  # type: ignore[arg-type]
+
+    rt.leases.acquire_task("working", 30, worker="w", vendor="claude")
+    rt.leases.acquire_task("riding", 30, worker="w", vendor="claude")
+    rt.train._join(Car("riding:1", freed=True))
+    rt.train._join(Car("waiting:1"))
+    assert rt.train.freed() == {"riding"}
+    assert dispatch.free_slots(rt, state.take(rt))["claude"] == 1
+    rt.train._leave("riding:1")
+    assert dispatch.free_slots(rt, state.take(rt))["claude"] == 0
+
+    handed: list[str] = []
+    for i in range(2 * rt.train.window() - 2):  # one short of twice its window with "waiting": the car hands back
+        rt.train._join(Car(f"ahead{i}:1"))
+    with pytest.raises(AttemptRejected):
+        rt.train.ride("last:1", stop, lambda: handed.append("last"))
+    assert handed == ["last"]
+    rt.train._join(Car("one-more:1"))
+    assert rt.train.depth() == 2 * rt.train.window()
+    with pytest.raises(AttemptRejected):
+        rt.train.ride("full:1", stop, lambda: handed.append("full"))
+    assert handed == ["last"], "a train of twice its window took another car's slot"

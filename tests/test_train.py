@@ -170,9 +170,9 @@ def test_a_tree_the_full_oracle_passed_is_not_judged_again(
 
 def test_a_dead_car_is_dropped_and_those_behind_move_up(rt: Runtime, r: redis.Redis) -> None:
     cars = train.Train(r, rt.mirror, 4, 10.0)
-    cars._join("x:1")
-    cars._join("y:1")
-    cars._join("z:1")
+    cars._join(train.Car("x:1"))
+    cars._join(train.Car("y:1"))
+    cars._join(train.Car("z:1"))
     assert [c.member for c in cars._ahead("z:1")] == ["x:1", "y:1"]
     r.delete(keys.train_car("x:1"))  # what its expiry does when its process died
     assert [c.member for c in cars._ahead("z:1")] == ["y:1"]
