@@ -13,6 +13,8 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
   attempt-git   the git side of one attempt on 200 and 20,000 files: today's worktrees against per-slot folders kept
                 in step with a commit (Mirror.workspace/collect/sync);
   pickup        a chain of dependent tasks: from one landing to the next task's agent starting;
+  free-slots    real Celery workers of N processes: an attempt holding its slot until it lands against one that
+                gives it back once its candidate joins the train (free_slot_in_train), agent time counted busy;
   oracle-cpu    the engine template with real cargo (sandboxed judge): oracle CPU-seconds per landed task against
                 one incremental full run of a one-line change (not in --quick: real builds take minutes).
 
@@ -47,7 +49,7 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from swarm import dispatch, repo  # noqa: E402
+from swarm import dispatch, proc, repo  # noqa: E402
 from swarm.agents import registry  # noqa: E402
 from swarm.embedded import EmbeddedRedis  # noqa: E402
 from swarm.judge import Judge  # noqa: E402
@@ -60,7 +62,7 @@ IDENTITY = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NA
 SUMMARY = '{"passed": 1, "failed": 0}'
 BEAT_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
-SECTIONS = ["coordination", "landing", "attempt-cost", "attempt-git", "pickup", "oracle-cpu"]
+SECTIONS = ["coordination", "landing", "attempt-cost", "attempt-git", "pickup", "free-slots", "oracle-cpu"]
 TEMPLATE = Path(__file__).resolve().parent.parent / "engine_repo_template"
 
 
@@ -537,6 +539,70 @@ def pickup(args: argparse.Namespace, base: Path) -> None:
     )
 
 
+def celery_run(root: Path, slots: int, tasks: list[str], times: Times, free: bool) -> tuple[float, float]:
+    """A real Celery worker of `slots` processes and beat on an embedded Redis, until every task landed: the wall
+    time, and how busy the slots were with agents (agent-seconds over slots x wall)."""
+    make_template(root / "template", tasks, times)
+    repo.init_project(root / "template", root / "origin.git", root / "seed")
+    agent = f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
+    with EmbeddedRedis(root / "redis") as server:
+        (root / "swarm.toml").write_text(
+            f'redis_url = "{server.url}"\norigin = "{root / "origin.git"}"\nworkdir = "{root / "wd"}"\n'
+            f"lease_ttl = 30\ndispatch_interval = {BEAT_SECONDS}\nfree_slot_in_train = {str(free).lower()}\n"
+            f'\n[vendors.a]\nadapter = "command"\ncommand = {json.dumps(["bash", "-c", agent])}\n'
+        )
+        env = {**os.environ, "SWARM_CONFIG": str(root / "swarm.toml"), "PYTHONPATH": str(ROOT)}
+        env = {k: v for k, v in env.items() if not k.startswith("SWARM_") or k == "SWARM_CONFIG"}
+        celery = [sys.executable, "-m", "celery", "-A", "swarm"]
+        worker = [*celery, "worker", "-Q", "a", "-c", str(slots), "-n", "bench@%h", "--without-gossip",
+                  "--without-mingle", "--loglevel=WARNING"]  # fmt: skip
+        services = [proc.start_service("worker", worker, cwd=root, env=env, log_path=root / "worker.log")]
+        r = redis.Redis.from_url(server.url)
+        try:
+            deadline = time.monotonic() + 120
+            while len(list(r.scan_iter(match="swarm:slot:a:*"))) < slots:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the worker did not start: {(root / 'worker.log').read_text()[-2000:]}")
+                time.sleep(0.1)
+            start = time.monotonic()
+            beat = [*celery, "beat", "-s", str(root / "beat-schedule"), "--loglevel=WARNING"]
+            services.append(proc.start_service("beat", beat, cwd=root, env=env, log_path=root / "beat.log"))
+            while len(git(root / "origin.git", "for-each-ref", "refs/swarm/landed/").stdout.splitlines()) < len(tasks):
+                if time.monotonic() - start > RUN_TIMEOUT:
+                    raise RuntimeError(f"the run did not finish: {(root / 'worker.log').read_text()[-2000:]}")
+                time.sleep(0.05)
+            wall = time.monotonic() - start
+            events = [{k.decode(): v.decode() for k, v in f.items()} for _, f in r.xrange("swarm:events")]
+        finally:
+            proc.stop_services(services, grace=30)
+            r.close()
+    agent_seconds, running = 0.0, {}  # an agent runs from agent_running to its attempt's next step
+    for e in events:
+        if e["state"] == "agent_running":
+            running[e["task"]] = float(e["ts"])
+        elif e["task"] in running and e["state"] in ("fast_skipped", "fast_oracle", "rejected", "failed"):
+            agent_seconds += float(e["ts"]) - running.pop(e["task"])
+    return wall, agent_seconds / (slots * wall)
+
+
+def free_slots(args: argparse.Namespace, base: Path) -> None:
+    times = Times("free-slots", args.agent_slow, 0.0, args.slow_full)
+    tasks = [f"s{i:02d}" for i in range(args.free_tasks)]
+    print(
+        f"== free slots: a real Celery worker of {args.free_slots} processes, {len(tasks)} tasks; agent "
+        f"{times.agent}s, full oracle {times.full}s; an attempt holding its slot until it lands against one giving "
+        "it back once its candidate joins the train"
+    )
+    walls = {}
+    for free in (False, True):
+        name = "given back" if free else "held"
+        wall, busy = celery_run(fresh(base, f"free-{free}"), args.free_slots, tasks, times, free)
+        walls[free] = wall
+        print(f"{name:10} wall={wall:7.2f}s tasks/min={len(tasks) / wall * 60:6.1f} slots busy with agents "
+              f"{busy:5.0%}", flush=True)  # fmt: skip
+    print(f"ratio      given back / held tasks per minute {walls[False] / walls[True]:.2f}x", flush=True)
+
+
 def oracle_cpu(args: argparse.Namespace, base: Path) -> None:
     """Oracle CPU per landed task on the engine template (1 slot, one-line tasks), against one incremental run."""
     if args.quick:
@@ -605,11 +671,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--window", type=int, default=8, help="train window")
     p.add_argument("--git-rounds", type=int, default=3)
     p.add_argument("--cpu-tasks", type=int, default=4, help="tasks of oracle-cpu")
+    p.add_argument("--free-slots", type=int, default=2, help="worker processes of free-slots")
+    p.add_argument("--free-tasks", type=int, default=8, help="tasks of free-slots")
+    p.add_argument("--agent-slow", type=float, default=2.0, help="agent seconds of free-slots")
     args = p.parse_args(argv)
     if args.quick:
         args.slots, args.tasks, args.files, args.cost_tasks, args.chain = "1,2", 3, "20,200", 2, 3
         args.agent, args.fast, args.full = 0.05, 0.0, 0.05
         args.slow_full, args.train_slots, args.train_tasks, args.window, args.git_rounds = 0.3, "2", 3, 2, 1
+        args.free_slots, args.free_tasks, args.agent_slow = 1, 2, 0.1
     args.slots = [int(s) for s in str(args.slots).split(",")]
     args.files = [int(s) for s in str(args.files).split(",")]
     args.train_slots = [int(s) for s in str(args.train_slots).split(",")]
@@ -634,6 +704,8 @@ def main(argv: list[str] | None = None) -> None:
             attempt_git(args, base)
         if "pickup" in sections:
             pickup(args, base)
+        if "free-slots" in sections:
+            free_slots(args, base)
         if "oracle-cpu" in sections:
             oracle_cpu(args, base)
 

@@ -32,5 +32,7 @@ def test_quick_bench_prints_every_section() -> None:
     assert any(ln.startswith("pickup ") and "median" in ln for ln in lines), out.stdout
     assert any(ln.startswith("lock ") and "tasks=3/3" in ln for ln in lines), out.stdout
     assert any(ln.startswith("train(2) ") and "tasks=3/3" in ln for ln in lines), out.stdout
+    for side in ("held ", "given back "):
+        assert any(ln.startswith(side) and "tasks/min=" in ln for ln in lines), out.stdout
     for flow in ("worktrees", "folders"):
         assert any(ln.startswith(flow) and "files=200 " in ln for ln in lines), out.stdout
