@@ -58,14 +58,14 @@ def _size_for_riders(consumer: Any) -> None:
     that can grow, on Celery's event loop (prefork), does; elsewhere an attempt holds its slot until it ends."""
     from swarm.tasks import runtime
 
-    rt = runtime()
-    hub = getattr(consumer.controller, "hub", None)
-    if not (rt.settings.free_slot_in_train and rt.settings.train_window) or hub is None:
-        return
-    if not hasattr(consumer.pool, "grow"):
-        log.info("this pool cannot grow: an attempt holds its slot until it lands")
-        return
     try:
+        rt = runtime()
+        hub = getattr(consumer.controller, "hub", None)
+        if not (rt.settings.free_slot_in_train and rt.settings.train_window) or hub is None:
+            return
+        if not hasattr(consumer.pool, "grow") or getattr(consumer.controller, "autoscaler", None):
+            log.info("this pool cannot grow (or --autoscale sizes it): an attempt holds its slot until it lands")
+            return
         _sizers.append(Sizer(Riders.of(rt.workdir, consumer.hostname), consumer).start(hub))
     except Exception as exc:  # noqa: BLE001 - the worker runs on, one process per attempt
         log.error("could not size the pool for candidates riding the train: %s", exc)
