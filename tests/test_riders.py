@@ -4,6 +4,8 @@ with `free_slot_in_train = false` the slot is held until the attempt ends."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
 import psutil
@@ -18,7 +20,13 @@ pytestmark = pytest.mark.e2e
 
 # The first task's candidate (src/first.txt without src/second.txt) passes its full oracle only once the second
 # task's agent has run. A worker of one process that held its slot through that oracle could not run it.
+# A candidate holding src/victim.txt says it rides and waits for the test's go.
 GATE_SH = """#!/bin/bash
+if [ -f src/victim.txt ]; then
+  touch "$SYNC/victim-riding"
+  for i in $(seq 1200); do [ -f "$SYNC/go" ] && exit 0; sleep 0.05; done
+  exit 1
+fi
 if [ -f src/first.txt ] && [ ! -f src/second.txt ]; then
   for i in $(seq 120); do [ -f "$SYNC/second-ran" ] && exit 0; sleep 0.05; done
   exit 1
@@ -26,8 +34,7 @@ fi
 """
 
 
-@pytest.fixture(params=[True, False], ids=["slot-freed", "slot-held"])
-def cluster(request: pytest.FixtureRequest, project: Project, redis_url: str) -> Iterator[Cluster]:
+def gated(project: Project, redis_url: str, free: bool) -> Cluster:
     (project.clone / "gate.sh").write_text(GATE_SH)
     toml = (project.clone / REPO_SETTINGS_FILE).read_text()
     toml = toml.replace('full = "python3 oracle.py"', 'full = "bash gate.sh && python3 oracle.py"')
@@ -36,8 +43,13 @@ def cluster(request: pytest.FixtureRequest, project: Project, redis_url: str) ->
     (project.clone / REPO_SETTINGS_FILE).write_text(toml)
     project.commit_all("An oracle that passes the first task only once the second one's agent ran")
     # The oracle watches a host folder, which the judge's sandbox (a private /tmp) would hide.
-    config = write_config(project, redis_url, {"claude": 1}, free_slot_in_train=request.param, unsafe_no_sandbox=True)
-    c = Cluster(project, config)
+    config = write_config(project, redis_url, {"claude": 1}, free_slot_in_train=free, unsafe_no_sandbox=True)
+    return Cluster(project, config)
+
+
+@pytest.fixture(params=[True, False], ids=["slot-freed", "slot-held"])
+def cluster(request: pytest.FixtureRequest, project: Project, redis_url: str) -> Iterator[Cluster]:
+    c = gated(project, redis_url, request.param)
     try:
         yield c
     finally:
@@ -71,15 +83,7 @@ def test_the_next_agent_runs_while_a_candidate_rides_the_train(project: Project,
         assert "first" in project.landed() and "slot_freed" in first and "rejected" not in first, first
         assert second_agent < first_end, "the second agent waited for the first candidate's landing"
         # The pool grew for the ride and is back to its one process once rides are over.
-        main = psutil.Process(worker.pid)
-
-        def pool() -> list[int]:  # its pool processes that still run (a shrunk one is a zombie until reaped)
-            return [p.pid for p in main.children() if proc.alive(p.pid) and p.name() != "git"]
-
-        try:
-            wait_for(lambda: len(pool()) == 1, 30, "the pool back to one process")
-        except AssertionError:
-            raise AssertionError([(p.pid, p.name(), p.status(), p.cmdline()[:3]) for p in main.children()]) from None
+        wait_for(lambda: len(pool(worker.pid)) == 1, 30, "the pool back to one process")
     else:
         # One process per attempt: the first candidate's oracle waited in vain, and the second agent ran after it.
         assert "slot_freed" not in first and "rejected" in first, first
@@ -91,3 +95,34 @@ def cluster_redis(cluster: Cluster):  # type: ignore[no-untyped-def]
 
     url = next(ln.split('"')[1] for ln in cluster.config.read_text().splitlines() if ln.startswith("redis_url"))
     return redis.Redis.from_url(url)
+
+
+def test_a_rider_killed_mid_ride_is_run_again_lands_once_and_the_pool_shrinks_back(
+    project: Project, redis_url: str
+) -> None:
+    cluster = gated(project, redis_url, True)
+    try:
+        project.add_tasks({"victim": task_file("Victim", "write src/victim.txt victim")})
+        worker = cluster.worker("w1", "claude")
+        cluster.wait_for_workers(["w1"])
+        cluster.beat()
+        riding = project.signals / "victim-riding"
+        wait_for(riding.exists, 60, "the victim's candidate riding the train")
+        wait_for(lambda: len(pool(worker.pid)) == 2, 30, "the pool grown for the rider")
+        rider = cluster.lease_holder("victim")
+        assert rider is not None
+        os.kill(rider, signal.SIGKILL)  # the rider dies with its full oracle under way
+        (project.signals / "go").touch()
+        wait_for(lambda: "victim" in project.landed(), 90, "the victim landed by another attempt")
+        subjects = project.git("log", "--format=%s", "main").splitlines()
+        assert subjects.count("Victim") == 1, subjects
+        wait_for(lambda: len(pool(worker.pid)) == 1, 30, "the pool back to one process")
+        assert not [p for p in (project.workdir / "riders").glob("*/rider-*")], "a dead rider still counted"
+    finally:
+        cluster.stop()
+        print(cluster.dump_logs())
+
+
+def pool(worker: int) -> list[int]:
+    """A worker's pool processes that still run (one shrunk away is a zombie until reaped; git is its mirror's)."""
+    return [p.pid for p in psutil.Process(worker).children() if proc.alive(p.pid) and p.name() != "git"]
