@@ -96,9 +96,11 @@ class SwarmCollector(Collector):
         queued = GaugeMetricFamily("swarm_queue_depth", "Tasks queued per vendor", labels=["vendor"])
         slots = GaugeMetricFamily("swarm_slots", "Live worker slots per vendor, capped", labels=["vendor"])
         alive = self.rt.slots.capacity(self.rt.settings)
-        busy = GaugeMetricFamily("swarm_slots_busy", "Attempts running per vendor (leases held)", labels=["vendor"])
+        busy = GaugeMetricFamily("swarm_slots_busy", "Attempts holding a worker slot per vendor (leases held, "
+                                 "but not by riders with their slot given back)", labels=["vendor"])  # fmt: skip
+        riding = self.rt.train.freed()
         queued_on = list(snap.queued.values())
-        leased_on = [str(lease.get("vendor", "")) for lease in snap.leases.values()]
+        leased_on = [str(lease.get("vendor", "")) for task, lease in snap.leases.items() if task not in riding]
         for name in sorted(vendors):
             queued.add_metric([name], queued_on.count(name))
             slots.add_metric([name], alive.get(name, 0))
@@ -107,7 +109,9 @@ class SwarmCollector(Collector):
         leases.add_metric([], len(snap.leases))
         train = GaugeMetricFamily("swarm_train_depth", "Candidates in the merge train now")
         train.add_metric([], self.rt.train.depth())
-        yield from (queued, slots, busy, leases, train)
+        riders = GaugeMetricFamily("swarm_train_riders", "Candidates riding the train, their worker slot given back")
+        riders.add_metric([], len(riding))
+        yield from (queued, slots, busy, leases, train, riders)
 
     def _vendors(self) -> Iterator[Metric]:
         caps = {name: v.daily_cap_usd for name, v in self.rt.settings.vendors.items()}

@@ -19,6 +19,7 @@ from swarm.agents import registry
 from swarm.launch import free_port
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
+from swarm.train import Car
 from tests.agents.helpers import BIN, DATA
 from tests.cluster import REPO_ROOT
 from tests.conftest import SCRIPTED_AGENT, Project, announce_slots, make_settings, task_file, vendor_table, wait_for
@@ -120,6 +121,10 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
     assert [t for t, _ in queued] == ["broken"]
     lease = rt.leases.acquire_task("waiting", 60, worker="w9", vendor="claude")
     assert lease is not None
+    # An attempt whose candidate rides the train with its slot given back holds a lease but no slot.
+    riding = rt.leases.acquire_task("riding", 60, worker="w8", vendor="claude")
+    assert riding is not None
+    rt.train._join(Car("riding:1", freed=True))
 
     wait_for(lambda: answers(exporter), 60, "the exporter to answer")
     m = scrape(exporter)
@@ -132,8 +137,8 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
     assert value(m, "swarm_main_area_passing", area="checks") == 2
     assert value(m, "swarm_tasks", state="landed") == 1 and value(m, "swarm_tasks", state="queued") == 1
     assert value(m, "swarm_queue_depth", vendor=queued[0][1]) == 1
-    assert value(m, "swarm_leases") == 1 and value(m, "swarm_slots_busy", vendor="claude") == 1
-    assert value(m, "swarm_train_depth") == 0, "the merge lock path: no candidate rides a train"
+    assert value(m, "swarm_leases") == 2 and value(m, "swarm_slots_busy", vendor="claude") == 1
+    assert value(m, "swarm_train_depth") == 1 and value(m, "swarm_train_riders") == 1
     assert value(m, "swarm_slots", vendor="claude") == 2 and value(m, "swarm_slots", vendor="codex") == 1
     spent = rt.ledger.spend_total("claude")
     assert spent["input_tokens"] > 0 and spent["cost_usd"] > 0
@@ -149,6 +154,7 @@ def test_the_exporter_reports_landings_rejections_main_spend_slots_and_durations
 
     # A later scrape adds only what happened since: one more rejected attempt, one more agent run.
     rt.leases.release(lease)
+    rt.leases.release(riding)
     assert run(rt, "broken", "codex") == "failed"
     m = scrape(exporter)
     assert value(m, "swarm_attempts_total", outcome="rejected", reason="oracle_red") == 2
