@@ -539,9 +539,10 @@ def pickup(args: argparse.Namespace, base: Path) -> None:
     )
 
 
-def celery_run(root: Path, slots: int, tasks: list[str], times: Times, free: bool) -> tuple[float, float]:
+def celery_run(root: Path, slots: int, tasks: list[str], times: Times, free: bool) -> tuple[float, float, list[float]]:
     """A real Celery worker of `slots` processes and beat on an embedded Redis, until every task landed: the wall
-    time, and how busy the slots were with agents (agent-seconds over slots x wall)."""
+    time, how busy the slots were with agents (agent-seconds over slots x wall), and the pickups (a slot given
+    back to the next agent running)."""
     make_template(root / "template", tasks, times)
     repo.init_project(root / "template", root / "origin.git", root / "seed")
     agent = f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
@@ -577,12 +578,19 @@ def celery_run(root: Path, slots: int, tasks: list[str], times: Times, free: boo
             proc.stop_services(services, grace=30)
             r.close()
     agent_seconds, running = 0.0, {}  # an agent runs from agent_running to its attempt's next step
+    freed: list[float] = []  # slots given back while a task had not started, not yet taken by an agent
+    pickups, unstarted = [], set(tasks)
     for e in events:
         if e["state"] == "agent_running":
             running[e["task"]] = float(e["ts"])
+            if e["task"] in unstarted and freed:
+                pickups.append(float(e["ts"]) - freed.pop(0))
+            unstarted.discard(e["task"])
         elif e["task"] in running and e["state"] in ("fast_skipped", "fast_oracle", "rejected", "failed"):
             agent_seconds += float(e["ts"]) - running.pop(e["task"])
-    return wall, agent_seconds / (slots * wall)
+        elif e["state"] == "slot_freed" and len(unstarted) > len(freed):
+            freed.append(float(e["ts"]))
+    return wall, agent_seconds / (slots * wall), pickups
 
 
 def free_slots(args: argparse.Namespace, base: Path) -> None:
@@ -596,10 +604,11 @@ def free_slots(args: argparse.Namespace, base: Path) -> None:
     walls = {}
     for free in (False, True):
         name = "given back" if free else "held"
-        wall, busy = celery_run(fresh(base, f"free-{free}"), args.free_slots, tasks, times, free)
+        wall, busy, pickups = celery_run(fresh(base, f"free-{free}"), args.free_slots, tasks, times, free)
         walls[free] = wall
+        pickup = f" pickup (slot given back -> next agent) median {statistics.median(pickups):.3f}s" if pickups else ""
         print(f"{name:10} wall={wall:7.2f}s tasks/min={len(tasks) / wall * 60:6.1f} slots busy with agents "
-              f"{busy:5.0%}", flush=True)  # fmt: skip
+              f"{busy:5.0%}{pickup}", flush=True)  # fmt: skip
     print(f"ratio      given back / held tasks per minute {walls[False] / walls[True]:.2f}x", flush=True)
 
 
