@@ -43,7 +43,8 @@ class VendorSettings(BaseModel):
     adapter: str
     """Name of the agent adapter: claude, codex, gemini or command."""
     concurrency: int | None = Field(None, ge=1, le=1000)
-    """Optional cap on attempts of this vendor at once across all machines; capacity comes from live worker slots."""
+    """Optional cap on attempts of this vendor at once across all machines (not counting those riding the merge
+    train with their slot given back); capacity comes from live worker slots."""
     timeout: float | None = Field(None, gt=0)
     """Wall-clock limit of one agent run in seconds; the deployment's `agent_timeout` when unset."""
     daily_cap_usd: float | None = Field(None, gt=0)
