@@ -1,7 +1,10 @@
 """`swarm audit`: check a repository's history against the swarm's promises, from git alone.
 
 Every commit on main carries Swarm-Task and Swarm-Agent trailers; every landed ref points to a commit on main
-that carries its task; no task landed twice; no coordination commit; with `oracle`, every commit is green.
+that carries its task; no task landed twice; no coordination commit; with `oracle`, every commit main pointed to
+is green. A batch of the merge train lands as a merge commit (Swarm-Batch: its tasks) whose first parent is the old
+main and whose tree is exactly its last task's commit's: main's first-parent line is what the oracle passed, and
+the tasks' own commits sit on the merged line, each checked as any other.
 A repository adopted with `swarm init --adopt` is audited from its adoption commit (`refs/swarm/adopted`) on:
 what came before was not the swarm's work. Two kinds of commit made by people are accepted besides landings:
 one that only adds or edits task files in the backlog folder (`swarm add`, or by hand), and one that says why a
@@ -20,7 +23,7 @@ from pathlib import Path
 from swarm import oracle as oracle_mod
 from swarm.errors import SettingsError
 from swarm.judge import Judge
-from swarm.repo import ADOPTED_REF, Mirror, matches
+from swarm.repo import ADOPTED_REF, BATCH_AGENT, Mirror, matches
 from swarm.settings import REPO_SETTINGS_FILE, parse_repo_settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +73,10 @@ def audit(
     protected = _protected(mirror, main)
     landed = mirror.landed()
     tasks_on_main: dict[str, list[str]] = collections.defaultdict(list)
-    for sha, task, agent, human in commits:
+    for sha, task, agent, human, batch in commits:
+        if agent == BATCH_AGENT:
+            report.problems.extend(_batch(mirror, sha, batch.split(), landed))
+            continue
         touched = mirror.touched_by(sha)
         tool = agent in TOOL_AGENTS
         if task and agent and not tool and landed.get(task) != sha and not human:
@@ -87,7 +93,7 @@ def audit(
         coordination = [p for p in touched if COORDINATION_PATH.search(p)]
         if coordination:
             report.problems.append(Problem(sha, f"coordination files committed: {', '.join(coordination)}"))
-    on_main = {sha for sha, _, _, _ in commits}
+    on_main = {sha for sha, *_ in commits}
     report.landed = len(landed)
     for task, sha in sorted(landed.items()):
         if sha not in on_main:
@@ -98,22 +104,50 @@ def audit(
             dupes = ", ".join(s[:12] for s in tasks_on_main[task])
             report.problems.append(Problem(sha, f"task {task} landed more than once: {dupes}"))
     if check_oracle:
-        commits_ = [sha for sha, _, _, _ in commits][:last]
+        commits_ = _steps(mirror, main)[:last]
         _oracle(mirror, main, commits_, report, workdir or mirror.path.parent, sandboxed)
     return report
 
 
-def _commits(mirror: Mirror, main: str, report: AuditReport) -> list[tuple[str, str, str, str]]:
+def _commits(mirror: Mirror, main: str, report: AuditReport) -> list[tuple[str, str, str, str, str]]:
     """Main's commits, newest first, from the adoption commit on when the repository was adopted."""
-    fmt = "%x00".join(["%H", *(TRAILER.format(key) for key in ("Swarm-Task", "Swarm-Agent", "Swarm-Human"))])
-    adopted = mirror.adopted()
+    keys_ = ("Swarm-Task", "Swarm-Agent", "Swarm-Human", "Swarm-Batch")
+    fmt = "%x00".join(["%H", *(TRAILER.format(key) for key in keys_)])
     out = []
-    for line in mirror.log(main if adopted is None else f"{adopted}^..{main}", fmt):  # adoption commits have a parent
-        sha, task, agent, human = line.split("\0")
-        out.append((sha, task.strip(), agent.strip(), human.strip()))
+    for line in mirror.log(_range(mirror, main), fmt):
+        sha, task, agent, human, batch = line.split("\0")
+        out.append((sha, task.strip(), agent.strip(), human.strip(), batch.replace(",", " ").strip()))
+    adopted = mirror.adopted()
     if adopted is not None and adopted not in {sha for sha, *_ in out}:
         report.problems.append(Problem(adopted, f"{ADOPTED_REF} is not on main: main was rewritten after adoption"))
     return out
+
+
+def _range(mirror: Mirror, main: str) -> str:
+    adopted = mirror.adopted()
+    return main if adopted is None else f"{adopted}^..{main}"  # adoption commits have a parent
+
+
+def _steps(mirror: Mirror, main: str) -> list[str]:
+    """The commits main pointed to, newest first: its first-parent line (a batch's merged line was never main)."""
+    return mirror.log(_range(mirror, main), first_parent=True)
+
+
+def _batch(mirror: Mirror, merge: str, tasks: list[str], landed: dict[str, str]) -> list[Problem]:
+    """A batch's merge commit: first parent the old main, tree exactly its second parent's, and the commits it
+    merges are those its Swarm-Batch trailer names, each the landing of its task."""
+    parents = mirror.parents(merge)
+    if len(parents) != 2:
+        return [Problem(merge, f"made by {BATCH_AGENT} but not a merge of the old main and a batch")]
+    problems = []
+    if mirror.tree(merge) != mirror.tree(parents[1]):
+        problems.append(Problem(merge, "a batch's merge commit whose tree is not the tree of the commit it merges"))
+    merged = set(mirror.log(f"{parents[0]}..{parents[1]}"))
+    named = {landed.get(t, "") for t in tasks}
+    if not tasks or named != merged:
+        problems.append(Problem(merge, f"Swarm-Batch names {' '.join(tasks) or 'nothing'}, which are not the "
+                                       f"landings of the {len(merged)} commit(s) it merges"))  # fmt: skip
+    return problems
 
 
 def _protected(mirror: Mirror, main: str) -> list[str]:

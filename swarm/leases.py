@@ -134,6 +134,15 @@ class Leases(Door):
         return bool(self._release(keys=[lease.key], args=[lease.value]))
 
     @guarded
+    def current(self, task_id: str, fence: int) -> bool:
+        """Whether the attempt with this fence still holds the task's lease (a later lease has a higher fence)."""
+        pipe = self.r.pipeline()
+        pipe.exists(keys.lease(task_id))
+        pipe.get(keys.fence(task_id))
+        held, latest = pipe.execute()
+        return bool(held) and latest is not None and int(latest) == fence
+
+    @guarded
     def held(self, lease: Lease) -> bool:
         """Whether this exact lease is still the one in Redis."""
         return bool(self.r.get(lease.key) == lease.value)

@@ -293,13 +293,29 @@ class Pipeline:
             alive=lambda: self._check_lease(att),
             land=lambda old, new: self.mirror.land(old, new, att.task_id),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
+            land_batch=self._land_batch,
+            landed=lambda: self.mirror.landed().get(att.task_id),
+            current=lambda members: all(self.leases.current(*_car(m)) for m in members),
         )
         self._emit(att, "in_train")
         freeing = self._freeing(att) if self.free_slot is not None and self.settings.free_slot_in_train else None
         landing, full = self.train.ride(f"{att.task_id}:{att.lease.fence}", hooks, freeing)
-        att.record.counts("full", full.counts())
+        if full is not None:
+            att.record.counts("full", full.counts())
         att.record.rebased = landing != candidate
         return landing
+
+    def _land_batch(
+        self, base: str, tip: str, members: list[tuple[str, str]], counts: Counts
+    ) -> tuple[LandResult, str]:
+        """A batch's push; landed, its merge commit is main, and the counts its tree passed with are main's."""
+        outcome, merge = self.mirror.land_batch(base, tip, {_car(m)[0]: commit for m, commit in members})
+        if outcome is LandResult.LANDED:
+            try:
+                self.baselines.put(merge, counts)
+            except CoordinationError as exc:  # the next attempt measures main itself
+                log.warning("landed the batch %s but could not record its counts: %s", merge[:12], exc)
+        return outcome, merge
 
     def _freeing(self, att: Attempt) -> Callable[[], None]:
         """What the train calls once the car has joined: the slot goes back while this process rides on."""
@@ -510,6 +526,12 @@ class Pipeline:
     def _emit(self, att: Attempt, state_name: str, **fields: Any) -> None:
         self.events.emit(att.task_id, state_name, vendor=att.vendor, worker=self.worker, attempt=att.number,
                          log_dir=str(att.log_dir), **fields)  # fmt: skip
+
+
+def _car(member: str) -> tuple[str, int]:
+    """A train car's task and the fence of its attempt's lease ("task:fence")."""
+    task, _, fence = member.rpartition(":")
+    return task, int(fence)
 
 
 def _summary(message: str, limit: int = 2000) -> str:

@@ -31,6 +31,8 @@ from swarm.errors import GitError
 log = logging.getLogger(__name__)
 
 LANDED_PREFIX = "refs/swarm/landed/"
+BATCH_AGENT = "swarm-train"
+"""The Swarm-Agent of a batch's merge commit (its Swarm-Batch trailer names the tasks it lands)."""
 ADOPTED_REF = "refs/swarm/adopted"
 """The commit through which `swarm init --adopt` made an existing repository a swarm project."""
 RECORDS_PREFIX = "refs/swarm/attempts/"
@@ -235,8 +237,10 @@ class Mirror:
                 files[path] = self._g.get_object_data(sha)[3]
         return files
 
-    def log(self, rev_range: str, fmt: str = "%H") -> list[str]:
-        return _run(self._g, "log", f"--format={fmt}", rev_range).splitlines()
+    def log(self, rev_range: str, fmt: str = "%H", first_parent: bool = False) -> list[str]:
+        """Commits of a range, newest first; with `first_parent`, only main's own steps (not a batch's merged line)."""
+        flags = ["--first-parent"] if first_parent else []
+        return _run(self._g, "log", *flags, f"--format={fmt}", rev_range).splitlines()
 
     def parents(self, commit: str) -> list[str]:
         return _run(self._g, "rev-list", "--parents", "-n", "1", commit).split()[1:]
@@ -402,6 +406,44 @@ class Mirror:
         if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
             return LandResult.MAIN_MOVED
         raise GitError(f"landing push of {task_id} to {self.origin} failed: {err.strip() or out.strip()}")
+
+    def land_batch(self, old: str, tip: str, members: dict[str, str]) -> tuple[LandResult, str]:
+        """A batch's atomic landing: main OLD->M and every member's landed ref created, all or nothing.
+
+        M is a merge commit (as bors makes) whose first parent is OLD and whose tree is exactly `tip`'s, the tree
+        the full oracle passed; its second parent is `tip`, the last of the members' commits, one per task on the
+        merged line, each with its own trailers. Returns the result and M. ALREADY_LANDED only when the task of
+        `tip` (the last member) has landed; another member's existing ref is MAIN_MOVED (its car is stale)."""
+        tasks = list(members)
+        message = (
+            f"Land a batch of {len(tasks)} tasks tested as one tree\n\n"
+            f"Swarm-Batch: {' '.join(tasks)}\nSwarm-Agent: {BATCH_AGENT}\n"
+        )
+        author = {"GIT_AUTHOR_NAME": "swarm", "GIT_AUTHOR_EMAIL": "swarm@swarm.invalid"}
+        merge = _run(self._g, "commit-tree", self.tree(tip), "-p", old, "-p", tip, "-m", message,
+                     env={**SWARM_IDENTITY, **author}).strip()  # fmt: skip
+        main_ref = f"refs/heads/{self.branch}"
+        leases = [f"--force-with-lease={LANDED_PREFIX}{t}:" for t in tasks]
+        refs = [f"{sha}:{LANDED_PREFIX}{t}" for t, sha in members.items()]
+        status, out, err = _execute(
+            self._g,
+            ["push", "--atomic", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={main_ref}:{old}",
+             *leases, f"{merge}:{main_ref}", *refs],
+            with_extended_output=True,
+            with_exceptions=False,
+        )  # fmt: skip
+        if status == 0:
+            log.info("landed a batch of %d (%s) as %s on %s", len(tasks), " ".join(tasks), merge[:12], self.branch)
+            return LandResult.LANDED, merge
+        report = f"{out}\n{err}"
+        own = f"{LANDED_PREFIX}{tasks[-1]}"
+        for line in report.splitlines():
+            if line.startswith("!") and own in line and "atomic push failed" not in line:
+                return LandResult.ALREADY_LANDED, merge
+        if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
+            return LandResult.MAIN_MOVED, merge
+        why = err.strip() or out.strip()
+        raise GitError(f"landing push of the batch {' '.join(tasks)} to {self.origin} failed: {why}")
 
     def append_record(self, ref: str, message: str, tries: int = 20) -> str:
         """Append a commit holding `message` to `ref` on origin by compare-and-swap; returns the new tip.

@@ -64,7 +64,7 @@ def connect(settings: Settings, hook: Hook | None = None) -> Runtime:
         baselines=Baselines(client),
         ledger=VendorLedger(client),
         slots=SlotBoard(client),
-        train=Train(client, mirror, settings.train_window, settings.lease_ttl),
+        train=Train(client, mirror, settings.train_window, settings.lease_ttl, settings.train_batch),
         events=Events(client, hook),
     )
 

@@ -7,16 +7,25 @@ full oracle passed. When a car ahead leaves (red, conflict, lease lost, dead wor
 parent change and rebuild on what is ahead of them now (a dependent pipeline, as Zuul's). Correctness still comes
 from the push alone: `main` moves only from a car's parent to that car's tested commit, and the landed ref is
 created once. A tree the full oracle already passed is not tested again (cached by tree id).
+
+Where oracle CPU is short, the train batches instead (`train_batch`: batch, or auto by the free CPU it measures):
+one car at a time runs its full oracle, the last one in the window, on a tree that holds every car ahead of it;
+green, it lands them all with one merge commit whose first parent is the old `main` and whose tree is exactly the
+tree it tested (as bors does), and each task keeps its own commit and trailers on the merged line. A red batch is
+bisected: the car half-way to the red one tests next, and its green half lands; the red car reached with nothing
+untested ahead of it is the one rejected. `main` still only ever points to a tree the full oracle passed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Literal
 
 import redis
 
@@ -50,6 +59,16 @@ class Hooks:
     land: Callable[[str, str], LandResult]
     """The atomic push: main OLD->NEW and the landed ref, or nothing."""
     emit: Callable[..., None] = lambda state, **fields: None
+    land_batch: Callable[[str, str, list[tuple[str, str]], Counts], tuple[LandResult, str]] | None = None
+    """A batch's atomic push (base, the tip's commit, (member, commit) of every car in it, the counts it passed
+    with): main BASE->a merge commit and every member's landed ref, or nothing. None: this train never batches."""
+    landed: Callable[[], str | None] = lambda: None
+    """After `main`: the commit the attempt's task landed as (by a batch behind it), or None."""
+    current: Callable[[list[str]], bool] = lambda members: True
+    """Whether every one of these cars' attempts still holds its task's lease (the fence check for a batch)."""
+
+
+Mode = Literal["speculate", "batch", "auto"]
 
 
 @dataclass
@@ -66,6 +85,14 @@ class Car:
     """Whether `parent` is a car ahead's candidate rather than main as fetched."""
     freed: bool = False
     """Whether its worker slot was handed back for the next agent run while it rides (dispatch does not count it)."""
+    state: str = ""
+    """"" untested, "running" its full oracle, "done" (a result, not yet judged), "green", or "red": red on a tree
+    holding untested cars ahead, so the culprit is not known yet (bisection)."""
+    judged_on: str = ""
+    """The commit whose counts the car's result was judged against (a car ahead's, or main's): judged again on
+    another (the counts it must not drop below are those of what it lands on)."""
+    specs: set[str] = field(default_factory=set)
+    """Every commit this car was built as: a landed ref pointing to one of them is this attempt's landing."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +100,17 @@ class Ahead:
     member: str
     spec: str
     counts: Counts | None
+    parent: str = ""
+    state: str = ""
+
+
+@dataclass(frozen=True)
+class View:
+    """The train as one car sees it: the live cars ahead, those behind it inside the window, its own entry."""
+
+    ahead: list[Ahead]
+    behind: list[Ahead]
+    own: dict[str, str]
 
 
 def _wait() -> None:
@@ -82,11 +120,12 @@ def _wait() -> None:
 class Train(Door):
     """The train's order and window in Redis; `ride` takes one car from joining to landing (or raises)."""
 
-    def __init__(self, client: redis.Redis, mirror: Mirror, window: int, ttl: float) -> None:
+    def __init__(self, client: redis.Redis, mirror: Mirror, window: int, ttl: float, mode: Mode = "speculate") -> None:
         super().__init__(client)
         self.mirror = mirror
         self.max_window = max(1, window)
         self.ttl_ms = int(ttl * 1000)
+        self.mode = mode
 
     @guarded
     def depth(self) -> int:
@@ -114,8 +153,9 @@ class Train(Door):
     @guarded
     def ride(
         self, member: str, hooks: Hooks, free_slot: Callable[[], None] | None = None
-    ) -> tuple[str, oracle.OracleResult]:
-        """Join, speculate, land in order: returns the landed commit and the full oracle's result on it.
+    ) -> tuple[str, oracle.OracleResult | None]:
+        """Join, speculate, land in order: returns the landed commit and the full oracle's result on it (the
+        batch's, for a car landed by a batch behind it; None when that verdict is no longer known).
 
         With `free_slot`, the car gives its worker slot back for the next agent run once it has joined, unless
         the train already holds twice its window (backpressure: candidates would only wait there).
@@ -157,40 +197,93 @@ class Train(Door):
 
     # --- one step of a car: wait, rebuild, test, judge, or land ---
 
-    def _step(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
-        ahead = self._ahead(car.member)
+    def _step(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult | None] | None:
+        view = self._view(car.member)
+        if view.own.get("landed"):  # a batch behind this car landed it
+            return self._carried(car, view.own["landed"], view.own.get("landed_tree", ""), hooks)
+        if view.own.get("refetch"):  # the batch it heads lost its compare-and-swap: main has moved
+            self.r.hdel(keys.train_car(car.member), "refetch")
+            car.parent = ""
+        ahead = view.ahead
         if len(ahead) >= self.window() or (ahead and not ahead[-1].spec):
             _wait()  # outside the window, or the car ahead has not built yet
             return None
         if ahead:
             parent = ahead[-1].spec
         elif car.parent and not car.on_car:
-            # Built on main as fetched then: test, judge and push without fetching again; if main has moved, the
-            # compare-and-swap fails and the car rebuilds on main, fetched then.
+            # Built on main as fetched then: test, judge and push without fetching again at every step; if main has
+            # moved, the compare-and-swap fails and the car rebuilds on main, fetched then.
             parent = car.parent
         else:
             parent = hooks.main()  # the car ahead has left (landed, or red): is the parent main now?
+            if car.specs and (landed := hooks.landed()):  # landed by a batch that could not say so
+                return self._carried(car, landed, "", hooks)
         car.on_car = bool(ahead)
         if parent != car.parent:
             self._rebuild(car, parent, hooks)
             return None
         if car.result is None:
+            if not self._tests_now(car, view):
+                _wait()  # a car behind it tests a tree holding this one (a batch)
+                return None
+            self._set_state(car, "running")
             car.result = self._test(car.spec, hooks)
+            self._set_state(car, "done")
             return None  # the parent may have changed while the oracle ran: look again before judging
-        if car.counts is None:
-            if ahead and ahead[-1].counts is None:
+        batch = bool(ahead) and all(a.state == "" for a in ahead) and hooks.land_batch is not None
+        batch = batch and self._batching()  # nothing ahead tested: this car's verdict covers them all
+        if ahead and not batch:
+            if ahead[-1].counts is None:
                 _wait()  # judged against the car ahead's counts, once it has them
                 return None
-            self._judge(car, ahead[-1].counts if ahead else hooks.baseline(parent), hooks)
-        if ahead:
-            _wait()
+            if car.judged_on != ahead[-1].spec:  # speculation: against the car ahead, which passed
+                self._judge(car, ahead[-1].counts, hooks)
+                car.judged_on = ahead[-1].spec
+            _wait()  # lands once the cars ahead have
             return None
-        return self._land(car, hooks)
+        base = ahead[0].parent if ahead else parent
+        if car.judged_on != base:  # main's counts, measured (or recorded) on the base the line is built on
+            self._judge_base(car, hooks.baseline(base), batch, hooks)
+            car.judged_on = base
+        if car.counts is None:
+            _wait()  # red on a tree holding untested cars ahead: the batch is bisected
+            return None
+        return self._land_batch(car, ahead, hooks) if batch else self._land(car, hooks)
+
+    def _batching(self) -> bool:
+        """Whether cars wait for one tester at a time: always, never, or (auto) while the CPU has less than one
+        core free (speculation would only slow every oracle run down)."""
+        if self.mode != "auto":
+            return self.mode == "batch"
+        cores = os.cpu_count() or 1
+        return cores - os.getloadavg()[0] < 1
+
+    def _tests_now(self, car: Car, view: View) -> bool:
+        """Speculating, every car in the window runs its full oracle at once. Batching, one car runs at a time: the
+        last in the window, or, below a red car whose culprit is not known yet, the one half-way to it."""
+        if not self._batching():
+            return True
+        cars = [*view.ahead, Ahead(car.member, car.spec, None, car.parent, car.state), *view.behind]
+        if any(c.state == "running" for c in cars):
+            return False
+        # A red verdict counts while it is about the line as it is (built on the car ahead of it now).
+        red = next(
+            (i for i, c in enumerate(cars) if c.state == "red" and (not i or c.parent == cars[i - 1].spec)), None
+        )
+        tester = len(cars) - 1 if red is None else (red - 1) // 2
+        return tester == len(view.ahead)
 
     def _rebuild(self, car: Car, parent: str, hooks: Hooks) -> None:
-        car.parent, car.spec, car.result, car.counts = parent, "", None, None
+        """The candidate on a new parent. Its full oracle's result stands when the tree is the same (the car ahead
+        landed in a batch's merge commit, whose tree is that car's): a verdict is about a tree."""
+        kept, old_tree = car.result, self.mirror.tree(car.spec) if car.spec and car.result is not None else ""
+        car.parent, car.spec, car.result, car.counts, car.state = parent, "", None, None, ""
+        car.judged_on = ""
         self._publish(car)  # those behind must not build on the old commit meanwhile
         car.spec = hooks.build(parent)
+        car.specs.add(car.spec)
+        if kept is not None and self.mirror.tree(car.spec) == old_tree:
+            car.result, car.state = kept, "done"
         self._publish(car)
 
     def _test(self, commit: str, hooks: Hooks) -> oracle.OracleResult:
@@ -211,10 +304,25 @@ class Train(Door):
         if reason:
             self._shrink()
             raise AttemptRejected(Reason.ORACLE_RED if not car.result.ok else Reason.ORACLE_DROPPED, reason)
-        car.counts = car.result.counts()
+        car.counts, car.state = car.result.counts(), "green"
         self._publish(car)
 
-    def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
+    def _judge_base(self, car: Car, baseline: Counts | None, batch: bool, hooks: Hooks) -> None:
+        """Judge a car with no tested car ahead against main's counts. Red alone, it is rejected; red with untested
+        cars ahead, any of them may be the culprit: it stays, red, while the batch is bisected."""
+        assert car.result is not None
+        reason = oracle.judge(car.result, baseline)
+        if not reason:
+            car.counts, car.state = car.result.counts(), "green"
+            self._publish(car)
+        elif not batch:
+            self._shrink()
+            raise AttemptRejected(Reason.ORACLE_RED if not car.result.ok else Reason.ORACLE_DROPPED, reason)
+        elif car.state != "red":
+            hooks.emit("batch_red", commit=car.spec, reason=reason, behind=len(self._ahead(car.member)))
+            self._set_state(car, "red")
+
+    def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult | None] | None:
         assert car.result is not None
         hooks.alive()
         outcome = hooks.land(car.parent, car.spec)
@@ -222,16 +330,66 @@ class Train(Door):
             self._grow()
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:
+            hooks.main()
+            if (landed := hooks.landed()) in car.specs:  # a batch landed it while it tried alone
+                return self._carried(car, landed, "", hooks)
             raise AttemptRejected(Reason.ALREADY_LANDED, "the landed ref exists on origin")
         hooks.emit("cas_lost", onto=car.parent)  # main moved, or the car ahead did not land: rebuild on main
-        car.parent, car.counts = "", None
+        car.parent, car.counts, car.judged_on = "", None, ""
         return None
+
+    def _land_batch(self, car: Car, ahead: list[Ahead], hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
+        """Land this car and every untested car ahead with one merge commit, once their commits are one line on
+        the base (the view in Redis is momentarily behind a rebuild otherwise) and their attempts hold their leases."""
+        assert car.result is not None and car.counts is not None and hooks.land_batch is not None
+        members = [(a.member, a.spec) for a in ahead] + [(car.member, car.spec)]
+        base = ahead[0].parent
+        line = [base, *(spec for _, spec in members)]
+        if any(self.mirror.parents(child)[:1] != [parent] for parent, child in zip(line, line[1:], strict=False)):
+            _wait()
+            return None
+        if not hooks.current([m for m, _ in members[:-1]]):
+            _wait()  # a car ahead lost its lease: it leaves, and this car rebuilds without it
+            return None
+        hooks.alive()
+        outcome, merge = hooks.land_batch(base, car.spec, members, car.counts)
+        if outcome is LandResult.LANDED:
+            self._grow()
+            tree = self.mirror.tree(car.spec)
+            pipe = self.r.pipeline()
+            for member, _ in members[:-1]:  # best effort: a car not told finds its landed ref after a fetch
+                pipe.hset(keys.train_car(member), mapping={"landed": merge, "landed_tree": tree})
+            pipe.execute()
+            hooks.emit("batch_landed", commit=merge, tasks=" ".join(m.rsplit(":", 1)[0] for m, _ in members))
+            return car.spec, car.result
+        if outcome is LandResult.ALREADY_LANDED:
+            raise AttemptRejected(Reason.ALREADY_LANDED, "the landed ref exists on origin")
+        hooks.emit("cas_lost", onto=base)  # main moved: the car at the head fetches it and the line rebuilds
+        self.r.hset(keys.train_car(ahead[0].member), "refetch", "1")
+        car.counts, car.state, car.judged_on = None, "done", ""
+        self._publish(car)
+        _wait()
+        return None
+
+    def _carried(self, car: Car, landed: str, tree: str, hooks: Hooks) -> tuple[str, oracle.OracleResult | None]:
+        """This car's task landed in a batch: its commit is on main's merged line, under the batch's merge commit.
+        The full oracle's result is the batch's (its tree's cached verdict), when still known."""
+        hooks.main()
+        commit = hooks.landed()
+        if commit not in car.specs:  # never trust Redis for a landing: git says which commit landed, if any
+            raise AttemptRejected(Reason.ALREADY_LANDED, "another attempt landed this task first")
+        cached = self.r.get(keys.verdict(tree, "full")) if tree else None
+        hooks.emit("landed_in_batch", commit=commit, merge=landed if tree else "")
+        return commit, oracle.OracleResult(**json.loads(cached)) if cached else None
 
     # --- the train in Redis ---
 
     def _join(self, car: Car) -> None:
         pipe = self.r.pipeline()
-        pipe.hset(keys.train_car(car.member), mapping={"spec": "", "counts": "", "freed": "1" if car.freed else ""})
+        freed = "1" if car.freed else ""
+        pipe.hset(
+            keys.train_car(car.member), mapping={"spec": "", "counts": "", "parent": "", "state": "", "freed": freed}
+        )
         pipe.pexpire(keys.train_car(car.member), self.ttl_ms)
         pipe.rpush(keys.TRAIN, car.member)
         pipe.execute()
@@ -253,27 +411,40 @@ class Train(Door):
 
     def _publish(self, car: Car) -> None:
         counts = json.dumps(car.counts.to_dict()) if car.counts is not None else ""
-        self.r.hset(keys.train_car(car.member), mapping={"spec": car.spec, "counts": counts})
+        fields = {"spec": car.spec, "counts": counts, "parent": car.parent, "state": car.state}
+        self.r.hset(keys.train_car(car.member), mapping=dict(fields.items()))
 
-    def _ahead(self, member: str) -> list[Ahead]:
-        """The live cars ahead of this one, in order; the entries of dead ones are dropped."""
+    def _set_state(self, car: Car, state: str) -> None:
+        car.state = state
+        self.r.hset(keys.train_car(car.member), "state", state)
+
+    def _view(self, member: str) -> View:
+        """The live cars ahead of this one, in order, those behind it inside the window, and its own entry; the
+        entries of dead cars are dropped."""
         members = [keys.text(m) for m in self.r.lrange(keys.TRAIN, 0, -1)]
         if member not in members:  # dropped by a car that thought this one dead: back in, at the end
             self.r.rpush(keys.TRAIN, member)
             members.append(member)
-        ahead = members[: members.index(member)]
+        at = members.index(member)
+        others = members[:at] + members[at + 1 : self.window()]
         pipe = self.r.pipeline()
-        for m in ahead:
+        for m in [*others, member]:
             pipe.hgetall(keys.train_car(m))
-        cars = []
-        for m, fields in zip(ahead, pipe.execute(), strict=True):
+        *fields_of, own = pipe.execute()
+        ahead: list[Ahead] = []
+        behind: list[Ahead] = []
+        for i, (m, fields) in enumerate(zip(others, fields_of, strict=True)):
             if not fields:
                 self.r.lrem(keys.TRAIN, 0, m)
                 continue
             values = {keys.text(k): keys.text(v) for k, v in fields.items()}
             counts = Counts.parse(json.loads(values["counts"])) if values.get("counts") else None
-            cars.append(Ahead(m, values.get("spec", ""), counts))
-        return cars
+            car = Ahead(m, values.get("spec", ""), counts, values.get("parent", ""), values.get("state", ""))
+            (ahead if i < at else behind).append(car)
+        return View(ahead, behind, {keys.text(k): keys.text(v) for k, v in own.items()})
+
+    def _ahead(self, member: str) -> list[Ahead]:
+        return self._view(member).ahead
 
     def _grow(self) -> None:
         self.r.set(keys.TRAIN_WINDOW, min(self.max_window, self.window() + 1))

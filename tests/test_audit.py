@@ -143,3 +143,20 @@ def test_without_the_adoption_ref_the_earlier_history_is_not_the_swarms(tmp_path
     project.git("update-ref", "-d", "refs/swarm/adopted")
     report = audit(mirror(project, tmp_path))
     assert report.commits == 3 and len(report.problems) == 2, "the user's two commits have no trailers"
+
+
+def test_a_forged_batch_merge_that_adds_to_its_tree_is_reported(project: Project, rt: Runtime, tmp_path: Path) -> None:
+    """A batch's merge commit may only put main at the tree it merges (the one its oracle run passed)."""
+    landed_history(project, rt)
+    project.git("pull", "-q", "--rebase", "origin", "main", cwd=project.clone)
+    main = project.git("rev-parse", "HEAD", cwd=project.clone)
+    line = push_commit(project, "Side\n\nSwarm-Task: alpha\nSwarm-Agent: x", {"src/side.txt": "s"})
+    (project.clone / "src" / "sneak.txt").write_text("never tested")
+    project.git("add", "-A", cwd=project.clone)
+    tree = project.git("write-tree", cwd=project.clone)
+    message = "Land a batch\n\nSwarm-Batch: alpha\nSwarm-Agent: swarm-train\n"
+    merge = project.git("commit-tree", tree, "-p", main, "-p", line, "-m", message, cwd=project.clone)
+    project.git("push", "-q", "-f", "origin", f"{merge}:refs/heads/main", cwd=project.clone)
+    reasons = [p.reason for p in audit(mirror(project, tmp_path)).problems if p.commit == merge]
+    assert any("tree is not the tree" in r for r in reasons), reasons
+    assert any("Swarm-Batch names alpha" in r for r in reasons), "alpha's landing is not on the merged line"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import keys, oracle, train
+from swarm import audit, keys, oracle, train
 from swarm.agents import registry
 from swarm.errors import AttemptRejected, CoordinationError
 from swarm.outcomes import Reason
@@ -256,3 +256,173 @@ def test_redis_out_of_reach_during_a_ride_is_a_coordination_error(rt: Runtime) -
     )
     with pytest.raises(CoordinationError, match="Train.ride"):
         cars.ride("x:1", hooks)
+
+
+# --- batching: one full oracle run for several candidates, landed as one merge commit ---
+
+# The full tier of a candidate waits at a gate the test opens once the train holds every candidate, so the first
+# car's run is the only one before they have all joined (main's own runs, with src/base.txt alone, do not wait);
+# FULLRED fails the full tier only.
+GATE_SH = """#!/bin/bash
+if ls src | grep -qv '^base.txt$'; then
+  for i in $(seq 3000); do [ -f "$SYNC/go" ] && break; sleep 0.05; done
+fi
+! grep -qs FULLRED src/*.txt
+"""
+
+
+def gated_project(project: Project, sync: Path) -> None:
+    sync.mkdir()
+    (project.clone / "gate.sh").write_text(GATE_SH)
+    toml = (project.clone / REPO_SETTINGS_FILE).read_text()
+    toml = toml.replace('full = "python3 oracle.py"', 'full = "bash gate.sh && python3 oracle.py"')
+    toml = toml.replace("env = {", f'env = {{ SYNC = "{sync}", ')
+    assert "gate.sh" in toml and "SYNC" in toml
+    (project.clone / REPO_SETTINGS_FILE).write_text(toml)
+    project.commit_all("An oracle gated by the test")
+
+
+def run_batched(project: Project, redis_url: str, r: redis.Redis, sync: Path, tasks: list[str]) -> dict[str, str]:
+    """Every task on its own runtime, batching; the gate opens once all of them are in the train."""
+    settings = make_settings(project, redis_url, train_window=8, train_batch="batch", lease_ttl=10.0,
+                             unsafe_no_sandbox=True)  # fmt: skip
+    rts = [connect(settings) for _ in tasks]
+
+    def open_gate() -> None:
+        wait_for(lambda: r.llen(keys.TRAIN) == len(tasks), 300, "every candidate in the train")
+        (sync / "go").touch()
+
+    gate = threading.Thread(target=open_gate, daemon=True)
+    gate.start()
+    outcomes = run_all(rts, [(t, "claude" if i % 2 else "codex") for i, t in enumerate(tasks)])
+    (sync / "go").touch()
+    return outcomes
+
+
+def full_runs(project: Project, r: redis.Redis) -> list[tuple[str, str]]:
+    """(tree, verdict) of every full oracle run on a candidate (not a baseline of main), in the events' order."""
+    tested = [e["commit"] for e in events(r) if e["state"] == "full_oracle"]
+    verdicts = {sha: v for tier, sha, v, _ in project.oracle_runs() if tier == "full"}
+    mirror = project.workdir / "mirror.git"  # the workers' mirror holds every commit they built
+    return [(project.git("-C", str(mirror), "rev-parse", f"{sha}^{{tree}}"), verdicts[sha]) for sha in tested]
+
+
+def assert_main_only_ever_pointed_to_tested_trees(project: Project, since: str, r: redis.Redis) -> None:
+    green = {tree for tree, verdict in full_runs(project, r) if verdict == "green"}
+    for sha in project.git("rev-list", "--first-parent", f"{since}..main").split():
+        assert project.git("rev-parse", f"{sha}^{{tree}}") in green, f"main pointed to {sha[:12]}, never tested"
+
+
+def assert_landed_as_batches(project: Project, since: str, landed: dict[str, str]) -> list[list[str]]:
+    """Each step of main since `since` is one landing, or a batch's merge commit: first parent the old main, tree
+    exactly the merged line's tip, and on that line each task's own commit with its trailer. The tasks of each."""
+    by_commit = {sha: task for task, sha in landed.items()}
+    batches = []
+    for step in reversed(project.git("rev-list", "--first-parent", f"{since}..main").split()):
+        parents = project.git("rev-list", "--parents", "-n", "1", step).split()[1:]
+        if len(parents) == 1:
+            batches.append([by_commit[step]])
+            continue
+        old_main, tip = parents
+        assert project.git("rev-parse", f"{step}^{{tree}}") == project.git("rev-parse", f"{tip}^{{tree}}")
+        line = project.git("rev-list", "--reverse", f"{old_main}..{tip}").split()
+        tasks = [by_commit[sha] for sha in line]
+        for task, sha in zip(tasks, line, strict=True):
+            trailer = project.git("log", "-1", "--format=%(trailers:key=Swarm-Task,valueonly)", sha).strip()
+            assert trailer == task, "each task keeps its own commit and trailers on the merged line"
+        assert f"Swarm-Batch: {' '.join(tasks)}" in project.git("log", "-1", "--format=%B", step)
+        batches.append(tasks)
+    return batches
+
+
+def test_a_batch_is_tested_as_one_tree_and_lands_as_one_merge_commit_audit_follows(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    gated_project(project, tmp_path / "sync")
+    project.add_tasks({name: task_file(f"Write {name}", f"write src/{name}.txt {name}") for name in "abc"})
+    setup = project.main_log()[0]
+    outcomes = run_batched(project, redis_url, r, tmp_path / "sync", ["a", "b", "c"])
+    assert outcomes == {"a": "landed", "b": "landed", "c": "landed"}
+    landed = project.landed()
+    # Whoever joined while another's full oracle ran waited for it; those waiting together were tested once, as one
+    # tree, and landed as one merge commit whose first parent is the old main (a car alone lands as before).
+    batches = assert_landed_as_batches(project, setup, landed)
+    assert any(len(batch) > 1 for batch in batches), batches
+    assert sorted(t for batch in batches for t in batch) == ["a", "b", "c"]
+    runs = full_runs(project, r)
+    assert len(runs) == len(batches) and all(v == "green" for _, v in runs), f"one run per batch: {runs} {batches}"
+    assert_main_only_ever_pointed_to_tested_trees(project, setup, r)
+    states = [e["state"] for e in events(r)]
+    assert states.count("batch_landed") == sum(len(b) > 1 for b in batches)
+    assert states.count("landed_in_batch") == sum(len(b) - 1 for b in batches)
+    assert not r.exists(keys.TRAIN), "every car left the train"
+    # `swarm audit` follows the shape: the merged line is each task's landing, the oracle judges main's own steps.
+    rt = connect(make_settings(project, redis_url, unsafe_no_sandbox=True))
+    steps = len(batches) + 1  # main's own steps: one per batch, and the gate's commit before them
+    report = audit.audit(rt.mirror, check_oracle=True, last=steps, workdir=tmp_path / "audit", sandboxed=False)
+    assert report.ok, report.problems
+    assert report.oracle_runs == steps
+
+
+def test_a_red_batch_is_bisected_its_green_half_lands_and_only_the_culprit_is_rejected(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    gated_project(project, tmp_path / "sync")
+    scripts = {name: f"write src/{name}.txt {name}" for name in "abde"}
+    scripts["c"] = "write src/c.txt FULLRED"
+    project.add_tasks({name: task_file(f"Write {name}", body) for name, body in scripts.items()})
+    setup = project.main_log()[0]
+    outcomes = run_batched(project, redis_url, r, tmp_path / "sync", list("abcde"))
+    assert outcomes == {"a": "landed", "b": "landed", "c": "rejected", "d": "landed", "e": "landed"}, events(r)
+    landed = project.landed()
+    assert "c" not in landed and "src/c.txt" not in project.git("ls-tree", "--name-only", "main", "src/")
+    assert_main_only_ever_pointed_to_tested_trees(project, setup, r)
+    states = [(e["task"], e["state"]) for e in events(r)]
+    assert any(s == "batch_red" for _, s in states), "the batch of four was red as one tree"
+    runs = full_runs(project, r)
+    # Bisection, not one run per candidate: a alone, the red four, then halves, then the rest as one batch.
+    assert len(runs) <= 6, runs
+    rejected = [e for e in events(r) if e["task"] == "c" and e["state"] == "rejected"]
+    assert rejected and rejected[-1].get("reason") == "oracle_red", rejected
+    rt = connect(make_settings(project, redis_url, unsafe_no_sandbox=True))
+    assert audit.audit(rt.mirror).ok
+
+
+def test_a_batch_lands_only_while_every_car_in_it_holds_its_lease(rt: Runtime, r: redis.Redis) -> None:
+    """The fence check covers the cars a batch lands for others: one whose attempt lost its lease holds it back."""
+    main = rt.mirror.fetch()
+    ahead = rt.mirror.commit_tree(rt.mirror.tree(main), main, "x\n", author="t")
+    r.rpush(keys.TRAIN, "x:1")  # a car ahead, untested (batching), whose attempt is in another process
+    r.hset(keys.train_car("x:1"), mapping={"spec": ahead, "parent": main, "state": "", "counts": ""})
+    holds, asked, pushes = threading.Event(), [], []
+
+    def current(members: list[str]) -> bool:
+        asked.append(members)
+        return holds.is_set()
+
+    def land_batch(base: str, tip: str, members: list[tuple[str, str]], counts: object) -> tuple[LandResult, str]:
+        pushes.append((base, tip, members))
+        return LandResult.LANDED, "f" * 40
+
+    hooks = train.Hooks(
+        main=rt.mirror.main,
+        build=lambda parent: rt.mirror.commit_tree(rt.mirror.tree(parent), parent, "y\n", author="t"),
+        test=lambda commit: oracle.OracleResult("full", ok=True, passed=1),
+        baseline=lambda main: None,
+        alive=lambda: None,
+        land=lambda old, new: LandResult.MAIN_MOVED,
+        land_batch=land_batch,
+        current=current,
+    )
+    cars = train.Train(r, rt.mirror, 4, 10.0, "batch")
+    landed: list[tuple[str, object]] = []
+    rider = threading.Thread(target=lambda: landed.append(cars.ride("y:1", hooks)), daemon=True)
+    rider.start()
+    wait_for(lambda: len(asked) >= 3, 30, "the batch checked its cars' leases")
+    assert asked[0] == ["x:1"] and not pushes, "no push while a car of the batch has lost its lease"
+    holds.set()
+    rider.join(timeout=30)
+    assert landed and len(pushes) == 1
+    base, tip, members = pushes[0]
+    assert base == main and members == [("x:1", ahead), ("y:1", tip)] and rt.mirror.parents(tip) == [ahead]
+    assert keys.text(r.hget(keys.train_car("x:1"), "landed") or b"") == "f" * 40, "the car ahead is told"
