@@ -62,7 +62,7 @@ IDENTITY = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NA
 SUMMARY = '{"passed": 1, "failed": 0}'
 BEAT_SECONDS = 1.0
 RUN_TIMEOUT = 900.0
-SECTIONS = ["coordination", "landing", "attempt-cost", "attempt-git", "pickup", "free-slots", "oracle-cpu"]
+SECTIONS = ["coordination", "landing", "batch", "attempt-cost", "attempt-git", "pickup", "free-slots", "oracle-cpu"]
 TEMPLATE = Path(__file__).resolve().parent.parent / "engine_repo_template"
 
 
@@ -124,8 +124,11 @@ def oracle_command(seconds: float) -> str:
     return f"sleep {seconds}; echo '{SUMMARY}'"
 
 
-def make_template(dest: Path, tasks: list[str], times: Times, files: int = 0, deps: bool = False) -> Path:
-    """A project holding `files` filler files, one task file per id (a chain when `deps`), and a sleeping oracle."""
+def make_template(
+    dest: Path, tasks: list[str], times: Times, files: int = 0, deps: bool = False, full: str | None = None
+) -> Path:
+    """A project holding `files` filler files, one task file per id (a chain when `deps`), and a sleeping oracle
+    (or `full` as the full one)."""
     (dest / "tasks").mkdir(parents=True)
     (dest / "src").mkdir()
     (dest / "src" / "base.txt").write_text("base\n")
@@ -139,7 +142,7 @@ def make_template(dest: Path, tasks: list[str], times: Times, files: int = 0, de
     (dest / "AGENT_PROMPT.md").write_text("Do the task.\n")
     (dest / ".swarm.toml").write_text(
         'backlog = "tasks"\nprotected = [".swarm.toml"]\n\n[oracle]\n'
-        f"fast = {json.dumps(oracle_command(times.fast))}\nfull = {json.dumps(oracle_command(times.full))}\n"
+        f"fast = {json.dumps(oracle_command(times.fast))}\nfull = {json.dumps(full or oracle_command(times.full))}\n"
     )
     return dest
 
@@ -308,7 +311,7 @@ class SwarmDriver:
 
 
 def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window: int | None = None,
-                   agent: str | None = None) -> Settings:  # fmt: skip
+                   agent: str | None = None, **extra: object) -> Settings:  # fmt: skip
     agent = agent or f"sleep {times.agent}; echo {{task_id}} > src/{{task_id}}.txt"
     return Settings(
         redis_url=url,
@@ -320,17 +323,20 @@ def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window:
         git_timeout=RUN_TIMEOUT,  # a worktree of 20,000 files on a loaded machine takes minutes
         land_retries=20,
         dispatch_interval=BEAT_SECONDS,
+        **extra,
     )  # type: ignore[arg-type]
 
 
-def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, train_window: int | None = None) -> Figures:
-    make_template(root / "template", tasks, times)
+def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, train_window: int | None = None,
+              full: str | None = None, metrics: dict[str, int] | None = None, **extra: object) -> Figures:  # fmt: skip
+    make_template(root / "template", tasks, times, full=full)
     repo.init_project(root / "template", root / "origin.git", root / "seed")
+    metrics = {} if metrics is None else metrics
     with EmbeddedRedis(root / "redis") as server:
-        driver = SwarmDriver(swarm_settings(root, server.url, slots, times, train_window), slots)
+        driver = SwarmDriver(swarm_settings(root, server.url, slots, times, train_window, **extra), slots)
         wall = driver.run_until(len(tasks))
         r = redis.Redis.from_url(server.url)
-        metrics = {k.decode(): int(v) for k, v in r.hgetall("swarm:metrics").items()}
+        metrics.update({k.decode(): int(v) for k, v in r.hgetall("swarm:metrics").items()})
         r.close()
     subjects = origin_commits(root / "origin.git")
     return Figures(
@@ -455,6 +461,42 @@ def landing(args: argparse.Namespace, base: Path) -> None:
         spec = swarm_run(fresh(base, f"train-slow-{n}"), n, tasks, times, train_window=args.window)
         print(spec.line(), flush=True)
         print(f"ratio     slots={n:<3} train/lock landings per minute {spec.per_min / lock.per_min:.2f}x", flush=True)
+
+
+def burn_command(seconds: float) -> str:
+    """A full oracle of a fixed amount of CPU work (about `seconds` on one idle core): run side by side, they share
+    the cores, as real builds and test suites do."""
+    start = time.process_time()
+    for _ in range(2_000_000):
+        pass
+    per_loop = max(1e-9, (time.process_time() - start) / 2_000_000)
+    return f"python3 -c 'for _ in range({int(seconds / per_loop)}): pass'; echo '{SUMMARY}'"
+
+
+def batch(args: argparse.Namespace, base: Path) -> None:
+    """Speculation against batching where oracle CPU is the limit: every run competes for the same cores."""
+    times = Times("cpu-oracle", args.agent, 0.0, args.cpu_full)
+    tasks = [f"b{i:03d}" for i in range(args.batch_tasks)]
+    full = burn_command(args.cpu_full)
+    print(
+        f"== batch: {len(tasks)} tasks, {args.batch_slots} slots, train window {args.window}, agent {times.agent}s, "
+        f"a full oracle of {args.cpu_full} CPU-seconds on {os.cpu_count()} cores (speculation runs one per candidate "
+        "at once; batching one at a time for the candidates waiting, landed as one merge commit)"
+    )
+    rows = {}
+    for mode in ("speculate", "batch"):
+        metrics: dict[str, int] = {}
+        root = fresh(base, f"batch-{mode}")
+        fig = swarm_run(root, args.batch_slots, tasks, times, args.window, full, metrics, train_batch=mode)
+        merges = len(git(root / "origin.git", "rev-list", "--merges", "main").stdout.split())
+        runs = metrics.get("state:full_oracle", 0)
+        rows[mode] = fig
+        print(
+            f"{mode:9} tasks={fig.landed}/{fig.tasks} wall={fig.wall:7.2f}s tasks/min={fig.per_min:6.1f} "
+            f"full oracle runs={runs} ({runs / max(1, fig.landed):.2f} per landed task) merge commits={merges}",
+            flush=True,
+        )
+    print(f"ratio     batch/speculate landings per minute {rows['batch'].per_min / rows['speculate'].per_min:.2f}x")
 
 
 def attempt_git(args: argparse.Namespace, base: Path) -> None:
@@ -683,12 +725,16 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--free-slots", type=int, default=2, help="worker processes of free-slots")
     p.add_argument("--free-tasks", type=int, default=8, help="tasks of free-slots")
     p.add_argument("--agent-slow", type=float, default=2.0, help="agent seconds of free-slots")
+    p.add_argument("--batch-slots", type=int, default=8, help="slots of batch")
+    p.add_argument("--batch-tasks", type=int, default=16, help="tasks of batch")
+    p.add_argument("--cpu-full", type=float, default=2.0, help="CPU-seconds of one full oracle run in batch")
     args = p.parse_args(argv)
     if args.quick:
         args.slots, args.tasks, args.files, args.cost_tasks, args.chain = "1,2", 3, "20,200", 2, 3
         args.agent, args.fast, args.full = 0.05, 0.0, 0.05
         args.slow_full, args.train_slots, args.train_tasks, args.window, args.git_rounds = 0.3, "2", 3, 2, 1
         args.free_slots, args.free_tasks, args.agent_slow = 1, 2, 0.1
+        args.batch_slots, args.batch_tasks, args.cpu_full = 2, 3, 0.2
     args.slots = [int(s) for s in str(args.slots).split(",")]
     args.files = [int(s) for s in str(args.files).split(",")]
     args.train_slots = [int(s) for s in str(args.train_slots).split(",")]
@@ -709,6 +755,8 @@ def main(argv: list[str] | None = None) -> None:
             attempt_cost(args, base)
         if "landing" in sections:
             landing(args, base)
+        if "batch" in sections:
+            batch(args, base)
         if "attempt-git" in sections:
             attempt_git(args, base)
         if "pickup" in sections:

@@ -32,6 +32,8 @@ def test_quick_bench_prints_every_section() -> None:
     assert any(ln.startswith("pickup ") and "median" in ln for ln in lines), out.stdout
     assert any(ln.startswith("lock ") and "tasks=3/3" in ln for ln in lines), out.stdout
     assert any(ln.startswith("train(2) ") and "tasks=3/3" in ln for ln in lines), out.stdout
+    for mode in ("speculate ", "batch "):
+        assert any(ln.startswith(mode) and "tasks=3/3" in ln and "full oracle runs=" in ln for ln in lines), out.stdout
     for side in ("held ", "given back "):
         assert any(ln.startswith(side) and "tasks/min=" in ln for ln in lines), out.stdout
     for flow in ("worktrees", "folders"):
