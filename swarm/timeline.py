@@ -26,6 +26,9 @@ KINDS = {
     "rebasing": "git",
     "full_oracle": "oracle",
     "cas_lost": "git",
+    "batch_red": "waiting",
+    "batch_landed": "git",
+    "landed_in_batch": "git",
     "main_red": "setup",
 }
 """What each state's span counts as, for `where the time goes`."""

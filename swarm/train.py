@@ -356,16 +356,16 @@ class Train(Door):
         if outcome is LandResult.LANDED:
             self._grow()
             tree = self.mirror.tree(car.spec)
-            pipe = self.r.pipeline()
-            for member, _ in members[:-1]:  # best effort: a car not told finds its landed ref after a fetch
-                pipe.hset(keys.train_car(member), mapping={"landed": merge, "landed_tree": tree})
-            pipe.execute()
+            # The cars it landed leave the line at once (were one still ahead, a car behind would rebuild on it
+            # without the others); each is told, and one not told finds its landed ref after a fetch.
+            for member, _ in members[:-1]:
+                self._tell(member, {"landed": merge, "landed_tree": tree}, leave=True)
             hooks.emit("batch_landed", commit=merge, tasks=" ".join(m.rsplit(":", 1)[0] for m, _ in members))
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:
             raise AttemptRejected(Reason.ALREADY_LANDED, "the landed ref exists on origin")
         hooks.emit("cas_lost", onto=base)  # main moved: the car at the head fetches it and the line rebuilds
-        self.r.hset(keys.train_car(ahead[0].member), "refetch", "1")
+        self._tell(ahead[0].member, {"refetch": "1"})
         car.counts, car.state, car.judged_on = None, "done", ""
         self._publish(car)
         _wait()
@@ -414,6 +414,17 @@ class Train(Door):
         fields = {"spec": car.spec, "counts": counts, "parent": car.parent, "state": car.state}
         self.r.hset(keys.train_car(car.member), mapping=dict(fields.items()))
 
+    def _tell(self, member: str, fields: dict[str, str], leave: bool = False) -> None:
+        """Write into another car's entry (and take it out of the line, with `leave`). Its expiry is set again in
+        the same transaction: were the entry gone (its process died), the write would make one that never expires,
+        and those behind would wait for it forever."""
+        pipe = self.r.pipeline()
+        if leave:
+            pipe.lrem(keys.TRAIN, 0, member)
+        pipe.hset(keys.train_car(member), mapping=dict(fields.items()))
+        pipe.pexpire(keys.train_car(member), self.ttl_ms)
+        pipe.execute()
+
     def _set_state(self, car: Car, state: str) -> None:
         car.state = state
         self.r.hset(keys.train_car(car.member), "state", state)
@@ -421,16 +432,23 @@ class Train(Door):
     def _view(self, member: str) -> View:
         """The live cars ahead of this one, in order, those behind it inside the window, and its own entry; the
         entries of dead cars are dropped."""
-        members = [keys.text(m) for m in self.r.lrange(keys.TRAIN, 0, -1)]
-        if member not in members:  # dropped by a car that thought this one dead: back in, at the end
-            self.r.rpush(keys.TRAIN, member)
+        pipe = self.r.pipeline()
+        pipe.lrange(keys.TRAIN, 0, -1)
+        pipe.hgetall(keys.train_car(member))
+        listed, own_fields = pipe.execute()
+        members = [keys.text(m) for m in listed]
+        own = {keys.text(k): keys.text(v) for k, v in own_fields.items()}
+        if member not in members:
+            if own.get("landed"):  # a batch landed it and took it out of the line
+                return View([], [], own)
+            self.r.rpush(keys.TRAIN, member)  # dropped by a car that thought this one dead: back in, at the end
             members.append(member)
         at = members.index(member)
         others = members[:at] + members[at + 1 : self.window()]
         pipe = self.r.pipeline()
-        for m in [*others, member]:
+        for m in others:
             pipe.hgetall(keys.train_car(m))
-        *fields_of, own = pipe.execute()
+        fields_of = pipe.execute()
         ahead: list[Ahead] = []
         behind: list[Ahead] = []
         for i, (m, fields) in enumerate(zip(others, fields_of, strict=True)):
@@ -441,7 +459,7 @@ class Train(Door):
             counts = Counts.parse(json.loads(values["counts"])) if values.get("counts") else None
             car = Ahead(m, values.get("spec", ""), counts, values.get("parent", ""), values.get("state", ""))
             (ahead if i < at else behind).append(car)
-        return View(ahead, behind, {keys.text(k): keys.text(v) for k, v in own.items()})
+        return View(ahead, behind, own)
 
     def _ahead(self, member: str) -> list[Ahead]:
         return self._view(member).ahead

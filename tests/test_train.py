@@ -426,3 +426,4 @@ def test_a_batch_lands_only_while_every_car_in_it_holds_its_lease(rt: Runtime, r
     base, tip, members = pushes[0]
     assert base == main and members == [("x:1", ahead), ("y:1", tip)] and rt.mirror.parents(tip) == [ahead]
     assert keys.text(r.hget(keys.train_car("x:1"), "landed") or b"") == "f" * 40, "the car ahead is told"
+    assert r.pttl(keys.train_car("x:1")) > 0, "an entry written for another car expires (its process may be dead)"
