@@ -481,10 +481,11 @@ def batch(args: argparse.Namespace, base: Path) -> None:
     print(
         f"== batch: {len(tasks)} tasks, {args.batch_slots} slots, train window {args.window}, agent {times.agent}s, "
         f"a full oracle of {args.cpu_full} CPU-seconds on {os.cpu_count()} cores (speculation runs one per candidate "
-        "at once; batching one at a time for the candidates waiting, landed as one merge commit)"
+        "at once; batching one at a time for the candidates waiting, landed as one merge commit; auto batches while "
+        "less than one core is free)"
     )
     rows = {}
-    for mode in ("speculate", "batch"):
+    for mode in ("speculate", "batch", "auto"):
         metrics: dict[str, int] = {}
         root = fresh(base, f"batch-{mode}")
         fig = swarm_run(root, args.batch_slots, tasks, times, args.window, full, metrics, train_batch=mode)
@@ -496,7 +497,8 @@ def batch(args: argparse.Namespace, base: Path) -> None:
             f"full oracle runs={runs} ({runs / max(1, fig.landed):.2f} per landed task) merge commits={merges}",
             flush=True,
         )
-    print(f"ratio     batch/speculate landings per minute {rows['batch'].per_min / rows['speculate'].per_min:.2f}x")
+    for mode in ("batch", "auto"):
+        print(f"ratio     {mode}/speculate landings per minute {rows[mode].per_min / rows['speculate'].per_min:.2f}x")
 
 
 def attempt_git(args: argparse.Namespace, base: Path) -> None:
