@@ -339,13 +339,15 @@ def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, train_wind
         metrics.update({k.decode(): int(v) for k, v in r.hgetall("swarm:metrics").items()})
         r.close()
     subjects = origin_commits(root / "origin.git")
+    merges = len(git(root / "origin.git", "rev-list", "--merges", "main").stdout.split())
     return Figures(
         "lock" if train_window == 0 else f"train({train_window})" if train_window else "swarm",
         slots,
         len(tasks),
         wall,
         times.work,
-        coordination_commits=len(subjects) - 1 - driver.outcomes["landed"],  # all but the first commit and landings
+        # All but the first commit, the landings and a batch's merge commits (train_batch): what coordination cost.
+        coordination_commits=len(subjects) - 1 - driver.outcomes["landed"] - merges,
         rejected_pushes=metrics.get("state:cas_lost", 0),
         lost_claims=driver.outcomes["busy"],
         landed=driver.outcomes["landed"],
