@@ -35,15 +35,21 @@ fi
 """
 
 
-def speculative_project(project: Project, sync: Path) -> None:
+def scripted_oracle(project: Project, sync: Path, script: str, text: str, why: str) -> None:
+    """The full tier runs `script` (holding `text`, with $SYNC the folder the test signals through) before the
+    toy oracle."""
     sync.mkdir()
-    (project.clone / "spec.sh").write_text(SPEC_SH)
+    (project.clone / script).write_text(text)
     toml = (project.clone / REPO_SETTINGS_FILE).read_text()
-    toml = toml.replace('full = "python3 oracle.py"', 'full = "bash spec.sh && python3 oracle.py"')
+    toml = toml.replace('full = "python3 oracle.py"', f'full = "bash {script} && python3 oracle.py"')
     toml = toml.replace("env = {", f'env = {{ SYNC = "{sync}", ')
-    assert "spec.sh" in toml and "SYNC" in toml
+    assert script in toml and "SYNC" in toml
     (project.clone / REPO_SETTINGS_FILE).write_text(toml)
-    project.commit_all("An oracle that proves speculation")
+    project.commit_all(why)
+
+
+def speculative_project(project: Project, sync: Path) -> None:
+    scripted_oracle(project, sync, "spec.sh", SPEC_SH, "An oracle that proves speculation")
 
 
 def run_all(rts: list[Runtime], jobs: list[tuple[str, str]]) -> dict[str, str]:
@@ -272,14 +278,7 @@ fi
 
 
 def gated_project(project: Project, sync: Path) -> None:
-    sync.mkdir()
-    (project.clone / "gate.sh").write_text(GATE_SH)
-    toml = (project.clone / REPO_SETTINGS_FILE).read_text()
-    toml = toml.replace('full = "python3 oracle.py"', 'full = "bash gate.sh && python3 oracle.py"')
-    toml = toml.replace("env = {", f'env = {{ SYNC = "{sync}", ')
-    assert "gate.sh" in toml and "SYNC" in toml
-    (project.clone / REPO_SETTINGS_FILE).write_text(toml)
-    project.commit_all("An oracle gated by the test")
+    scripted_oracle(project, sync, "gate.sh", GATE_SH, "An oracle gated by the test")
 
 
 def run_batched(project: Project, redis_url: str, r: redis.Redis, sync: Path, tasks: list[str]) -> dict[str, str]:
