@@ -212,8 +212,10 @@ class Heartbeat:
         try:
             owned = self.leases.renew(self.lease)
         except CoordinationError as exc:
-            # The lease is still ours until its last confirmed expiry; try again while one more try fits before it.
-            room = self._confirmed_until - time.monotonic() - self.leases.timeout
+            # The lease is still ours until its last confirmed expiry; try again while one more try fits before it,
+            # with a retry's interval to spare: a loaded machine wakes the thread late, and on_lost must still come
+            # before the expiry, not at it.
+            room = self._confirmed_until - time.monotonic() - self.leases.timeout - self._retry
             if room <= 0:
                 return f"could not renew before expiry: {exc}", 0.0
             log.warning("lease %s renewal failed (%.1fs to its expiry), will retry: %s", self.lease.key, room, exc)

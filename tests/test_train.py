@@ -288,6 +288,8 @@ def run_batched(project: Project, redis_url: str, r: redis.Redis, sync: Path, ta
     rts = [connect(settings) for _ in tasks]
 
     def open_gate() -> None:
+        wait_for(lambda: r.llen(keys.TRAIN) >= 1, 300, "a candidate in the train")
+        (sync / "first-in").touch()
         wait_for(lambda: r.llen(keys.TRAIN) == len(tasks), 300, "every candidate in the train")
         (sync / "go").touch()
 
@@ -368,7 +370,8 @@ def test_a_red_batch_is_bisected_its_green_half_lands_and_only_the_culprit_is_re
 ) -> None:
     gated_project(project, tmp_path / "sync")
     scripts = {name: f"write src/{name}.txt {name}" for name in "abde"}
-    scripts["c"] = "write src/c.txt FULLRED"
+    # The culprit joins once another car has (first and alone, it would be tested alone: no batch to bisect).
+    scripts["c"] = f"wait-file {tmp_path}/sync/first-in 120\nwrite src/c.txt FULLRED"
     project.add_tasks({name: task_file(f"Write {name}", body) for name, body in scripts.items()})
     setup = project.main_log()[0]
     outcomes = run_batched(project, redis_url, r, tmp_path / "sync", list("abcde"))
