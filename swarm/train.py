@@ -319,7 +319,7 @@ class Train(Door):
             self._shrink()
             raise AttemptRejected(Reason.ORACLE_RED if not car.result.ok else Reason.ORACLE_DROPPED, reason)
         elif car.state != "red":
-            hooks.emit("batch_red", commit=car.spec, reason=reason, behind=len(self._ahead(car.member)))
+            hooks.emit("batch_red", commit=car.spec, reason=reason)
             self._set_state(car, "red")
 
     def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult | None] | None:
