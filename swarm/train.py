@@ -461,9 +461,6 @@ class Train(Door):
             (ahead if i < at else behind).append(car)
         return View(ahead, behind, own)
 
-    def _ahead(self, member: str) -> list[Ahead]:
-        return self._view(member).ahead
-
     def _grow(self) -> None:
         self.r.set(keys.TRAIN_WINDOW, min(self.max_window, self.window() + 1))
 

@@ -179,9 +179,9 @@ def test_a_dead_car_is_dropped_and_those_behind_move_up(rt: Runtime, r: redis.Re
     cars._join(train.Car("x:1"))
     cars._join(train.Car("y:1"))
     cars._join(train.Car("z:1"))
-    assert [c.member for c in cars._ahead("z:1")] == ["x:1", "y:1"]
+    assert [c.member for c in cars._view("z:1").ahead] == ["x:1", "y:1"]
     r.delete(keys.train_car("x:1"))  # what its expiry does when its process died
-    assert [c.member for c in cars._ahead("z:1")] == ["y:1"]
+    assert [c.member for c in cars._view("z:1").ahead] == ["y:1"]
     assert [keys.text(m) for m in r.lrange(keys.TRAIN, 0, -1)] == ["y:1", "z:1"]
 
 
