@@ -11,7 +11,8 @@ timeout (a pre-receive hook), and a full disk under the workdir (a small tmpfs, 
 When the time is up the faults stop, the swarm settles, every process is stopped, and the outcome is checked by
 git alone (landed refs, trailers on main, `swarm audit --oracle`, the attempt ledger on origin) plus what is left
 behind on the host. The last line printed is JSON: tasks lost, landed twice, red commits, failed tasks that ran
-over their budget, leftover processes, leases and worktrees, and attempt-seconds wasted by infrastructure faults.
+over their budget, leftover processes, leases and worktrees, workers that died of a fault they should have survived,
+and attempt-seconds wasted by infrastructure faults.
 The exit status is 1 when a promise broke.
 """
 
@@ -390,6 +391,9 @@ def check(soak: Soak) -> dict[str, Any]:
     mirror = repo.Mirror(str(project.origin), soak.root / "check-mirror.git").ensure()
     mirror.fetch()
     records = ledger.read(mirror)
+    # Every worker the soak killed was restarted when the faults stopped: one gone now died of a fault it should
+    # have survived, and left its vendor queue without a consumer.
+    died = sorted(n for n in soak.queues if soak.cluster.procs[n].poll() is not None)
     soak.cluster.stop()
     time.sleep(soak.args.lease_ttl + 1)  # leases of the stopped workers expire within one TTL: part of the check
     client = redis.Redis.from_url(soak.redis.url)
@@ -410,6 +414,7 @@ def check(soak: Soak) -> dict[str, Any]:
         "leftover_processes": [p for i in sorted(ids) for p in proc.marked(f"{identity.ENV}={i}")],
         "leftover_leases": sorted(k.decode() for k in client.scan_iter(match="swarm:lease:*")),
         "leftover_worktrees": leftover_worktrees,
+        "workers_died": died,
         "attempts": sum(len(ledger.summarize(c).history) for c in records.values()),
         "infra_wasted_attempt_s": wasted_seconds(records),
     }
@@ -417,7 +422,7 @@ def check(soak: Soak) -> dict[str, Any]:
 
 def broke(figures: dict[str, Any]) -> bool:
     keys = ("tasks_lost", "landed_twice", "broken_landed", "over_budget", "leftover_processes", "leftover_leases",
-            "leftover_worktrees")  # fmt: skip
+            "leftover_worktrees", "workers_died")  # fmt: skip
     return any(figures[k] for k in keys) or figures["red_commits"] > 0 or not figures["audit_ok"]
 
 

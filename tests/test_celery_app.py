@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from celery import Celery
+from kombu import Connection
 
 from swarm import celeryconfig
 from swarm.settings import Settings
@@ -94,3 +97,28 @@ def test_ssl_parameters_in_the_url_win_over_the_default() -> None:
 def test_a_plain_redis_url_gets_no_tls_settings() -> None:
     conf = celeryconfig.from_settings(Settings(redis_url="redis://127.0.0.1:6379/0", origin="/o"))
     assert "broker_use_ssl" not in conf and "redis_backend_use_ssl" not in conf
+
+
+def test_an_ack_left_pending_when_the_broker_connection_drops_does_not_stop_the_worker(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The state a dropped connection leaves (the chaos soak's network cut did it): Celery closed the connection,
+    so the channel's pools are gone and its transport has no client, then its hub runs the ack still queued. Without
+    `swarm.celery`'s guard kombu raises AttributeError here, and the worker stops with "Unrecoverable error"."""
+    import swarm.celery  # noqa: F401 - the app module installs the guard, as `celery -A swarm` imports it
+
+    conn = Connection(redis_url)
+    box = conn.SimpleQueue("swarm-test-ack")
+    box.put({"task": "t"})
+    message = box.get(timeout=10)
+    transport = conn.transport
+    message.channel._disconnect_pools()  # what the lost connection did
+    conn._do_close_transport()  # what Celery's close did
+    try:
+        with caplog.at_level(logging.WARNING):
+            message.ack_log_error(logging.getLogger("test"), conn.connection_errors)
+    finally:  # give the connection its transport back, so it closes (and puts the message back) cleanly
+        conn._transport, transport.client = transport, conn
+        conn.close()
+    assert "the broker connection is gone" in caplog.text
+    assert message.acknowledged is False, "the ack did not happen: the broker delivers the message again"

@@ -31,5 +31,5 @@ def test_a_short_chaos_soak_loses_nothing_lands_nothing_twice_and_leaves_nothing
     assert figures["tasks_lost"] == [] and figures["landed_twice"] == [] and figures["red_commits"] == 0, figures
     assert figures["broken_landed"] == [] and figures["over_budget"] == [] and figures["audit_ok"], figures
     assert figures["leftover_processes"] == [] and figures["leftover_leases"] == [], figures
-    assert figures["leftover_worktrees"] == [], figures
+    assert figures["leftover_worktrees"] == [] and figures["workers_died"] == [], figures
     assert run.returncode == 0, figures
