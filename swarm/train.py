@@ -8,7 +8,8 @@ parent change and rebuild on what is ahead of them now (a dependent pipeline, as
 from the push alone: `main` moves only from a car's parent to that car's tested commit, and the landed ref is
 created once. A tree the full oracle already passed is not tested again (cached by tree id).
 
-Where oracle CPU is short, the train batches instead (`train_batch`: batch, or auto by the free CPU it measures):
+Where oracle CPU is short, the train batches instead (`train_batch`: batch, or auto by the free CPU it measures; the
+whole train runs one way at a time, whichever worker decides it):
 one car at a time runs its full oracle, the last one in the window, on a tree that holds every car ahead of it;
 green, it lands them all with one merge commit whose first parent is the old `main` and whose tree is exactly the
 tree it tested (as bors does), and each task keeps its own commit and trailers on the merged line. A red batch is
@@ -39,6 +40,8 @@ from swarm.repo import LandResult, Mirror
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+MODE_SECONDS = 5.0
+"""How long one decision between batching and speculating holds for the whole train."""
 VERDICT_TTL_SECONDS = 7 * 24 * 3600
 
 
@@ -251,12 +254,23 @@ class Train(Door):
         return self._land_batch(car, ahead, hooks) if batch else self._land(car, hooks)
 
     def _batching(self) -> bool:
-        """Whether cars wait for one tester at a time: always, never, or (auto) while the CPU has less than one
-        core free (speculation would only slow every oracle run down)."""
-        if self.mode != "auto":
-            return self.mode == "batch"
-        cores = os.cpu_count() or 1
-        return cores - os.getloadavg()[0] < 1
+        """Whether cars wait for one tester at a time. One answer for the whole train at a time, kept in Redis for
+        MODE_SECONDS: were each car to decide alone (workers on machines of different load, or set differently),
+        a batching car could wait for the car behind to test it as part of a batch while that car, speculating,
+        waits for it to test itself. The first car to ask once the answer expired decides, by its own
+        `train_batch`: always, never, or (auto) while the CPU has less than one core free (speculation would only
+        slow every oracle run down)."""
+        mode = self.r.get(keys.TRAIN_MODE)
+        if mode is None:
+            mine = "batch" if self.mode == "batch" or (self.mode == "auto" and self._cpu_short()) else "speculate"
+            self.r.set(keys.TRAIN_MODE, mine, px=int(MODE_SECONDS * 1000), nx=True)
+            mode = self.r.get(keys.TRAIN_MODE) or mine  # another car's answer, when it asked first
+        return keys.text(mode) == "batch"
+
+    @staticmethod
+    def _cpu_short() -> bool:
+        """Less than one core free by the 1-minute load average."""
+        return (os.cpu_count() or 1) - os.getloadavg()[0] < 1
 
     def _tests_now(self, car: Car, view: View) -> bool:
         """Speculating, every car in the window runs its full oracle at once. Batching, one car runs at a time: the

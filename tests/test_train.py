@@ -75,8 +75,10 @@ def run_all(rts: list[Runtime], jobs: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def runtimes(project: Project, redis_url: str, n: int) -> list[Runtime]:
-    # The oracles signal each other through a host folder, which a sandbox (private /tmp) would hide.
-    settings = make_settings(project, redis_url, train_window=4, lease_ttl=10.0, unsafe_no_sandbox=True)
+    # The oracles signal each other through a host folder, which a sandbox (private /tmp) would hide. These tests
+    # are about speculation: batching (or `auto` on a busy machine) would test the cars as one tree instead.
+    settings = make_settings(project, redis_url, train_window=4, train_batch="speculate", lease_ttl=10.0,
+                             unsafe_no_sandbox=True)  # fmt: skip
     return [connect(settings) for _ in range(n)]
 
 
@@ -429,3 +431,52 @@ def test_a_batch_lands_only_while_every_car_in_it_holds_its_lease(rt: Runtime, r
     assert base == main and members == [("x:1", ahead), ("y:1", tip)] and rt.mirror.parents(tip) == [ahead]
     assert keys.text(r.hget(keys.train_car("x:1"), "landed") or b"") == "f" * 40, "the car ahead is told"
     assert r.pttl(keys.train_car("x:1")) > 0, "an entry written for another car expires (its process may be dead)"
+
+
+def test_a_batching_worker_and_a_speculating_one_agree_on_how_the_train_runs(rt: Runtime, r: redis.Redis) -> None:
+    """Workers set differently (or `auto` on machines of different load) share one train, run one way at a time.
+    Were each car to decide alone, the batching car ahead would wait for the one behind to test it in a batch,
+    while that one, speculating, waited for the car ahead to test itself: neither would ever land."""
+    main = rt.mirror.fetch()
+    stop = threading.Event()
+    specs: dict[str, str] = {}
+    ridden: dict[str, tuple[str, object]] = {}
+
+    def alive() -> None:
+        if stop.is_set():
+            raise AttemptRejected(Reason.LEASE_LOST, "the test gave up on the train")
+
+    def hooks(member: str) -> train.Hooks:
+        def build(parent: str) -> str:
+            if member == "x:1":  # the car ahead builds once the one behind has joined: it is not the last car
+                wait_for(lambda: r.llen(keys.TRAIN) == 2 or stop.is_set(), 60, "the second car joined")
+            specs[member] = rt.mirror.commit_tree(rt.mirror.tree(parent), parent, f"{member}\n", author="t")
+            return specs[member]
+
+        return train.Hooks(
+            main=lambda: main,
+            build=build,
+            test=lambda commit: oracle.OracleResult("full", ok=True, passed=1),
+            baseline=lambda main: None,
+            alive=alive,
+            land=lambda old, new: LandResult.LANDED,
+            land_batch=lambda base, tip, members, counts: (LandResult.LANDED, "f" * 40),
+            landed=lambda: specs.get(member),
+        )
+
+    def ride(mode: train.Mode, member: str) -> None:
+        ridden[member] = train.Train(r, rt.mirror, 4, 10.0, mode).ride(member, hooks(member))
+
+    riders = [threading.Thread(target=ride, args=("batch", "x:1"), daemon=True)]
+    riders[0].start()
+    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
+    riders.append(threading.Thread(target=ride, args=("speculate", "y:1"), daemon=True))
+    riders[1].start()
+    try:
+        for rider in riders:
+            rider.join(timeout=60)  # a few seconds at most; a hang guard with a wide margin
+        assert sorted(ridden) == ["x:1", "y:1"], f"the cars waited on each other: {r.hgetall(keys.train_car('y:1'))}"
+    finally:
+        stop.set()
+        for rider in riders:
+            rider.join(timeout=30)
