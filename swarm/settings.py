@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     """Rebase-and-retest rounds after a lost compare-and-swap on origin before the attempt gives up."""
     train_window: int = Field(8, ge=0, le=64)
     """Candidates the merge train tests at once, each on main + those ahead (0: one at a time, under the merge lock)."""
-    train_batch: Literal["speculate", "batch", "auto"] = "speculate"
+    train_batch: Literal["speculate", "batch", "auto"] = "auto"
     """How the train spends oracle CPU. speculate: every candidate in the window runs its full oracle at once, on
     main + those ahead. batch: one run at a time, by the last candidate in the window, on a tree holding all of them;
     green, they land together as one merge commit whose first parent is the old main (a red batch is bisected).

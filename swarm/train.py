@@ -123,7 +123,7 @@ def _wait() -> None:
 class Train(Door):
     """The train's order and window in Redis; `ride` takes one car from joining to landing (or raises)."""
 
-    def __init__(self, client: redis.Redis, mirror: Mirror, window: int, ttl: float, mode: Mode = "speculate") -> None:
+    def __init__(self, client: redis.Redis, mirror: Mirror, window: int, ttl: float, mode: Mode = "auto") -> None:
         super().__init__(client)
         self.mirror = mirror
         self.max_window = max(1, window)
