@@ -37,7 +37,7 @@ def _a_closed_broker_connection_is_a_connection_error() -> None:
     back) and the acks its hub still has queued. kombu's Redis transport then raises AttributeError (`'NoneType'
     object has no attribute 'hostname'`, as in celery/kombu#582), which neither Celery's `ignore_errors` nor the ack's
     error handling covers, and the worker stops with "Unrecoverable error": its vendor queue is left without a
-    consumer until someone restarts it. The chaos soak's network cuts and Redis restarts did it in 3 of 8 runs.
+    consumer until someone restarts it. The chaos soak's network cuts and Redis restarts did it in 4 of 8 runs.
     Here that state raises the Redis ConnectionError it is, which both already handle: the worker reconnects. What
     is lost is an ack or a restore, and nothing more: tasks are acknowledged late, so the broker delivers the message
     again, and a task delivered twice does nothing twice (its lease and landed ref see to that).
