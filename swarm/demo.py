@@ -73,12 +73,16 @@ class Summary:
     after: dict[str, Any] | None
     elapsed: float
     directory: Path
+    batches: int = 0
+    """Merge commits of the train's batches on main (train_batch)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 def summarize(s: session.Started, first: str, report: dict[str, Any], elapsed: float, directory: Path) -> Summary:
     selected = [row for row in report["tasks"] if row["id"] in s.settings.only_tasks]
-    commits = session.landed_commits(s.rt, first)
+    everything = session.landed_commits(s.rt, first)
+    # A batch's merge commit (train_batch) is the train's step of main, neither a vendor's work nor coordination.
+    commits = [c for c in everything if c["agent"] != repo.BATCH_AGENT]
     rejected, rebased = [], []
     for row in selected:
         for h in (r.to_dict() for r in s.rt.book.history(row["id"])):
@@ -94,6 +98,7 @@ def summarize(s: session.Started, first: str, report: dict[str, Any], elapsed: f
         per_vendor=dict(collections.Counter(c["agent"] for c in commits)),
         rebased=rebased,
         coordination_commits=sum(1 for c in commits if not c["task"]),
+        batches=len(everything) - len(commits),
         before=session.oracle_of(s.rt, first),
         after=session.oracle_of(s.rt, report["main"]),
         elapsed=elapsed,
@@ -116,6 +121,8 @@ def show(summary: Summary) -> None:
     console.print("commits on main per vendor: " + ", ".join(f"{k} {v}" for k, v in sorted(summary.per_vendor.items())))
     console.print(f"landed after a rebase onto a moved main: {len(summary.rebased)} ({', '.join(summary.rebased)})")
     console.print(f"coordination commits: {summary.coordination_commits}")
+    if summary.batches:
+        console.print(f"batches the train landed as one merge commit each: {summary.batches}")
     console.print(f"oracle on main: before {passed(summary.before)}; after {passed(summary.after)}")
     console.print(f"elapsed: {summary.elapsed:.0f}s")
     work = summary.directory / "work"
