@@ -6,7 +6,8 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
   coordination  the lock-file protocol (pull, claim commit + push with retries, work, test, commit + push, release
                 commit + push; N processes, each its own clone of one bare origin) against the swarm (real Redis,
                 the in-process pipeline in N slots, dispatch after each attempt and on a 1 s beat), at each slot count,
-                with zero-time and realistic agent and oracle times;
+                with zero-time and realistic agent and oracle times (`--integrity-cost`: also the swarm with its
+                sandboxes off, to show what they cost per task);
   landing       the merge lock against the speculative train (train_window), with a slow full oracle;
   attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
                 its children) and git processes (counted by a `git` shim on PATH) per attempt;
@@ -24,6 +25,7 @@ Never asserts timings. Usage: .venv/bin/python scripts/bench.py [--quick] [--onl
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -371,6 +373,11 @@ def coordination(args: argparse.Namespace, base: Path) -> None:
                 f"lock-file/swarm overhead {ratio(lock.overhead, sw.overhead)}",
                 flush=True,
             )
+            if args.integrity_cost:  # the same swarm with its sandboxes off: what they cost per task
+                bare = swarm_run(fresh(base, f"bare-{times.name}-{slots}"), slots, tasks, times, unsafe_no_sandbox=True)
+                print(dataclasses.replace(bare, side="unsandbox").line(), flush=True)
+                cost = sw.overhead - bare.overhead
+                print(f"ratio     slots={slots:<3} sandboxes cost {cost:.2f}s of overhead per task", flush=True)
 
 
 def ratio(a: float, b: float) -> str:
@@ -714,6 +721,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", nargs="*", choices=SECTIONS, default=None)
     p.add_argument("--slots", default="1,2,4,8,16", help="comma-separated slot counts")
     p.add_argument("--tasks", type=int, default=24)
+    p.add_argument("--integrity-cost", action="store_true", help="coordination: also the swarm unsandboxed")
     p.add_argument("--agent", type=float, default=0.5, help="realistic agent seconds")
     p.add_argument("--fast", type=float, default=0.25, help="realistic fast-oracle seconds")
     p.add_argument("--full", type=float, default=1.0, help="realistic full-oracle seconds")
