@@ -95,10 +95,18 @@ def write(mirror: Mirror, task_id: str, event: str, record: dict[str, Any], spoo
     return False
 
 
+def commit_of(task_id: str, event: str, record: dict[str, Any]) -> tuple[str, str]:
+    """The ref and commit message of one record, for a push that carries it with something else (a landing)."""
+    return _ref_and_message(entry(task_id, event, record))
+
+
+def _ref_and_message(body: dict[str, Any]) -> tuple[str, str]:
+    return ref(body["task"]), f"{HEADER}\n{json.dumps(body, sort_keys=True, default=str)}\n"
+
+
 def _append(mirror: Mirror, body: dict[str, Any]) -> bool:
     try:
-        text = json.dumps(body, sort_keys=True, default=str)
-        mirror.append_record(ref(body["task"]), f"{HEADER}\n{text}\n")
+        mirror.append_record(*_ref_and_message(body))
         return True
     except SwarmError as exc:
         log.warning("could not write the %s record of %s to origin's ledger: %s", body["event"], body["task"], exc)

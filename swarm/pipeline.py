@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from swarm.events import Events
 from swarm.leases import Heartbeat, Lease, Leases
 from swarm.marks import QueueMarks
 from swarm.oracle import OracleResult, Tier, judge
-from swarm.outcomes import Outcome, Reason
+from swarm.outcomes import AttemptRecord, Outcome, Reason
 from swarm.quota import VendorLedger
 from swarm.repo import LandResult, Mirror, matches
 from swarm.roles import AgentRunner, Judge, OracleJob
@@ -105,10 +105,12 @@ class Pipeline:
                 main = self.mirror.fetch()
                 if task_id in self.mirror.landed() or not self.book.begin(att.record, lease.value):
                     return Outcome.DONE  # landed, or failed until `swarm retry`
-                ledger.write(self.mirror, task_id, "begin", att.record.to_dict(), self.book)  # survives a Redis wipe
+                self._begin_record(att)
                 self._emit(att, "leased", fence=lease.fence)
                 return self._attempt(att, main)
         finally:
+            if att is not None:
+                self._begun(att)  # no thread of this attempt outlives it
             self._release(lease)
             if att is not None:
                 self.spaces.clean_up(att)
@@ -249,7 +251,7 @@ class Pipeline:
         landing = self._rebase(att, candidate, base, onto, repo)
         self._gate(att, "full", landing, repo, onto, baseline)
         self._check_lease(att)
-        result = self.mirror.land(onto, landing, att.task_id)
+        result = self._push_landing(att, onto, landing, rebased=onto != base)
         if result is LandResult.ALREADY_LANDED:
             raise AttemptRejected(Reason.ALREADY_LANDED, "the landed ref exists on origin")
         if result is LandResult.MAIN_MOVED:
@@ -291,7 +293,7 @@ class Pipeline:
             test=test,
             baseline=lambda main: self._baseline(att, self._repo_settings(main), main),
             alive=lambda: self._check_lease(att),
-            land=lambda old, new: self.mirror.land(old, new, att.task_id),
+            land=lambda old, new, passed: self._push_landing(att, old, new, rebased=new != candidate, full=passed),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
             land_batch=self._land_batch,
             landed=lambda: self.mirror.landed().get(att.task_id),
@@ -304,6 +306,19 @@ class Pipeline:
             att.record.counts("full", full.counts())
         att.record.rebased = landing != candidate
         return landing
+
+    def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool, full: OracleResult | None = None
+                      ) -> LandResult:  # fmt: skip
+        """The landing push, with the attempt's end record on origin's ledger in the same atomic push: a landing
+        is never without its record, and the record costs no push of its own (see `_write_end`)."""
+        self._begun(att)  # the begin record first: the end record goes on top of it
+        landed = replace(att.record, outcome=Outcome.LANDED.value, commit=new, rebased=rebased, ended=time.time())
+        if full is not None:
+            landed.full = full.counts()
+        result, att.end_written = self.mirror.land_recorded(
+            old, new, att.task_id, ledger.commit_of(att.task_id, "end", self._end_fields(landed, Outcome.LANDED))
+        )
+        return result
 
     def _land_batch(
         self, base: str, tip: str, members: list[tuple[str, str]], counts: Counts
@@ -513,9 +528,31 @@ class Pipeline:
         return kept.record() if kept else None
 
     def _write_end(self, att: Attempt, verdict: Outcome) -> None:
-        """The end record on origin's ledger: what was paid for survives a Redis wipe."""
-        record = {**att.record.to_dict(), "counts": att.record.counted, "failed": verdict is Outcome.FAILED}
-        ledger.write(self.mirror, att.task_id, "end", record, self.book)
+        """The end record on origin's ledger: what was paid for survives a Redis wipe. A landing pushed it already
+        (`_push_landing`), unless another writer's record got in between."""
+        self._begun(att)
+        if verdict is Outcome.LANDED and att.end_written:
+            return
+        ledger.write(self.mirror, att.task_id, "end", self._end_fields(att.record, verdict), self.book)
+
+    @staticmethod
+    def _end_fields(record: AttemptRecord, verdict: Outcome) -> dict[str, Any]:
+        return {**record.to_dict(), "counts": record.counted, "failed": verdict is Outcome.FAILED}
+
+    def _begin_record(self, att: Attempt) -> None:
+        """The begin record goes to origin beside the attempt rather than before it: it must be there before the
+        attempt's end record (so a Redis wipe cannot lose what was paid for), not before its agent starts, so its
+        push costs the attempt no time (`_begun` waits for it where it must be there)."""
+        record = att.record.to_dict()
+        att.begin = threading.Thread(target=ledger.write, args=(self.mirror, att.task_id, "begin", record, self.book),
+                                     name=f"begin-{att.task_id}", daemon=True)  # fmt: skip
+        att.begin.start()
+
+    @staticmethod
+    def _begun(att: Attempt) -> None:
+        """Wait until the begin record is on origin (or spooled: `ledger.write` never raises for origin's faults)."""
+        if att.begin is not None:
+            att.begin.join()
 
     def _release(self, lease: Lease) -> None:
         try:

@@ -382,29 +382,48 @@ class Mirror:
 
     def land(self, old: str, new: str, task_id: str) -> LandResult:
         """The atomic compare-and-swap: main OLD->NEW and the landed ref created, both or neither."""
+        return self.land_recorded(old, new, task_id)[0]
+
+    def land_recorded(self, old: str, new: str, task_id: str, record: tuple[str, str] | None = None
+                      ) -> tuple[LandResult, bool]:  # fmt: skip
+        """`land`, with `record` (a ref and a message, see `append_record`) appended to that ref in the same
+        atomic push: the landing and its record reach origin together or not at all. Returns the result and
+        whether the record went with it; when only the record's ref had moved (another writer appended), the
+        landing is pushed again without it and the caller appends the record on its own."""
         landed_ref = f"{LANDED_PREFIX}{task_id}"
         main_ref = f"refs/heads/{self.branch}"
+        leases = [f"--force-with-lease={main_ref}:{old}", f"--force-with-lease={landed_ref}:"]
+        updates = [f"{new}:{main_ref}", f"{new}:{landed_ref}"]
+        if record is not None:
+            ref, message = record
+            tip = self._local_rev(ref)
+            parent = ["-p", tip] if tip else []
+            rec = _run(self._g, "commit-tree", EMPTY_TREE, *parent, "-m", message, env=SWARM_IDENTITY).strip()
+            leases.append(f"--force-with-lease={ref}:{tip}")
+            updates.append(f"{rec}:{ref}")
         status, out, err = _execute(
             self._g,
-            [
-                "push", "--atomic", "--porcelain", "--no-verify", self.origin,
-                f"--force-with-lease={main_ref}:{old}",
-                f"--force-with-lease={landed_ref}:",
-                f"{new}:{main_ref}",
-                f"{new}:{landed_ref}",
-            ],
+            ["push", "--atomic", "--porcelain", "--no-verify", self.origin, *leases, *updates],
             with_extended_output=True,
             with_exceptions=False,
         )  # fmt: skip
         if status == 0:
             log.info("landed %s as %s on %s", task_id, new[:12], self.branch)
-            return LandResult.LANDED
+            if record is not None:
+                with self.locked():
+                    _run(self._g, "update-ref", record[0], rec, with_exceptions=False)
+            return LandResult.LANDED, record is not None
         report = f"{out}\n{err}"
-        for line in report.splitlines():
-            if line.startswith("!") and landed_ref in line and "atomic push failed" not in line:
-                return LandResult.ALREADY_LANDED
+        # Porcelain lines "!<TAB>src:dst<TAB>[rejected] (why)": the ref that refused it, the rest "atomic push failed".
+        lines = [line.split("\t") for line in report.splitlines() if line.startswith("!\t")]
+        refused = {fields[1].rpartition(":")[2] for fields in lines if "atomic push failed" not in fields[-1]}
+        if record is not None and record[0] in refused:
+            self._refresh(record[0])  # the record's ref moved, not main: land alone
+            return self.land_recorded(old, new, task_id)
+        if landed_ref in refused:
+            return LandResult.ALREADY_LANDED, False
         if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
-            return LandResult.MAIN_MOVED
+            return LandResult.MAIN_MOVED, False
         raise GitError(f"landing push of {task_id} to {self.origin} failed: {err.strip() or out.strip()}")
 
     def land_batch(self, old: str, tip: str, members: dict[str, str]) -> tuple[LandResult, str]:

@@ -56,6 +56,10 @@ class Attempt:
     candidate: str | None = None
     resume: str | None = None
     """The CLI session this attempt continues (a cut attempt's, on this slot)."""
+    begin: threading.Thread | None = None
+    """Writes the begin record to origin's ledger while the attempt goes on (see `Pipeline._begin_record`)."""
+    end_written: bool = False
+    """Whether the landing push carried the attempt's end record."""
 
     @property
     def number(self) -> int:

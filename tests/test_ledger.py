@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from swarm import dispatch, keys, ledger, quota
+from swarm import dispatch, keys, ledger, quota, repo
+from swarm.pipeline import Pipeline
 from swarm.quota import VendorLedger
-from swarm.repo import Mirror
+from swarm.repo import LandResult, Mirror
 from swarm.runtime import Runtime
 from tests.cluster import Cluster, write_config
 from tests.conftest import Project, announce_slots, task_file, wait_for
@@ -160,3 +161,85 @@ def test_a_record_origin_cannot_take_waits_in_the_spool(project: Project, rt: Ru
         away.rename(project.origin)
     assert ledger.flush(rt) == 1 and r.llen(keys.LEDGER_SPOOL) == 0
     assert [h["reason"] for h in ledger.history(rt, "t")] == ["x"]
+
+
+def _chain(project: Project, tmp_path: Path, task: str) -> list[dict[str, object]]:
+    reader = _mirror(project, tmp_path, "chain-reader")
+    reader.fetch()
+    return ledger.read(reader, task)[task]
+
+
+def test_a_landing_carries_its_end_record_so_an_attempt_pushes_twice(
+    project: Project, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    pushes: list[str] = []
+    execute = repo._execute
+
+    def counting(g, args, **kwargs):  # type: ignore[no-untyped-def]
+        pushes.extend(args[:1] if args[0] == "push" else [])
+        return execute(g, args, **kwargs)
+
+    monkeypatch.setattr(repo, "_execute", counting)
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    assert len(pushes) == 2, "the begin record, then the landing with the end record in the same atomic push"
+    chain = _chain(project, tmp_path, "alpha")
+    assert [(r["event"], r.get("outcome")) for r in chain] == [("begin", None), ("end", "landed")]
+    assert chain[1]["commit"] == project.git("rev-parse", "main", cwd=project.origin)
+    assert chain[1]["fence"] == chain[0]["fence"] and chain[1]["counts"] is False
+
+
+def test_the_begin_record_goes_out_beside_the_agent_and_lands_before_the_end(
+    project: Project, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Origin takes the begin record only once the attempt waits for it (or has landed without it): the agent
+    ran meanwhile, and the end record still comes after the begin record."""
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    append, collect, land = rt.mirror.append_record, rt.mirror.collect, rt.mirror.land_recorded
+    agent_ran, needed = threading.Event(), threading.Event()
+    begun = Pipeline._begun
+
+    def slow_begin(ref: str, message: str, tries: int = 20) -> str:
+        if '"event": "begin"' in message:
+            assert needed.wait(60), "the attempt never needed its begin record"
+            assert agent_ran.is_set(), "the agent waited for the begin record to reach origin"
+        return append(ref, message, tries)
+
+    def waiting(att):  # type: ignore[no-untyped-def]
+        needed.set()  # the attempt waits for its begin record here
+        begun(att)
+
+    def landing(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return land(*args, **kwargs)
+        finally:
+            needed.set()  # an attempt that lands without waiting for its begin record: it comes too late
+
+    def collecting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        agent_ran.set()  # the agent has run: its workspace is being read
+        return collect(*args, **kwargs)
+
+    monkeypatch.setattr(rt.mirror, "append_record", slow_begin)
+    monkeypatch.setattr(rt.mirror, "collect", collecting)
+    monkeypatch.setattr(rt.mirror, "land_recorded", landing)
+    monkeypatch.setattr(Pipeline, "_begun", staticmethod(waiting))
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    chain = _chain(project, tmp_path, "alpha")
+    assert [(r["event"], r.get("outcome")) for r in chain] == [("begin", None), ("end", "landed")]
+
+
+def test_an_end_record_that_lost_its_race_with_another_writer_is_written_after_the_landing(
+    project: Project, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    other, land = _mirror(project, tmp_path, "other-host"), rt.mirror.land_recorded
+
+    def raced(old: str, new: str, task_id: str, record: tuple[str, str] | None = None) -> tuple[LandResult, bool]:
+        if record is not None:  # another host appends first (once)
+            ledger.write(other, task_id, "retry", {"worker": "someone"})
+        return land(old, new, task_id, record)
+
+    monkeypatch.setattr(rt.mirror, "land_recorded", raced)
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    chain = _chain(project, tmp_path, "alpha")
+    assert [(r["event"], r.get("outcome")) for r in chain] == [("begin", None), ("retry", None), ("end", "landed")]

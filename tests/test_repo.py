@@ -143,6 +143,33 @@ def test_land_moves_main_and_creates_the_landed_ref(project: Project, mirror: Mi
     assert origin_ref(project, f"{LANDED_PREFIX}alpha") == new
 
 
+def test_a_record_rides_the_landing_push_both_or_neither(project: Project, mirror: Mirror) -> None:
+    record = ("refs/swarm/attempts/alpha", "the end record\n")
+    old = mirror.main()
+    first = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    move_main(project, {"tasks/x.md": "someone else landed"})
+    assert mirror.land_recorded(old, first, "alpha", record) == (LandResult.MAIN_MOVED, False)
+    assert not origin_ref(project, record[0]), "a landing that did not happen leaves no record of one"
+    old = mirror.fetch()
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land_recorded(old, new, "alpha", record) == (LandResult.LANDED, True)
+    tip = origin_ref(project, record[0])
+    assert project.git("log", "-1", "--format=%B", str(tip), cwd=project.origin).strip() == "the end record"
+    assert origin_ref(project, "refs/heads/main") == new and mirror.local_rev(record[0]) == tip
+
+
+def test_a_landing_goes_on_alone_when_only_its_records_ref_moved(project: Project, mirror: Mirror,
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    ref = "refs/swarm/attempts/alpha"
+    other = Mirror(str(project.origin), tmp_path / "other.git").ensure()
+    other.append_record(ref, "another writer's record\n")  # after this mirror last looked
+    old = mirror.main()
+    new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    assert mirror.land_recorded(old, new, "alpha", (ref, "the end record\n")) == (LandResult.LANDED, False)
+    assert origin_ref(project, "refs/heads/main") == new, "a record's race never costs the landing"
+    assert project.git("log", "--format=%B", ref, cwd=project.origin).split() == ["another", "writer's", "record"]
+
+
 def test_land_with_a_stale_old_changes_nothing(project: Project, mirror: Mirror) -> None:
     old = mirror.main()
     new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
