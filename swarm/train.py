@@ -114,6 +114,9 @@ class View:
     ahead: list[Ahead]
     behind: list[Ahead]
     own: dict[str, str]
+    window: int
+    mode: str | None = None
+    """How the train runs now (batch or speculate), None when no car has decided it lately (see `_batching`)."""
 
 
 def _wait() -> None:
@@ -208,7 +211,7 @@ class Train(Door):
             self.r.hdel(keys.train_car(car.member), "refetch")
             car.parent = ""
         ahead = view.ahead
-        if len(ahead) >= self.window() or (ahead and not ahead[-1].spec):
+        if len(ahead) >= view.window or (ahead and not ahead[-1].spec):
             _wait()  # outside the window, or the car ahead has not built yet
             return None
         if ahead:
@@ -234,7 +237,7 @@ class Train(Door):
             self._set_state(car, "done")
             return None  # the parent may have changed while the oracle ran: look again before judging
         batch = bool(ahead) and all(a.state == "" for a in ahead) and hooks.land_batch is not None
-        batch = batch and self._batching()  # nothing ahead tested: this car's verdict covers them all
+        batch = batch and self._batching(view)  # nothing ahead tested: this car's verdict covers them all
         if ahead and not batch:
             if ahead[-1].counts is None:
                 _wait()  # judged against the car ahead's counts, once it has them
@@ -253,14 +256,14 @@ class Train(Door):
             return None
         return self._land_batch(car, ahead, hooks) if batch else self._land(car, hooks)
 
-    def _batching(self) -> bool:
+    def _batching(self, view: View) -> bool:
         """Whether cars wait for one tester at a time. One answer for the whole train at a time, kept in Redis for
         MODE_SECONDS: were each car to decide alone (workers on machines of different load, or set differently),
         a batching car could wait for the car behind to test it as part of a batch while that car, speculating,
         waits for it to test itself. The first car to ask once the answer expired decides, by its own
         `train_batch`: always, never, or (auto) while the CPU has less than one core free (speculation would only
-        slow every oracle run down)."""
-        mode = self.r.get(keys.TRAIN_MODE)
+        slow every oracle run down). The answer as of the car's view, read with it."""
+        mode: str | bytes | None = view.mode
         if mode is None:
             mine = "batch" if self.mode == "batch" or (self.mode == "auto" and self._cpu_short()) else "speculate"
             self.r.set(keys.TRAIN_MODE, mine, px=int(MODE_SECONDS * 1000), nx=True)
@@ -275,7 +278,7 @@ class Train(Door):
     def _tests_now(self, car: Car, view: View) -> bool:
         """Speculating, every car in the window runs its full oracle at once. Batching, one car runs at a time: the
         last in the window, or, below a red car whose culprit is not known yet, the one half-way to it."""
-        if not self._batching():
+        if not self._batching(view):
             return True
         cars = [*view.ahead, Ahead(car.member, car.spec, None, car.parent, car.state), *view.behind]
         if any(c.state == "running" for c in cars):
@@ -449,16 +452,20 @@ class Train(Door):
         pipe = self.r.pipeline()
         pipe.lrange(keys.TRAIN, 0, -1)
         pipe.hgetall(keys.train_car(member))
-        listed, own_fields = pipe.execute()
+        pipe.get(keys.TRAIN_WINDOW)
+        pipe.get(keys.TRAIN_MODE)
+        listed, own_fields, set_window, mode = pipe.execute()
         members = [keys.text(m) for m in listed]
         own = {keys.text(k): keys.text(v) for k, v in own_fields.items()}
+        window = min(self.max_window, int(set_window)) if set_window else self.max_window
+        mode = keys.text(mode) if mode is not None else None
         if member not in members:
             if own.get("landed"):  # a batch landed it and took it out of the line
-                return View([], [], own)
+                return View([], [], own, window, mode)
             self.r.rpush(keys.TRAIN, member)  # dropped by a car that thought this one dead: back in, at the end
             members.append(member)
         at = members.index(member)
-        others = members[:at] + members[at + 1 : self.window()]
+        others = members[:at] + members[at + 1 : window]
         pipe = self.r.pipeline()
         for m in others:
             pipe.hgetall(keys.train_car(m))
@@ -473,7 +480,7 @@ class Train(Door):
             counts = Counts.parse(json.loads(values["counts"])) if values.get("counts") else None
             car = Ahead(m, values.get("spec", ""), counts, values.get("parent", ""), values.get("state", ""))
             (ahead if i < at else behind).append(car)
-        return View(ahead, behind, own)
+        return View(ahead, behind, own, window, mode)
 
     def _grow(self) -> None:
         self.r.set(keys.TRAIN_WINDOW, min(self.max_window, self.window() + 1))

@@ -312,8 +312,8 @@ def full_runs(project: Project, r: redis.Redis) -> list[tuple[str, str]]:
 
 def assert_main_only_ever_pointed_to_tested_trees(project: Project, since: str, r: redis.Redis) -> None:
     green = {tree for tree, verdict in full_runs(project, r) if verdict == "green"}
-    for sha in project.git("rev-list", "--first-parent", f"{since}..main").split():
-        assert project.git("rev-parse", f"{sha}^{{tree}}") in green, f"main pointed to {sha[:12]}, never tested"
+    for step, tested in project.main_steps(since):
+        assert project.git("rev-parse", f"{tested}^{{tree}}") in green, f"main pointed to {step[:12]}, never tested"
 
 
 def assert_landed_as_batches(project: Project, since: str, landed: dict[str, str]) -> list[list[str]]:
