@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 import psutil
 
 from swarm import proc
-from tests.conftest import SCRIPTED_AGENT, Project, wait_for
+from tests.conftest import SCRIPTED_AGENT, Project, clean_env, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,7 +47,7 @@ class Cluster:
         self.logs.mkdir(exist_ok=True)
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SWARM_")}
+        env = clean_env()
         env.update(SWARM_CONFIG=str(self.config), PYTHONPATH=str(REPO_ROOT))
         return env
 

@@ -35,6 +35,16 @@ TOY_REPO = TESTS / "data" / "toy_repo"
 SCRIPTED_AGENT = TESTS / "agents" / "scripted_agent.py"
 
 
+SOAK_SETTINGS = ("SWARM_TRAIN_BATCH",)
+"""Settings a whole-suite soak may force on the in-process swarms and the cluster tests' workers
+(`SWARM_TRAIN_BATCH=batch make test`); `swarm up` and the demo name their own settings (swarm.environ)."""
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment for a worker a test starts: no SWARM_ setting but the soak's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("SWARM_") or k in SOAK_SETTINGS}
+
+
 def wait_for(cond: Callable[[], object], timeout: float, what: str) -> float:
     """Poll cond until it is true; returns the seconds it took, or fails naming what was awaited."""
     start = time.monotonic()
@@ -195,6 +205,18 @@ class Project:
 
     def main_log(self) -> list[str]:
         return self.git("log", "--format=%H", "main").splitlines()
+
+    def main_steps(self, since: str) -> list[tuple[str, str]]:
+        """Each commit main pointed to since `since` (its first-parent steps), oldest first, with the commit the full
+        oracle must have passed for it: the step itself, or for a batch's merge commit its second parent, the tip of
+        the merged line, whose exact tree it has."""
+        steps = []
+        for step in self.git("rev-list", "--reverse", "--first-parent", f"{since}..main").split():
+            parents = self.git("rev-list", "--parents", "-n", "1", step).split()[1:]
+            tested = parents[1] if len(parents) == 2 else step
+            assert self.git("rev-parse", f"{step}^{{tree}}") == self.git("rev-parse", f"{tested}^{{tree}}"), step
+            steps.append((step, tested))
+        return steps
 
     def landed(self) -> dict[str, str]:
         out = self.git("for-each-ref", "--format=%(refname) %(objectname)", "refs/swarm/landed/")

@@ -93,9 +93,7 @@ def test_three_workers_on_two_queues_land_a_backlog_through_failures_and_kills(
         assert landed[task] == sha
         assert "Swarm-Agent: " in body
     green = {sha for tier, sha, verdict, _ in project.oracle_runs() if tier == "full" and verdict == "green"}
-    for step in project.git("rev-list", "--first-parent", f"{setup_commit}..main").split():
-        parents = project.git("rev-list", "--parents", "-n", "1", step).split()[1:]
-        tested = parents[1] if len(parents) == 2 else step
+    for step, tested in project.main_steps(setup_commit):
         assert tested in green, f"main pointed to {step} without a green full run"
     for sha in swarm_commits:
         files = project.git("show", "--name-only", "--format=", sha).splitlines()
