@@ -262,6 +262,8 @@ class Pipeline:
 
     def _rebase(self, att: Attempt, candidate: str, base: str, onto: str, repo: RepoSettings) -> str:
         """The candidate rebased onto `onto`, checked against what `onto` protects now (it may protect more)."""
+        if onto == base:  # main has not moved: the candidate stands as it was checked against this very main
+            return candidate
         rebased = self.mirror.rebase(candidate, base, onto)
         if rebased.commit is None:
             detail = f"rebase onto {onto[:12]} conflicts in {', '.join(rebased.conflicts) or 'some files'}"
@@ -293,7 +295,7 @@ class Pipeline:
             test=test,
             baseline=lambda main: self._baseline(att, self._repo_settings(main), main),
             alive=lambda: self._check_lease(att),
-            land=lambda old, new, passed: self._push_landing(att, old, new, rebased=new != candidate, full=passed),
+            land=lambda old, new: self._push_landing(att, old, new, rebased=new != candidate),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
             land_batch=self._land_batch,
             landed=lambda: self.mirror.landed().get(att.task_id),
@@ -307,14 +309,11 @@ class Pipeline:
         att.record.rebased = landing != candidate
         return landing
 
-    def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool, full: OracleResult | None = None
-                      ) -> LandResult:  # fmt: skip
+    def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool) -> LandResult:
         """The landing push, with the attempt's end record on origin's ledger in the same atomic push: a landing
         is never without its record, and the record costs no push of its own (see `_write_end`)."""
         self._begun(att)  # the begin record first: the end record goes on top of it
         landed = replace(att.record, outcome=Outcome.LANDED.value, commit=new, rebased=rebased, ended=time.time())
-        if full is not None:
-            landed.full = full.counts()
         result, att.end_written = self.mirror.land_recorded(
             old, new, att.task_id, ledger.commit_of(att.task_id, "end", self._end_fields(landed, Outcome.LANDED))
         )

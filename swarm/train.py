@@ -59,8 +59,8 @@ class Hooks:
     """main's full-oracle counts (None: main is red, any green candidate may land)."""
     alive: Callable[[], None]
     """Raises AttemptRejected when the attempt's lease is gone."""
-    land: Callable[[str, str, oracle.OracleResult], LandResult]
-    """The atomic push: main OLD->NEW and the landed ref, or nothing; NEW passed the full oracle with this result."""
+    land: Callable[[str, str], LandResult]
+    """The atomic push: main OLD->NEW and the landed ref, or nothing."""
     emit: Callable[..., None] = lambda state, **fields: None
     land_batch: Callable[[str, str, list[tuple[str, str]], Counts], tuple[LandResult, str]] | None = None
     """A batch's atomic push (base, the tip's commit, (member, commit) of every car in it, the counts it passed
@@ -342,7 +342,7 @@ class Train(Door):
     def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult | None] | None:
         assert car.result is not None
         hooks.alive()
-        outcome = hooks.land(car.parent, car.spec, car.result)
+        outcome = hooks.land(car.parent, car.spec)
         if outcome is LandResult.LANDED:
             self._grow()
             return car.spec, car.result

@@ -165,7 +165,7 @@ def test_a_tree_the_full_oracle_passed_is_not_judged_again(
         test=test,
         baseline=lambda main: None,
         alive=lambda: None,
-        land=lambda old, new, result: LandResult.LANDED,
+        land=lambda old, new: LandResult.LANDED,
     )
     cars = train.Train(r, rt.mirror, 2, 10.0)
     first = cars._test(main, hooks)
@@ -217,7 +217,7 @@ def test_a_car_stays_in_the_train_while_a_long_step_runs(rt: Runtime, r: redis.R
         test=lambda commit: oracle.OracleResult("full", ok=False),
         baseline=lambda main: None,
         alive=lambda: None,
-        land=lambda old, new, result: LandResult.MAIN_MOVED,
+        land=lambda old, new: LandResult.MAIN_MOVED,
     )
 
     def ride() -> None:
@@ -260,7 +260,7 @@ def test_redis_out_of_reach_during_a_ride_is_a_coordination_error(rt: Runtime) -
         test=lambda commit: oracle.OracleResult("full", ok=False),
         baseline=lambda main: None,
         alive=lambda: None,
-        land=lambda old, new, result: LandResult.MAIN_MOVED,
+        land=lambda old, new: LandResult.MAIN_MOVED,
     )
     with pytest.raises(CoordinationError, match="Train.ride"):
         cars.ride("x:1", hooks)
@@ -414,7 +414,7 @@ def test_a_batch_lands_only_while_every_car_in_it_holds_its_lease(rt: Runtime, r
         test=lambda commit: oracle.OracleResult("full", ok=True, passed=1),
         baseline=lambda main: None,
         alive=lambda: None,
-        land=lambda old, new, result: LandResult.MAIN_MOVED,
+        land=lambda old, new: LandResult.MAIN_MOVED,
         land_batch=land_batch,
         current=current,
     )
@@ -459,7 +459,7 @@ def test_a_batching_worker_and_a_speculating_one_agree_on_how_the_train_runs(rt:
             test=lambda commit: oracle.OracleResult("full", ok=True, passed=1),
             baseline=lambda main: None,
             alive=alive,
-            land=lambda old, new, result: LandResult.LANDED,
+            land=lambda old, new: LandResult.LANDED,
             land_batch=lambda base, tip, members, counts: (LandResult.LANDED, "f" * 40),
             landed=lambda: specs.get(member),
         )
