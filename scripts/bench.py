@@ -7,7 +7,8 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
                 commit + push; N processes, each its own clone of one bare origin) against the swarm (real Redis,
                 the in-process pipeline in N slots, dispatch after each attempt and on a 1 s beat), at each slot count,
                 with zero-time and realistic agent and oracle times (`--integrity-cost`: also the swarm with its
-                sandboxes off, to show what they cost per task);
+                sandboxes off, to show what they cost per task, and the swarm's overhead split into the judge's
+                runs, the agent's runs and the rest: bookkeeping);
   landing       the merge lock against the speculative train (train_window), with a slow full oracle;
   attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
                 its children) and git processes (counted by a `git` shim on PATH) per attempt;
@@ -45,6 +46,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -55,6 +57,7 @@ from swarm import dispatch, proc, repo  # noqa: E402
 from swarm.agents import registry  # noqa: E402
 from swarm.embedded import EmbeddedRedis  # noqa: E402
 from swarm.judge import Judge  # noqa: E402
+from swarm.local import LocalRunner, SlotJudge  # noqa: E402
 from swarm.pipeline import Pipeline  # noqa: E402
 from swarm.runtime import Runtime, connect  # noqa: E402
 from swarm.settings import Settings, parse_repo_settings  # noqa: E402
@@ -366,7 +369,8 @@ def coordination(args: argparse.Namespace, base: Path) -> None:
         for slots in args.slots:
             lock = lockfile_run(fresh(base, f"lock-{times.name}-{slots}"), slots, tasks, times)
             print(lock.line(), flush=True)
-            sw = swarm_run(fresh(base, f"swarm-{times.name}-{slots}"), slots, tasks, times)
+            with timed_steps() as steps:
+                sw = swarm_run(fresh(base, f"swarm-{times.name}-{slots}"), slots, tasks, times)
             print(sw.line(), flush=True)
             print(
                 f"ratio     slots={slots:<3} swarm/lock-file tasks/min {sw.per_min / lock.per_min:.2f}x; "
@@ -378,6 +382,41 @@ def coordination(args: argparse.Namespace, base: Path) -> None:
                 print(dataclasses.replace(bare, side="unsandbox").line(), flush=True)
                 cost = sw.overhead - bare.overhead
                 print(f"ratio     slots={slots:<3} sandboxes cost {cost:.2f}s of overhead per task", flush=True)
+                # Slot-seconds per task in each step, less the work it holds (the oracle's and the agent's own time).
+                work = steps["judge:full"] * times.full + steps["judge:fast"] * times.fast
+                judge = (steps["judge"] - work) / len(tasks)
+                agent = (steps["agent"] - steps["agent:runs"] * times.agent) / len(tasks)
+                print(f"split     slots={slots:<3} of {sw.overhead:.2f}s overhead/task: judge runs {judge:.2f}s, agent "
+                      f"runs {agent:.2f}s, the rest (git, Redis, dispatch, waits) {sw.overhead - judge - agent:.2f}s",
+                      flush=True)  # fmt: skip
+
+
+@contextmanager
+def timed_steps() -> Iterator[Counter[str]]:
+    """Seconds spent in the judge's runs and the agents' runs (all slots summed) while the block runs in-process,
+    and how many of each ran (judge:full, judge:fast, agent:runs)."""
+    spent: Counter[str] = Counter()
+    originals = {"judge": (SlotJudge, "run"), "agent": (LocalRunner, "run_agent")}
+
+    def timing(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.monotonic()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[name] += time.monotonic() - start
+                spent[f"{name}:{args[1]}" if name == "judge" else f"{name}:runs"] += 1  # SlotJudge.run(self, tier, ...)
+
+        return run
+
+    saved = {name: getattr(owner, attr) for name, (owner, attr) in originals.items()}
+    for name, (owner, attr) in originals.items():
+        setattr(owner, attr, timing(name, saved[name]))
+    try:
+        yield spent
+    finally:
+        for name, (owner, attr) in originals.items():
+            setattr(owner, attr, saved[name])
 
 
 def ratio(a: float, b: float) -> str:
