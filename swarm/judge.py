@@ -253,7 +253,8 @@ class Judge:
     def _seed_cache(self, cache: Path) -> str | None:
         """A copy of the slot's green cache (never shared: a run may write anything in it); the commit it was of."""
         green = self.folder / "green-cache"
-        if green.is_dir() and _built_from(green):
+        # A cache holding nothing but its mark (an oracle that keeps no build state) needs no copy process.
+        if green.is_dir() and _built_from(green) and any(p.name != BUILT_FROM for p in green.iterdir()):
             proc.run(["cp", "-a", "--reflink=auto", str(green), str(cache)], cwd=self.folder, env=child_env(),
                      timeout=600, log_path=self.folder / "cache-copy.log")  # fmt: skip
         cache.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,7 @@ MASKED_FILES = ("libsqlite3.a", "libsqlite3.so", "libsqlite3.so.0")
 """Libraries a candidate could link to pass the engine's judge by delegating to another SQL engine."""
 LIBRARY_DIRS = ("/usr/lib", "/usr/lib64", "/usr/local/lib")
 MASK_REFRESH_SECONDS = 600.0
+TOOLCHAIN_REFRESH_SECONDS = 60.0
 Network = Literal["none", "proxy", "host"]
 """none: only a loopback of its own; proxy: that, plus the allow-listed hosts through the egress proxy (see
 swarm.egress); host: the host's network, every local service included (unsafe against agents)."""
@@ -132,7 +133,16 @@ def _dedupe(paths: Iterable[Path]) -> list[Path]:
 
 def toolchains(path_var: str, extra: Iterable[str] = ()) -> list[Path]:
     """Read-only folders a sandboxed program needs to find its tools: the prefix of every PATH entry (a venv, a
-    pyenv or cargo home, node's), the real prefix of what they link to, and the given extra folders."""
+    pyenv or cargo home, node's), the real prefix of what they link to, and the given extra folders.
+
+    Every agent run and judge asks, several times per attempt, and the answer takes some 300 path checks: it is
+    kept for TOOLCHAIN_REFRESH_SECONDS, so a toolchain installed while the swarm runs is found within that time."""
+    epoch = int(time.monotonic() // TOOLCHAIN_REFRESH_SECONDS)
+    return list(_toolchains(path_var, tuple(str(e) for e in extra), epoch))
+
+
+@functools.lru_cache(maxsize=64)
+def _toolchains(path_var: str, extra: tuple[str, ...], epoch: int) -> tuple[Path, ...]:
     found: set[Path] = set()
     for entry in [*path_var.split(os.pathsep), *extra]:
         if not entry or not os.path.isabs(entry):
@@ -146,7 +156,7 @@ def toolchains(path_var: str, extra: Iterable[str] = ()) -> list[Path]:
             real = exe.resolve()  # a venv's python is a link into the interpreter's own prefix
             if not _under_system(real):
                 found.add(real.parent.parent)
-    return sorted(found)
+    return tuple(sorted(found))
 
 
 def _under_system(path: Path) -> bool:
