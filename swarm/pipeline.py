@@ -133,8 +133,10 @@ class Pipeline:
         repo = self._repo_settings(main)
         snap = state.take(self, fetch=False)
         task = self._task(snap, att.task_id, repo, main)
-        snap.oracle = self._baseline(att, repo, main) or snap.oracle  # the agent's baseline
-        att.record.baseline = snap.oracle  # main's counts: `swarm history` shows the attempt's delta against them
+        # main's counts, when known (the agent's prompt; `swarm history` shows the attempt's delta against them). A main
+        # no landing measured (a human's push, the first main) is measured where the verdict needs it, by one car at
+        # the head of the train or under the merge lock: not by every slot in parallel before its agent may start.
+        att.record.baseline = snap.oracle
         workspace = self._workspace(att, main)
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
         candidate = self._protect(att, repo, main, candidate)

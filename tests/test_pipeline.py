@@ -57,6 +57,25 @@ def test_a_task_lands_as_one_commit_with_trailers_tested_by_the_full_oracle(
     assert not list(project.workdir.glob("judge/*/runs/*")), "the judge's run folders are removed"
 
 
+@pytest.mark.parametrize("train_window", [8, 0])
+def test_a_main_no_landing_measured_is_measured_once_where_its_counts_are_needed_not_before_the_agent(
+    project: Project, redis_url: str, train_window: int
+) -> None:
+    """A human's push leaves main without counts. The agent starts at once (with N slots, N measurements of one
+    commit before any agent could start); main is measured once, for the verdict, and its counts are known after."""
+    rt = connect(make_settings(project, redis_url, train_window=train_window))
+    project.add_tasks({name: task_file(f"Write {name}", f"write src/{name}.txt {name}") for name in ("alpha", "beta")})
+    pushed = project.main_log()[0]
+    assert rt.baselines.get(pushed) is None
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    states = [e["state"] for e in reversed(rt.events.recent()) if e.get("task") == "alpha"]
+    assert states.index("agent_running") < states.index("baseline_oracle"), states
+    assert rt.baselines.get(pushed) is not None
+    assert pipeline(rt).run("beta", "claude") == "landed"
+    measured = [commit for tier, commit, _, _ in project.oracle_runs() if tier == "full"]
+    assert measured.count(pushed) == 1, "main is measured once; the next main's counts come from its landing"
+
+
 @pytest.mark.parametrize(("fast_tier", "train_window", "fast_runs"), [("auto", 8, 0), ("always", 8, 1), ("auto", 0, 1)])
 def test_the_fast_tier_is_skipped_only_when_the_full_tier_starts_at_once(
     project: Project, redis_url: str, fast_tier: str, train_window: int, fast_runs: int
