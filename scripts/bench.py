@@ -248,15 +248,23 @@ def lockfile_run(root: Path, slots: int, tasks: list[str], times: Times) -> Figu
     )
 
 
-# --- the swarm, in-process: real Redis, real git, the pipeline in N slot threads ---
+# --- the swarm: real Redis, real git, the pipeline in N slot processes (as Celery's pool) or threads ---
+
+STEPS: Counter[str] = Counter()
+"""Seconds and runs of the timed steps (see `timed_steps`); a slot process sends its own back with each outcome."""
 
 
 class SwarmDriver:
-    """N slots, each with its own Runtime (as each Celery pool process has), fed by dispatch as the workers are."""
+    """N slots, each with its own Runtime (as each Celery pool process has), fed by dispatch as the workers are.
 
-    def __init__(self, settings: Settings, slots: int) -> None:
+    With `processes` (the default for more than one slot) each slot is a process of its own, as in Celery's prefork
+    pool and as the lock-file side's workers are; threads would share one interpreter lock. One slot runs in a
+    thread of this process, so `on_outcome` can read this process's CPU and git counters at each outcome."""
+
+    def __init__(self, settings: Settings, slots: int, processes: bool | None = None) -> None:
         self.settings = settings
         self.slots = slots
+        self.processes = slots > 1 if processes is None else processes
         self.q: queue.Queue[tuple[str, str]] = queue.Queue()
         self.outcomes: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -291,6 +299,8 @@ class SwarmDriver:
             self.dispatch(rt)
 
     def run_until(self, landed: int) -> float:
+        if self.processes:
+            return self._run_processes(landed)
         # Runtimes are made one after the other: connect() probes the workdir with a per-process file name.
         runtimes = [connect(self.settings) for _ in range(self.slots + 1)]
         client = redis.Redis.from_url(self.settings.redis_url or "")
@@ -313,6 +323,63 @@ class SwarmDriver:
             self.stop.set()
             for t in threads:
                 t.join()
+
+    def _run_processes(self, landed: int) -> float:
+        ctx = multiprocessing.get_context("fork")  # forked before this process starts any thread
+        work: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+        done: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+        stop = ctx.Event()
+        client = redis.Redis.from_url(self.settings.redis_url or "")
+        for i in range(self.slots):
+            announce(client, "a", f"slot{i}", RUN_TIMEOUT)
+        client.close()
+        procs = [ctx.Process(target=self._slot_process, args=(i, work, done, stop), daemon=True)
+                 for i in range(self.slots)]  # fmt: skip
+        start = time.monotonic()
+        for proc_ in procs:
+            proc_.start()
+        self.q = work  # type: ignore[assignment]  # the beat's dispatch feeds the slots' queue
+        rt = connect(self.settings)
+        beat = threading.Thread(target=self.beat, args=(rt,), daemon=True)
+        beat.start()
+        self.dispatch(rt)
+        steps: dict[int, dict[str, float]] = {}
+        try:
+            while self.outcomes["landed"] < landed:
+                if time.monotonic() - start > RUN_TIMEOUT or self.outcomes["failed"]:
+                    raise RuntimeError(f"swarm run did not finish: {dict(self.outcomes)}")
+                try:
+                    slot, outcome, spent = done.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                steps[slot] = spent
+                self.outcomes[outcome] += 1
+                self.on_outcome(outcome)
+            return time.monotonic() - start
+        finally:
+            self.stop.set()
+            stop.set()
+            beat.join()
+            for proc_ in procs:
+                proc_.join(timeout=30)
+                if proc_.is_alive():
+                    proc_.kill()
+            for spent in steps.values():
+                STEPS.update(spent)
+
+    def _slot_process(self, i: int, work: Any, done: Any, stop: Any) -> None:
+        STEPS.clear()  # this slot's own steps, sent back with each outcome
+        rt = connect(self.settings)
+        self.q = work
+        pipe = Pipeline.on(rt, self.agent, f"bench-{i}", f"slot{i}")
+        while not stop.is_set():
+            try:
+                task, vendor = work.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            outcome = pipe.run(task, vendor)
+            done.put((i, str(outcome), dict(STEPS)))
+            self.dispatch(rt)
 
 
 def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window: int | None = None,
@@ -395,7 +462,8 @@ def coordination(args: argparse.Namespace, base: Path) -> None:
 def timed_steps() -> Iterator[Counter[str]]:
     """Seconds spent in the judge's runs and the agents' runs (all slots summed) while the block runs in-process,
     and how many of each ran (judge:full, judge:fast, agent:runs)."""
-    spent: Counter[str] = Counter()
+    STEPS.clear()
+    spent = STEPS
     originals = {"judge": (SlotJudge, "run"), "agent": (LocalRunner, "run_agent")}
 
     def timing(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
