@@ -60,6 +60,7 @@ from swarm.judge import Judge  # noqa: E402
 from swarm.local import LocalRunner, SlotJudge  # noqa: E402
 from swarm.pipeline import Pipeline  # noqa: E402
 from swarm.runtime import Runtime, connect  # noqa: E402
+from swarm.sandbox import masked_libraries  # noqa: E402
 from swarm.settings import Settings, parse_repo_settings  # noqa: E402
 from swarm.slots import announce  # noqa: E402
 
@@ -326,6 +327,7 @@ class SwarmDriver:
 
     def _run_processes(self, landed: int) -> float:
         ctx = multiprocessing.get_context("fork")  # forked before this process starts any thread
+        masked_libraries()  # walked once before the fork, as a Celery worker does before forking its pool
         work: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
         done: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
         stop = ctx.Event()
