@@ -243,3 +243,25 @@ def test_an_end_record_that_lost_its_race_with_another_writer_is_written_after_t
     assert pipeline(rt).run("alpha", "claude") == "landed"
     chain = _chain(project, tmp_path, "alpha")
     assert [(r["event"], r.get("outcome")) for r in chain] == [("begin", None), ("retry", None), ("end", "landed")]
+
+
+def test_a_worker_without_a_git_identity_still_lands_and_writes_its_records(
+    project: Project, rt: Runtime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service user's HOME has no git config, and git will not guess an identity (useConfigOnly, as on a host
+    without a domain name): the swarm's own commits name their author, so records and landings still go out."""
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    home = tmp_path / "service-home"
+    home.mkdir()
+    for name in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "EMAIL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", "/dev/null")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "user.useConfigOnly")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", "true")
+    assert pipeline(rt).run("alpha", "claude") == "landed"
+    chain = _chain(project, tmp_path, "alpha")
+    assert [(r["event"], r.get("outcome")) for r in chain] == [("begin", None), ("end", "landed")]
+    assert ledger.write(rt.mirror, "alpha", "retry", {"worker": "w1"}), "an append on its own names its author too"
