@@ -295,7 +295,7 @@ class Pipeline:
             main=self.mirror.fetch,
             build=build,
             test=test,
-            baseline=lambda main: self._baseline(att, self._repo_settings(main), main),
+            baseline=lambda main: self._main_counts(att, main),
             alive=lambda: self._check_lease(att),
             land=lambda old, new: self._push_landing(att, old, new, rebased=new != candidate),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
@@ -310,6 +310,12 @@ class Pipeline:
             att.record.counts("full", full.counts())
         att.record.rebased = landing != candidate
         return landing
+
+    def _main_counts(self, att: Attempt, main: str) -> Counts | None:
+        """main's counts for a car judged against main; they are the attempt's baseline (`swarm history`'s delta)."""
+        counts = self._baseline(att, self._repo_settings(main), main)
+        att.record.baseline = counts or att.record.baseline
+        return counts
 
     def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool) -> LandResult:
         """The landing push, with the attempt's end record on origin's ledger in the same atomic push: a landing
