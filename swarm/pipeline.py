@@ -318,8 +318,8 @@ class Pipeline:
         return counts
 
     def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool) -> LandResult:
-        """The landing push, with the attempt's end record on origin's ledger in the same atomic push: a landing
-        is never without its record, and the record costs no push of its own (see `_write_end`)."""
+        """The landing push, with the attempt's end record on origin's ledger in the same atomic push, so the record
+        costs no push of its own; if another writer's record got in first, it is appended after (`_write_end`)."""
         self._begun(att)  # the begin record first: the end record goes on top of it
         landed = replace(att.record, outcome=Outcome.LANDED.value, commit=new, rebased=rebased, ended=time.time())
         result, att.end_written = self.mirror.land_recorded(

@@ -399,11 +399,8 @@ class Mirror:
         updates = [f"{new}:{main_ref}", f"{new}:{landed_ref}"]
         if record is not None:
             ref, message = record
-            tip = self._local_rev(ref)
-            parent = ["-p", tip] if tip else []
             try:
-                rec = _run(self._g, "commit-tree", EMPTY_TREE, *parent, "-m", message,
-                           env={**SWARM_AUTHOR, **SWARM_IDENTITY}).strip()  # fmt: skip
+                tip, rec = self._record_commit(ref, message)
             except GitError as exc:  # the record never costs the landing: it is appended after it, or spooled
                 log.warning("landing %s without its record (%s)", task_id, exc)
                 return self.land_recorded(old, new, task_id)
@@ -480,10 +477,7 @@ class Mirror:
         for round_ in range(tries):
             if round_:  # writers that collided back off by different amounts, so one of them wins the next round
                 time.sleep(random.uniform(0, 0.05 * 2 ** min(round_, 5)))
-            old = self._local_rev(ref)
-            parent = ["-p", old] if old else []
-            env = {**SWARM_AUTHOR, **SWARM_IDENTITY}
-            new = _run(self._g, "commit-tree", EMPTY_TREE, *parent, "-m", message, env=env).strip()
+            old, new = self._record_commit(ref, message)
             status, out, err = _execute(
                 self._g,
                 ["push", "--porcelain", "--no-verify", self.origin, f"--force-with-lease={ref}:{old}", f"{new}:{ref}"],
@@ -499,6 +493,13 @@ class Mirror:
                 raise GitError(f"cannot append to {ref} on {self.origin}: {err.strip() or out.strip()}")
             self._refresh(ref)
         raise GitError(f"cannot append to {ref} on {self.origin}: lost the compare-and-swap {tries} times")
+
+    def _record_commit(self, ref: str, message: str) -> tuple[str, str]:
+        """A record commit (empty tree, `message`) on the mirror's tip of `ref`: (that tip or "", the new commit)."""
+        tip = self._local_rev(ref)
+        parent = ["-p", tip] if tip else []
+        env = {**SWARM_AUTHOR, **SWARM_IDENTITY}
+        return tip, _run(self._g, "commit-tree", EMPTY_TREE, *parent, "-m", message, env=env).strip()
 
     def set_ref(self, ref: str, new: str | None, old: str | None) -> bool:
         """Set (or with `new` None delete) a ref on origin by compare-and-swap from `old` (None: absent); False
