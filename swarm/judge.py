@@ -186,11 +186,14 @@ class Judge:
         command = oracle.fast if tier == "fast" else oracle.full
         env = {**self._harness_env(oracle, run_dir, artifacts, agent_id, tier), "SWARM_COMMIT": commit}
         result = proc.run(["bash", "-c", command], cwd=judge_dir, env=env, timeout=timeout, log_path=log_path,
-                          cancel=cancel)  # fmt: skip
+                          cancel=cancel, measure=True)  # fmt: skip
         summary = runners.summarize(oracle.runner, proc.tail(log_path, runners.OUTPUT_BYTES), judge_dir)
         if summary is not None and unit is not None:
             summary = _with_unit(summary, unit)
-        return oracle_mod.verdict(tier, command, result, summary, log_path)
+        verdict = oracle_mod.verdict(tier, command, result, summary, log_path)
+        verdict.seconds += built.duration
+        verdict.cpu_seconds += built.cpu
+        return verdict
 
     def _sandboxed(
         self,
@@ -222,7 +225,7 @@ class Judge:
             env.update(HOME=str(run_dir / "home"), TMPDIR=str(run_dir / "tmp"))
             env.update({k: v.replace("{cache}", str(run_dir / "cache")) for k, v in oracle.env.items()})
             cwd = src
-        return proc.run(argv, cwd=cwd, env=env, timeout=timeout, log_path=log_path, cancel=cancel)
+        return proc.run(argv, cwd=cwd, env=env, timeout=timeout, log_path=log_path, cancel=cancel, measure=True)
 
     def _harness_env(
         self, oracle: OracleSettings, run_dir: Path, artifacts: Path, agent_id: str, tier: Tier

@@ -32,6 +32,10 @@ class OracleResult:
     exit_code: int | None = None
     log_path: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    """Wall seconds of the run's processes (build and tests)."""
+    cpu_seconds: float = 0.0
+    """CPU seconds they used: over `seconds`, the cores one run keeps busy (see the train's `auto` mode)."""
 
     def counts(self) -> Counts:
         return Counts(self.passed, self.failed, self.skipped, Counts.parse(self.summary).areas)
@@ -72,7 +76,8 @@ def verdict(
     tier: Tier, command: str, result: proc.ProcResult, summary: dict[str, Any] | None, log_path: Path
 ) -> OracleResult:
     """Green means the command exited 0 and its counts could be read."""
-    out = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path))
+    out = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path),
+                       seconds=result.duration, cpu_seconds=result.cpu)  # fmt: skip
     if summary is not None:
         out.summary = summary
         out.passed, out.failed, out.skipped = (int(summary.get(k) or 0) for k in ("passed", "failed", "skipped"))

@@ -8,11 +8,13 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +25,9 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.05
+SAMPLE_SECONDS = 0.25
+"""How often a measured run's process tree is read for its CPU (see `tree_cpu`)."""
+TICKS = os.sysconf("SC_CLK_TCK")
 _live_groups: set[int] = set()
 
 
@@ -36,6 +41,9 @@ class ProcResult:
     cancelled: bool
     duration: float
     log_path: Path
+    cpu: float = 0.0
+    """CPU seconds (user and system) of the child and of every descendant it waited for, or, with `measure`, the
+    most its process tree was seen to have used (whichever is more); 0 when it was killed."""
 
     @property
     def ok(self) -> bool:
@@ -66,12 +74,16 @@ def run(
     cancel: threading.Event | None = None,
     on_start: Callable[[int], None] | None = None,
     die_with_parent: bool = True,
+    measure: bool = False,
 ) -> ProcResult:
     """Run argv in a new session with stdin from /dev/null and output to log_path (stderr too, unless given).
 
     The whole process group is killed when `timeout` passes or `cancel` is set, and after a normal exit too, so
     nothing the child left in the background outlives it. With `die_with_parent` the child is SIGKILLed by the
     kernel when the thread that started it dies (a worker SIGKILLed mid-run never leaves its agent running).
+    With `measure`, the child's process tree is read for its CPU every SAMPLE_SECONDS: a sandbox's first process
+    does not wait for what runs inside it (bubblewrap's init reports the exit and the sandbox is torn down), so
+    what its tree used reaches no wait4.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -93,7 +105,7 @@ def run(
             return ProcResult(tuple(argv), 127, False, False, 0.0, log_path)
         _live_groups.add(proc.pid)
         try:
-            timed_out, cancelled = _watch(proc, start + timeout, cancel, on_start)
+            timed_out, cancelled, cpu = _watch(proc, start + timeout, cancel, on_start, measure)
         except BaseException:
             kill_group(proc.pid, proc)  # whatever went wrong here, the child's group must not outlive it
             _live_groups.discard(proc.pid)
@@ -104,7 +116,8 @@ def run(
         else:
             kill_group(proc.pid, None)
         _live_groups.discard(proc.pid)
-    return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, time.monotonic() - start, log_path)
+    duration = time.monotonic() - start
+    return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, duration, log_path, cpu)
 
 
 def _death_signal(parent: int) -> Callable[[], None]:
@@ -125,23 +138,92 @@ def _watch(
     deadline: float,
     cancel: threading.Event | None,
     on_start: Callable[[int], None] | None,
-) -> tuple[bool, bool]:
-    """Wait for the child until it exits, the deadline passes or cancel is set: (timed_out, cancelled)."""
+    measure: bool = False,
+) -> tuple[bool, bool, float]:
+    """Wait for the child until it exits, the deadline passes or cancel is set: (timed_out, cancelled, cpu).
+
+    The child is reaped here with wait4, which also reports the CPU its tree used (a process's usage counts its
+    waited-for descendants'), so the train can tell an oracle that computes from one that waits."""
     if on_start:
         try:
             on_start(proc.pid)
         except Exception as exc:  # noqa: BLE001 - bookkeeping must not leave the child unwatched
             log.warning("on_start of pid %d failed: %s", proc.pid, exc)
-    while proc.poll() is None:
-        if cancel is not None and cancel.is_set():
-            return False, True
-        if time.monotonic() >= deadline:
-            return True, False
+    seen, sample = 0.0, time.monotonic() + SAMPLE_SECONDS
+    with _exit_watch(proc.pid) as exited:
+        while True:
+            cpu = _reap(proc)
+            if cpu is not None:
+                return False, False, max(cpu, seen)
+            if cancel is not None and cancel.is_set():
+                return False, True, 0.0
+            now = time.monotonic()
+            if now >= deadline:
+                return True, False, 0.0
+            if measure and now >= sample:
+                seen, sample = max(seen, tree_cpu(proc.pid)), now + SAMPLE_SECONDS
+            exited(min(deadline - now, POLL_SECONDS))
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> float | None:
+    """Reap the child if it has exited, setting its return code: the CPU seconds of its tree, or None (running)."""
+    try:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+    except ChildProcessError:  # reaped already (by Popen): no usage to read
+        proc.poll()
+        return 0.0
+    if pid == 0:
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+@contextmanager
+def _exit_watch(pid: int) -> Iterator[Callable[[float], None]]:
+    """A wait of up to some seconds that ends as soon as the process exits (a pidfd; a short poll without one)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd (an old kernel): poll, starting fast as Popen.wait does
+        delay = [0.0005]
+
+        def nap(seconds: float) -> None:
+            time.sleep(min(seconds, delay[0]))
+            delay[0] = min(delay[0] * 2, POLL_SECONDS)
+
+        yield nap
+        return
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+
+    def until_exit(seconds: float) -> None:
+        poller.poll(seconds * 1000)
+
+    try:
+        yield until_exit
+    finally:
+        os.close(fd)
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds a live process tree has used: each process's own and its reaped children's, read from /proc
+    (the children of every thread, as a build tool starts compilers from its threads). A few small reads per
+    process, where psutil would read every process of the machine to find the children."""
+    ticks, todo, seen = 0, [pid], set()
+    while todo:
+        one = todo.pop()
+        if one in seen:
+            continue
+        seen.add(one)
         try:
-            proc.wait(timeout=POLL_SECONDS)
-        except subprocess.TimeoutExpired:
-            pass
-    return False, False
+            with open(f"/proc/{one}/stat", "rb") as fh:
+                stat = fh.read()
+            ticks += sum(int(x) for x in stat[stat.rindex(b")") + 2 :].split()[11:15])  # utime stime cutime cstime
+            for task in os.listdir(f"/proc/{one}/task"):
+                with open(f"/proc/{one}/task/{task}/children", "rb") as fh:
+                    todo += [int(child) for child in fh.read().split()]
+        except (OSError, ValueError):  # gone meanwhile (its time is in its parent's once reaped)
+            continue
+    return ticks / TICKS
 
 
 def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None) -> None:

@@ -8,8 +8,9 @@ parent change and rebuild on what is ahead of them now (a dependent pipeline, as
 from the push alone: `main` moves only from a car's parent to that car's tested commit, and the landed ref is
 created once. A tree the full oracle already passed is not tested again (cached by tree id).
 
-Where oracle CPU is short, the train batches instead (`train_batch`: batch, or auto by the free CPU it measures; the
-whole train runs one way at a time, whichever worker decides it):
+Where oracle CPU is short, the train batches instead (`train_batch`: batch, or auto when the window's full oracles,
+at the share of a machine the last runs used, would need more than its cores; the whole train runs one way at a time,
+whichever worker decides it):
 one car at a time runs its full oracle, the last one in the window, on a tree that holds every car ahead of it;
 green, it lands them all with one merge commit whose first parent is the old `main` and whose tree is exactly the
 tree it tested (as bors does), and each task keeps its own commit and trailers on the merged line. A red batch is
@@ -43,6 +44,8 @@ POLL_SECONDS = 0.05
 MODE_SECONDS = 5.0
 """How long one decision between batching and speculating holds for the whole train."""
 VERDICT_TTL_SECONDS = 7 * 24 * 3600
+SHARE_SAMPLES = 8
+"""Full oracle runs whose CPU share `auto` decides by."""
 
 
 @dataclass(frozen=True)
@@ -261,19 +264,36 @@ class Train(Door):
         MODE_SECONDS: were each car to decide alone (workers on machines of different load, or set differently),
         a batching car could wait for the car behind to test it as part of a batch while that car, speculating,
         waits for it to test itself. The first car to ask once the answer expired decides, by its own
-        `train_batch`: always, never, or (auto) while the CPU has less than one core free (speculation would only
-        slow every oracle run down). The answer as of the car's view, read with it."""
+        `train_batch`: always, never, or (auto) when speculation would ask more CPU than a machine has (see
+        `_cpu_short`). The answer as of the car's view, read with it."""
         mode: str | bytes | None = view.mode
         if mode is None:
-            mine = "batch" if self.mode == "batch" or (self.mode == "auto" and self._cpu_short()) else "speculate"
+            short = self.mode == "auto" and self._cpu_short(view)
+            mine = "batch" if self.mode == "batch" or short else "speculate"
             self.r.set(keys.TRAIN_MODE, mine, px=int(MODE_SECONDS * 1000), nx=True)
             mode = self.r.get(keys.TRAIN_MODE) or mine  # another car's answer, when it asked first
         return keys.text(mode) == "batch"
 
-    @staticmethod
-    def _cpu_short() -> bool:
-        """Less than one core free by the 1-minute load average."""
-        return (os.cpu_count() or 1) - os.getloadavg()[0] < 1
+    def _cpu_short(self, view: View) -> bool:
+        """Whether the window's cars, each running its full oracle at once, would need more than a machine's cores:
+        as many cars as are in the window now, each keeping busy the share of its machine that the last full oracle
+        runs did (their median). The oracle's own measure, not the machine's load: a sleeping or waiting oracle
+        (one that calls a service, say) speculates on a busy machine, where the swarm's own short git and sandbox
+        processes would push a load average past the cores; a compiling one batches on an idle machine. Nothing
+        measured yet: speculate, and measure."""
+        shares = sorted(float(s) for s in self.r.lrange(keys.TRAIN_ORACLE_SHARE, 0, -1))
+        cars = len(view.ahead) + 1 + len(view.behind)
+        return bool(shares) and cars * shares[len(shares) // 2] > 1
+
+    def _measured(self, result: oracle.OracleResult) -> None:
+        """Keep the share of its machine a full oracle run kept busy, for `_cpu_short`."""
+        if result.seconds <= 0:
+            return
+        share = result.cpu_seconds / result.seconds / (os.cpu_count() or 1)
+        pipe = self.r.pipeline()
+        pipe.lpush(keys.TRAIN_ORACLE_SHARE, f"{share:.4f}")
+        pipe.ltrim(keys.TRAIN_ORACLE_SHARE, 0, SHARE_SAMPLES - 1)
+        pipe.execute()
 
     def _tests_now(self, car: Car, view: View) -> bool:
         """Speculating, every car in the window runs its full oracle at once. Batching, one car runs at a time: the
@@ -311,6 +331,7 @@ class Train(Door):
             hooks.emit("oracle_cached", commit=commit, tree=tree)
             return oracle.OracleResult(**json.loads(cached))
         result = hooks.test(commit)
+        self._measured(result)
         if result.ok:  # only green runs: a red one may be a flake, and is judged once anyway
             self.r.set(keys.verdict(tree, "full"), json.dumps(asdict(result)), ex=VERDICT_TTL_SECONDS)
         return result

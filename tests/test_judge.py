@@ -93,6 +93,13 @@ def test_main_is_judged_green_with_its_unit_tests_as_an_area(baseline: oracle.Or
     assert 0 < baseline.passed < 329
 
 
+def test_a_verdict_carries_the_cpu_its_sandboxed_build_and_harness_used(baseline: oracle.OracleResult) -> None:
+    """What the train's `auto` decides by: a cold cargo build of the engine keeps a core busy for seconds, inside
+    a sandbox whose processes no wait4 reports."""
+    assert baseline.cpu_seconds > 1.0 and baseline.seconds > 0, baseline
+    assert baseline.cpu_seconds <= baseline.seconds * (os.cpu_count() or 1) * 1.2, "no run counted twice"
+
+
 def test_a_rewritten_harness_is_not_the_judge(project: Project, baseline: oracle.OracleResult, tmp_path: Path) -> None:
     cand = project.candidate({"oracle/run.py": FAKE_HARNESS, "test.sh": "#!/bin/sh\n" + FAKE_HARNESS})
     result = run(judge_of(project, tmp_path), project, cand, tmp_path)

@@ -16,6 +16,8 @@ from swarm.environ import child_env
 from tests.conftest import wait_for
 
 ENV = child_env()
+# A child that burns `s` CPU-seconds, however loaded the machine is (its own CPU clock, not the wall's).
+BURN = "python3 -c 'import time\nt = time.process_time()\nwhile time.process_time() - t < {s}: pass'"
 
 
 def sh(script: str, tmp_path: Path, timeout: float = 10, **kwargs: object) -> proc.ProcResult:
@@ -249,3 +251,24 @@ def test_tail_of_a_small_or_missing_log(tmp_path: Path) -> None:
 def test_a_zero_or_negative_timeout_times_out_at_once(tmp_path: Path, timeout: float) -> None:
     result = sh("sleep 300", tmp_path, timeout=timeout)
     assert result.timed_out and result.duration < proc.GRACE_SECONDS + 1
+
+
+def test_a_run_reports_the_cpu_its_tree_used_and_a_waiting_child_uses_none(tmp_path: Path) -> None:
+    """The CPU of a grandchild the child waited for counts (wait4's usage of the child); a sleep costs none."""
+    burned = sh(f"{BURN.format(s=0.4)}; true", tmp_path)
+    assert burned.ok and burned.cpu >= 0.35, burned
+    slept = sh("sleep 0.4", tmp_path)
+    assert slept.ok and slept.cpu < 0.2 and slept.duration >= 0.4, slept
+    assert sh(f"{BURN.format(s=0.2)}; exit 5", tmp_path).returncode == 5, "the exit code is still the child's"
+
+
+def test_without_pidfds_a_run_still_ends_and_measures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old kernel has no pidfd to wait on: the wait polls instead, with the same results."""
+
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    burned = sh(f"{BURN.format(s=0.3)}; exit 4", tmp_path)
+    assert burned.returncode == 4 and burned.cpu >= 0.25, burned
+    assert sh("sleep 5", tmp_path, timeout=0.5).timed_out

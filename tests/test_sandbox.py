@@ -139,3 +139,17 @@ def test_the_sandbox_benchmark_runs_and_prints_its_figures() -> None:
                          timeout=120)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "sandboxed" in out.stdout and "overhead" in out.stdout
+
+
+def test_a_measured_run_counts_the_cpu_used_inside_its_sandbox(tmp_path: Path) -> None:
+    """bubblewrap's init reports the exit and the sandbox goes without anyone waiting for what ran inside, so no
+    wait4 sees its CPU: a measured run reads the tree while it runs. Two burners at once and one before a pause:
+    what ran in parallel and what ended before the run did are both counted."""
+    burn = "python3 -c 'import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass'"
+    argv = Sandbox().wrap(["bash", "-c", f"{burn} & {burn}; wait; {burn}; sleep 0.6"], Path("/"))
+    log = tmp_path / "out.log"
+    measured = proc.run(argv, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=60, log_path=log, measure=True)
+    assert measured.ok, log.read_text()
+    assert measured.cpu >= 1.6, measured
+    unmeasured = proc.run(argv, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=60, log_path=log)
+    assert unmeasured.ok and unmeasured.cpu < 0.5, "without `measure`, nothing inside the sandbox reaches wait4"

@@ -3,6 +3,7 @@ without a failed car, every commit of main tested as it is, and trees judged onc
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from pathlib import Path
@@ -480,3 +481,67 @@ def test_a_batching_worker_and_a_speculating_one_agree_on_how_the_train_runs(rt:
         stop.set()
         for rider in riders:
             rider.join(timeout=30)
+
+
+@pytest.mark.parametrize(("cores_busy", "shape"), [(1.0, "batch"), (0.01, "speculate")])
+def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_used(
+    rt: Runtime, r: redis.Redis, cores_busy: float, shape: str
+) -> None:
+    """`auto` asks how much of a machine the full oracle's runs kept busy: one that kept every core busy batches
+    two cars (speculating, they would share the cores), one that mostly waited speculates, however busy the
+    machine is with anything else. The first ride measures it: its figures are what the judge read of its run."""
+    main = rt.mirror.fetch()
+    cores = os.cpu_count() or 1
+    specs: dict[str, str] = {}
+    lands: list[str] = []
+    batches: list[list[tuple[str, str]]] = []
+
+    def hooks(member: str, files: str, wait_for_second: bool = False) -> train.Hooks:
+        def build(parent: str) -> str:
+            if wait_for_second:  # the car ahead builds once the one behind has joined: it is not the last car
+                wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
+            specs[member] = rt.mirror.commit_tree(rt.mirror.tree(parent), parent, f"{member} {files}\n", author="t")
+            return specs[member]
+
+        def land_batch(base: str, tip: str, members: list[tuple[str, str]], counts: object) -> tuple[LandResult, str]:
+            batches.append(members)
+            return LandResult.LANDED, "f" * 40
+
+        def land(old: str, new: str) -> LandResult:
+            lands.append(member)
+            return LandResult.LANDED
+
+        return train.Hooks(
+            main=lambda: main,
+            build=build,
+            test=lambda commit: oracle.OracleResult(
+                "full", ok=True, passed=1, seconds=2.0, cpu_seconds=2.0 * cores * cores_busy
+            ),  # fmt: skip
+            baseline=lambda main: None,
+            alive=lambda: None,
+            land=land,
+            land_batch=land_batch,
+            landed=lambda: specs.get(member) if batches else None,
+        )
+
+    cars = train.Train(r, rt.mirror, 4, 10.0, "auto")
+    assert cars.ride("m:1", hooks("m:1", "measured")), "a car alone lands"
+    assert lands == ["m:1"] and r.llen(keys.TRAIN_ORACLE_SHARE) == 1, "the ride kept its run's CPU share"
+    r.delete(keys.TRAIN_MODE, keys.verdict(rt.mirror.tree(main), "full"))  # decided afresh, on a run measured
+    lands.clear()
+    ridden: dict[str, object] = {}
+    riders = [
+        threading.Thread(target=lambda m=m, w=w: ridden.update({m: cars.ride(m, hooks(m, m, w))}), daemon=True)
+        for m, w in (("x:1", True), ("y:1", False))
+    ]
+    riders[0].start()
+    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
+    riders[1].start()
+    for rider in riders:
+        rider.join(timeout=60)  # a few seconds at most; a hang guard with a wide margin
+    assert sorted(ridden) == ["x:1", "y:1"], "both cars left the train"
+    assert keys.text(r.get(keys.TRAIN_MODE) or b"") == shape
+    if shape == "batch":
+        assert batches == [[("x:1", specs["x:1"]), ("y:1", specs["y:1"])]] and not lands, "one run, one merge"
+    else:
+        assert not batches and lands == ["x:1", "y:1"], "each car tested and landed on its own"
