@@ -600,7 +600,7 @@ def batch(args: argparse.Namespace, base: Path) -> None:
         f"== batch: {len(tasks)} tasks, {args.batch_slots} slots, train window {args.window}, agent {times.agent}s, "
         f"a full oracle of {args.cpu_full} CPU-seconds on {os.cpu_count()} cores (speculation runs one per candidate "
         "at once; batching one at a time for the candidates waiting, landed as one merge commit; auto batches when "
-        "the window's runs would need more than the cores, by the CPU share the last runs used)"
+        "the window's runs would need more than the cores, by the CPU share the last runs wanted)"
     )
     rows = {}
     for mode in ("speculate", "batch", "auto"):

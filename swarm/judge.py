@@ -193,6 +193,7 @@ class Judge:
         verdict = oracle_mod.verdict(tier, command, result, summary, log_path)
         verdict.seconds += built.duration
         verdict.cpu_seconds += built.cpu
+        verdict.cpu_waited += built.cpu_waited
         return verdict
 
     def _sandboxed(

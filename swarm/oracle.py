@@ -35,7 +35,10 @@ class OracleResult:
     seconds: float = 0.0
     """Wall seconds of the run's processes (build and tests)."""
     cpu_seconds: float = 0.0
-    """CPU seconds they used: over `seconds`, the cores one run keeps busy (see the train's `auto` mode)."""
+    """CPU seconds they used."""
+    cpu_waited: float = 0.0
+    """Seconds their threads waited for a CPU: with `cpu_seconds`, over `seconds`, how many cores one run keeps
+    busy or would with the machine to itself (see the train's `auto` mode)."""
 
     def counts(self) -> Counts:
         return Counts(self.passed, self.failed, self.skipped, Counts.parse(self.summary).areas)
@@ -77,7 +80,7 @@ def verdict(
 ) -> OracleResult:
     """Green means the command exited 0 and its counts could be read."""
     out = OracleResult(tier=tier, ok=False, exit_code=result.returncode, log_path=str(log_path),
-                       seconds=result.duration, cpu_seconds=result.cpu)  # fmt: skip
+                       seconds=result.duration, cpu_seconds=result.cpu, cpu_waited=result.cpu_waited)  # fmt: skip
     if summary is not None:
         out.summary = summary
         out.passed, out.failed, out.skipped = (int(summary.get(k) or 0) for k in ("passed", "failed", "skipped"))

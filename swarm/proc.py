@@ -26,7 +26,7 @@ PR_SET_PDEATHSIG = 1
 GRACE_SECONDS = 2.0
 POLL_SECONDS = 0.05
 SAMPLE_SECONDS = 0.25
-"""How often a measured run's process tree is read for its CPU (see `tree_cpu`)."""
+"""How often a measured run's process tree is read for its CPU (see `Meter`)."""
 TICKS = os.sysconf("SC_CLK_TCK")
 _live_groups: set[int] = set()
 
@@ -44,6 +44,14 @@ class ProcResult:
     cpu: float = 0.0
     """CPU seconds (user and system) of the child and of every descendant it waited for, or, with `measure`, the
     most its process tree was seen to have used (whichever is more); 0 when it was killed."""
+    cpu_waited: float = 0.0
+    """With `measure`: seconds its threads were seen waiting for a CPU (ready to run, another process on it)."""
+
+    @property
+    def cpu_wanted(self) -> float:
+        """CPU seconds the run would have used with the cores to itself: what it ran, and what it waited to run.
+        Over `duration`, how many cores it kept busy or wanted to; unlike `cpu`, not lowered by what else ran."""
+        return self.cpu + self.cpu_waited
 
     @property
     def ok(self) -> bool:
@@ -81,9 +89,9 @@ def run(
     The whole process group is killed when `timeout` passes or `cancel` is set, and after a normal exit too, so
     nothing the child left in the background outlives it. With `die_with_parent` the child is SIGKILLed by the
     kernel when the thread that started it dies (a worker SIGKILLed mid-run never leaves its agent running).
-    With `measure`, the child's process tree is read for its CPU every SAMPLE_SECONDS: a sandbox's first process
-    does not wait for what runs inside it (bubblewrap's init reports the exit and the sandbox is torn down), so
-    what its tree used reaches no wait4.
+    With `measure`, the child's process tree is read every SAMPLE_SECONDS (a `Meter`): its CPU, since a sandbox's
+    first process does not wait for what runs inside it (bubblewrap's init reports the exit and the sandbox is torn
+    down), so what its tree used reaches no wait4; and how long its threads waited for a CPU.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -105,7 +113,8 @@ def run(
             return ProcResult(tuple(argv), 127, False, False, 0.0, log_path)
         _live_groups.add(proc.pid)
         try:
-            timed_out, cancelled, cpu = _watch(proc, start + timeout, cancel, on_start, measure)
+            meter = Meter(proc.pid) if measure else None
+            timed_out, cancelled, cpu = _watch(proc, start + timeout, cancel, on_start, meter)
         except BaseException:
             kill_group(proc.pid, proc)  # whatever went wrong here, the child's group must not outlive it
             _live_groups.discard(proc.pid)
@@ -117,7 +126,8 @@ def run(
             kill_group(proc.pid, None)
         _live_groups.discard(proc.pid)
     duration = time.monotonic() - start
-    return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, duration, log_path, cpu)
+    waited = meter.waited if meter is not None and cpu else 0.0
+    return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, duration, log_path, cpu, waited)
 
 
 def _death_signal(parent: int) -> Callable[[], None]:
@@ -138,7 +148,7 @@ def _watch(
     deadline: float,
     cancel: threading.Event | None,
     on_start: Callable[[int], None] | None,
-    measure: bool = False,
+    meter: Meter | None = None,
 ) -> tuple[bool, bool, float]:
     """Wait for the child until it exits, the deadline passes or cancel is set: (timed_out, cancelled, cpu).
 
@@ -149,19 +159,20 @@ def _watch(
             on_start(proc.pid)
         except Exception as exc:  # noqa: BLE001 - bookkeeping must not leave the child unwatched
             log.warning("on_start of pid %d failed: %s", proc.pid, exc)
-    seen, sample = 0.0, time.monotonic() + SAMPLE_SECONDS
+    sample = time.monotonic() + SAMPLE_SECONDS
     with _exit_watch(proc.pid) as exited:
         while True:
             cpu = _reap(proc)
             if cpu is not None:
-                return False, False, max(cpu, seen)
+                return False, False, max(cpu, meter.cpu if meter is not None else 0.0)
             if cancel is not None and cancel.is_set():
                 return False, True, 0.0
             now = time.monotonic()
             if now >= deadline:
                 return True, False, 0.0
-            if measure and now >= sample:
-                seen, sample = max(seen, tree_cpu(proc.pid)), now + SAMPLE_SECONDS
+            if meter is not None and now >= sample:
+                meter.read()
+                sample = now + SAMPLE_SECONDS
             exited(min(deadline - now, POLL_SECONDS))
 
 
@@ -204,26 +215,42 @@ def _exit_watch(pid: int) -> Iterator[Callable[[float], None]]:
         os.close(fd)
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds a live process tree has used: each process's own and its reaped children's, read from /proc
-    (the children of every thread, as a build tool starts compilers from its threads). A few small reads per
-    process, where psutil would read every process of the machine to find the children."""
-    ticks, todo, seen = 0, [pid], set()
-    while todo:
-        one = todo.pop()
-        if one in seen:
-            continue
-        seen.add(one)
-        try:
-            with open(f"/proc/{one}/stat", "rb") as fh:
-                stat = fh.read()
-            ticks += sum(int(x) for x in stat[stat.rindex(b")") + 2 :].split()[11:15])  # utime stime cutime cstime
-            for task in os.listdir(f"/proc/{one}/task"):
-                with open(f"/proc/{one}/task/{task}/children", "rb") as fh:
-                    todo += [int(child) for child in fh.read().split()]
-        except (OSError, ValueError):  # gone meanwhile (its time is in its parent's once reaped)
-            continue
-    return ticks / TICKS
+class Meter:
+    """What a live process tree is seen to use, read from /proc at each `read`: its CPU (each process's own and its
+    reaped children's) and, per thread, how long it waited for a CPU (the scheduler's run-queue time): the children
+    of every thread, as a build tool starts compilers from its threads. A few small reads per process, where
+    psutil would read every process of the machine to find the children. What a process did after the last read,
+    or a thread's wait when it lived between two reads, is not seen: a lower bound, for runs of seconds."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.cpu = 0.0
+        self._waits: dict[int, int] = {}
+
+    @property
+    def waited(self) -> float:
+        return sum(self._waits.values()) / 1e9
+
+    def read(self) -> None:
+        ticks, todo, seen = 0, [self.pid], set()
+        while todo:
+            one = todo.pop()
+            if one in seen:
+                continue
+            seen.add(one)
+            try:
+                with open(f"/proc/{one}/stat", "rb") as fh:
+                    stat = fh.read()
+                ticks += sum(int(x) for x in stat[stat.rindex(b")") + 2 :].split()[11:15])  # u/s time, children's
+                for task in os.listdir(f"/proc/{one}/task"):
+                    with open(f"/proc/{one}/task/{task}/children", "rb") as fh:
+                        todo += [int(child) for child in fh.read().split()]
+                    with open(f"/proc/{one}/task/{task}/schedstat", "rb") as fh:
+                        waited = int(fh.read().split()[1])  # ns on a CPU, ns waiting for one, time slices
+                    self._waits[int(task)] = max(waited, self._waits.get(int(task), 0))
+            except (OSError, ValueError, IndexError):  # gone meanwhile (its CPU is in its parent's once reaped)
+                continue
+        self.cpu = max(self.cpu, ticks / TICKS)
 
 
 def kill_group(pgid: int, proc: subprocess.Popen[bytes] | None) -> None:

@@ -121,8 +121,9 @@ class Settings(BaseSettings):
     main + those ahead. batch: one run at a time, by the last candidate in the window, on a tree holding all of them;
     green, they land together as one merge commit whose first parent is the old main (a red batch is bisected).
     auto: batch when the window's full oracles, run at once, would need more than a machine's cores (each at the
-    share of its machine the last full runs kept busy), speculate otherwise. The whole train follows one
-    answer at a time, decided by the first worker to ask once the last one is 5 s old (train.py)."""
+    share of its machine the last full runs wanted; nothing measured yet, by the load average), speculate
+    otherwise. The whole train follows one answer at a time, decided by the first worker to ask once the last one
+    is 5 s old (train.py)."""
     free_slot_in_train: bool = True
     """A worker slot takes the next agent run as soon as its candidate joins the merge train: the worker grows
     its pool by one process while the candidate rides (up to twice the window in the train). false: one pool

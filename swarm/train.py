@@ -276,24 +276,31 @@ class Train(Door):
 
     def _cpu_short(self, view: View) -> bool:
         """Whether the window's cars, each running its full oracle at once, would need more than a machine's cores:
-        as many cars as are in the window now, each keeping busy the share of its machine that the last full oracle
-        runs did (their median). The oracle's own measure, not the machine's load: a sleeping or waiting oracle
-        (one that calls a service, say) speculates on a busy machine, where the swarm's own short git and sandbox
-        processes would push a load average past the cores; a compiling one batches on an idle machine. Nothing
-        measured yet: speculate, and measure."""
+        as many cars as are in the window now, each wanting the share of its machine that the last full oracle
+        runs did (their median; a run's CPU and its wait for a CPU, so runs that shared the cores when speculating
+        still count what they wanted, not what they got). The oracle's own measure, not the machine's load: a
+        sleeping or waiting oracle (one that calls a service, say) speculates on a busy machine, where the swarm's
+        own short git and sandbox processes would push a load average past the cores; a compiling one batches on an
+        idle machine. Nothing measured yet (a new swarm: its first window decides before any run has ended), the
+        machine's load stands in: batch while less than one core is free by the 1-minute load average."""
         shares = sorted(float(s) for s in self.r.lrange(keys.TRAIN_ORACLE_SHARE, 0, -1))
+        if not shares:
+            return (os.cpu_count() or 1) - os.getloadavg()[0] < 1
         cars = len(view.ahead) + 1 + len(view.behind)
-        return bool(shares) and cars * shares[len(shares) // 2] > 1
+        return cars * shares[len(shares) // 2] > 1
 
     def _measured(self, result: oracle.OracleResult) -> None:
-        """Keep the share of its machine a full oracle run kept busy, for `_cpu_short`."""
+        """Keep the share of its machine a full oracle run wanted, for `_cpu_short`. The first one measured ends
+        the answer the load average gave meanwhile: the train decides again, by the oracle, at the next look."""
         if result.seconds <= 0:
             return
-        share = result.cpu_seconds / result.seconds / (os.cpu_count() or 1)
+        share = (result.cpu_seconds + result.cpu_waited) / result.seconds / (os.cpu_count() or 1)
         pipe = self.r.pipeline()
         pipe.lpush(keys.TRAIN_ORACLE_SHARE, f"{share:.4f}")
         pipe.ltrim(keys.TRAIN_ORACLE_SHARE, 0, SHARE_SAMPLES - 1)
-        pipe.execute()
+        pipe.expire(keys.TRAIN_ORACLE_SHARE, VERDICT_TTL_SECONDS)  # an oracle unused for a week may have changed
+        if pipe.execute()[0] == 1:
+            self.r.delete(keys.TRAIN_MODE)
 
     def _tests_now(self, car: Car, view: View) -> bool:
         """Speculating, every car in the window runs its full oracle at once. Batching, one car runs at a time: the

@@ -153,3 +153,15 @@ def test_a_measured_run_counts_the_cpu_used_inside_its_sandbox(tmp_path: Path) -
     assert measured.cpu >= 1.6, measured
     unmeasured = proc.run(argv, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=60, log_path=log)
     assert unmeasured.ok and unmeasured.cpu < 0.5, "without `measure`, nothing inside the sandbox reaches wait4"
+
+
+def test_a_measured_run_counts_what_it_waited_for_a_cpu(tmp_path: Path) -> None:
+    """Twice as many burners as cores: each gets half a core and waits the rest, so the run wanted about twice the
+    machine. The wait is what lets the train see that oracle runs sharing the cores wanted more than they got."""
+    cores = os.cpu_count() or 1
+    burn = "python3 -c 'import time\nt = time.process_time()\nwhile time.process_time() - t < 0.8: pass'"
+    argv = Sandbox().wrap(["bash", "-c", " & ".join([burn] * (2 * cores)) + "; wait"], Path("/"))
+    log = tmp_path / "out.log"
+    run = proc.run(argv, cwd=tmp_path, env={"PATH": "/usr/bin:/bin"}, timeout=120, log_path=log, measure=True)
+    assert run.ok, log.read_text()
+    assert run.cpu_waited > 0 and run.cpu_wanted / run.duration > cores, run

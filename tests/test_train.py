@@ -483,13 +483,16 @@ def test_a_batching_worker_and_a_speculating_one_agree_on_how_the_train_runs(rt:
             rider.join(timeout=30)
 
 
-@pytest.mark.parametrize(("cores_busy", "shape"), [(1.0, "batch"), (0.01, "speculate")])
-def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_used(
-    rt: Runtime, r: redis.Redis, cores_busy: float, shape: str
+@pytest.mark.parametrize(
+    ("cores_busy", "cores_waited", "shape"), [(1.0, 0.0, "batch"), (0.25, 0.75, "batch"), (0.01, 0.0, "speculate")]
+)
+def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_wanted(
+    rt: Runtime, r: redis.Redis, cores_busy: float, cores_waited: float, shape: str
 ) -> None:
-    """`auto` asks how much of a machine the full oracle's runs kept busy: one that kept every core busy batches
-    two cars (speculating, they would share the cores), one that mostly waited speculates, however busy the
-    machine is with anything else. The first ride measures it: its figures are what the judge read of its run."""
+    """`auto` asks how much of a machine the full oracle's runs wanted: one that kept every core busy batches two
+    cars (speculating, they would share the cores), and so does one that got a quarter of them and waited for the
+    rest (it ran beside others); one that mostly slept speculates, however busy the machine is with anything else.
+    The first ride measures it: its figures are what the judge read of its run."""
     main = rt.mirror.fetch()
     cores = os.cpu_count() or 1
     specs: dict[str, str] = {}
@@ -515,7 +518,12 @@ def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_used(
             main=lambda: main,
             build=build,
             test=lambda commit: oracle.OracleResult(
-                "full", ok=True, passed=1, seconds=2.0, cpu_seconds=2.0 * cores * cores_busy
+                "full",
+                ok=True,
+                passed=1,
+                seconds=2.0,
+                cpu_seconds=2.0 * cores * cores_busy,
+                cpu_waited=2.0 * cores * cores_waited,
             ),  # fmt: skip
             baseline=lambda main: None,
             alive=lambda: None,
