@@ -533,9 +533,12 @@ def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_wanted(
         )
 
     cars = train.Train(r, rt.mirror, 4, 10.0, "auto")
+    # Nothing measured yet, the load average decided: the wrong way, say, and for a minute.
+    r.set(keys.TRAIN_MODE, "speculate" if shape == "batch" else "batch", px=60_000)
     assert cars.ride("m:1", hooks("m:1", "measured")), "a car alone lands"
     assert lands == ["m:1"] and r.llen(keys.TRAIN_ORACLE_SHARE) == 1, "the ride kept its run's CPU share"
-    r.delete(keys.TRAIN_MODE, keys.verdict(rt.mirror.tree(main), "full"))  # decided afresh, on a run measured
+    assert not r.exists(keys.TRAIN_MODE), "the first run measured ends the answer made without one"
+    r.delete(keys.verdict(rt.mirror.tree(main), "full"))  # the cars below run their oracle (same tree)
     lands.clear()
     ridden: dict[str, object] = {}
     riders = [
