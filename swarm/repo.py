@@ -146,6 +146,9 @@ class Mirror:
         self.branch = branch
         self.git_timeout = git_timeout
         self.g = _git(path, git_timeout) if path.exists() else None
+        self._batch = threading.Lock()
+        """The one long-lived `git cat-file --batch` speaks one request at a time: threads of a process take turns
+        (a car's run and main's, measured beside it, read blobs at once)."""
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -171,6 +174,12 @@ class Mirror:
             if "origin" in _run(self.g, "remote").split():
                 _run(self.g, "remote", "remove", "origin")
         return self
+
+    def object_data(self, ref: str) -> tuple[str, bytes]:
+        """An object's kind and content through the mirror's one `git cat-file --batch` (ValueError: missing)."""
+        with self._batch:
+            _, kind, _, content = self._g.get_object_data(ref)
+        return (kind.decode() if isinstance(kind, bytes) else str(kind)), bytes(content)  # bytes, whatever stubs say
 
     @property
     def _g(self) -> git.Git:
@@ -216,11 +225,10 @@ class Mirror:
         change, so nothing it caches can be stale); a name the batch protocol cannot carry takes a process."""
         if "\n" not in commit + path:
             try:
-                _, kind, _, content = self._g.get_object_data(f"{commit}:{path}")
+                kind, content = self.object_data(f"{commit}:{path}")
             except ValueError:  # "missing": no such commit or file
                 return None
-            kind_name = kind.decode() if isinstance(kind, bytes) else str(kind)  # bytes, whatever the stubs say
-            return bytes(content) if kind_name == "blob" else None
+            return content if kind == "blob" else None
         try:
             data: bytes = _execute(
                 self._g, ["cat-file", "blob", f"{commit}:{path}"], stdout_as_string=False, strip_newline_in_stdout=False
@@ -237,7 +245,7 @@ class Mirror:
             meta, _, path = entry.partition("\t")
             _, kind, sha = meta.split()
             if kind == "blob":
-                files[path] = self._g.get_object_data(sha)[3]
+                files[path] = self.object_data(sha)[1]
         return files
 
     def log(self, rev_range: str, fmt: str = "%H", first_parent: bool = False) -> list[str]:
@@ -357,7 +365,7 @@ class Mirror:
         return found
 
     def blob(self, sha: str) -> bytes:
-        return bytes(self._g.get_object_data(sha)[3])
+        return self.object_data(sha)[1]
 
     def paths(self, commit: str) -> set[str]:
         return set(_nul(_run(self._g, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)))
@@ -870,14 +878,13 @@ def export(mirror: Mirror, commit: str, dest: Path, *, only: list[str] | None = 
     """
     entries = matching_entries(mirror, commit, only) if only is not None else tree_entries(mirror, commit)
     dest.mkdir(parents=True, exist_ok=True)
-    g = mirror._g
     count = 0
     for path, (mode, sha) in sorted(entries.items()):
         if mode == MODE_GITLINK or ".." in Path(path).parts or path.startswith("/"):
             continue
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        data = g.get_object_data(sha)[3]
+        data = mirror.object_data(sha)[1]
         if mode == MODE_LINK:
             os.symlink(data, target)
             continue

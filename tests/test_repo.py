@@ -116,6 +116,34 @@ def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
     assert repo.git_calls() == calls, "reads go through the one long-lived cat-file, not a process each"
 
 
+def test_threads_of_one_process_read_blobs_at_once_each_getting_its_own(project: Project, mirror: Mirror) -> None:
+    """The mirror's one `git cat-file --batch` answers one request at a time: a car's full run and main's run,
+    measured beside it, export their trees from two threads at once, and neither may read the other's answer."""
+    blobs = {}
+    for i in range(40):
+        data = f"blob {i}\n".encode() * (i + 1) * 50
+        blobs[subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=mirror.path, input=data,
+                             capture_output=True, check=True).stdout.decode().strip()] = data  # fmt: skip
+    wrong: list[str] = []
+
+    def reader() -> None:
+        for _ in range(10):
+            for sha, data in blobs.items():
+                try:
+                    if mirror.blob(sha) != data:
+                        wrong.append(sha)
+                except Exception as exc:  # noqa: BLE001 - a garbled header is one way of reading another's answer
+                    wrong.append(f"{sha}: {exc}")
+
+    threads = [threading.Thread(target=reader, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)  # seconds at most; a hang guard (a garbled stream can block a reader)
+    assert not any(t.is_alive() for t in threads), "a reader hung on a garbled stream"
+    assert not wrong, wrong[:3]
+
+
 def test_ensure_is_idempotent_and_follows_a_moved_origin(project: Project, mirror: Mirror, tmp_path: Path) -> None:
     again = Mirror(str(project.origin), mirror.path).ensure()
     assert again.main() == mirror.main()
