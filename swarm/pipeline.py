@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -110,6 +111,7 @@ class Pipeline:
                 return self._attempt(att, main)
         finally:
             if att is not None:
+                self._stop_early(att)
                 self._begun(att)  # no thread of this attempt outlives it
             self._release(lease)
             if att is not None:
@@ -296,6 +298,7 @@ class Pipeline:
             build=build,
             test=test,
             baseline=lambda main: self._main_counts(att, main),
+            early_baseline=lambda main: self._early_baseline(att, main),
             alive=lambda: self._check_lease(att),
             land=lambda old, new: self._push_landing(att, old, new, rebased=new != candidate),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
@@ -313,9 +316,40 @@ class Pipeline:
 
     def _main_counts(self, att: Attempt, main: str) -> Counts | None:
         """main's counts for a car judged against main; they are the attempt's baseline (`swarm history`'s delta)."""
-        counts = self._baseline(att, self._repo_settings(main), main)
+        if att.early is not None and att.early[0] == main:
+            counts = att.early[1].result()  # measured beside the car's own run (raises what that run raised)
+        else:
+            counts = self._baseline(att, self._repo_settings(main), main)
         att.record.baseline = counts or att.record.baseline
         return counts
+
+    def _early_baseline(self, att: Attempt, main: str) -> None:
+        """Measure main beside the car's own full run rather than after it, when no landing recorded its counts (a
+        human's push, a new swarm): the head car waits for one oracle run, not two. It runs in a judge folder of
+        its own (`-main`): the slot's folder holds one run at a time. Where oracle CPU is short the two runs share
+        the cores, and take no longer than one after the other."""
+        if att.early is not None or self.baselines.get(main) is not None:
+            return
+        repo = self._repo_settings(main)
+        job = self._oracle_job(att, "full", repo, main, judge="main")  # its log named here, in this thread
+        counts: Future[Counts | None] = Future()
+
+        def measure() -> None:
+            try:
+                counts.set_result(self._baseline(att, repo, main, job))
+            except BaseException as exc:  # noqa: BLE001 - the car's thread raises it where it needs the counts
+                counts.set_exception(exc)
+
+        thread = threading.Thread(target=measure, name=f"baseline-{att.task_id}", daemon=True)
+        att.early = (main, counts, thread)
+        thread.start()
+
+    @staticmethod
+    def _stop_early(att: Attempt) -> None:
+        """No measurement of main outlives its attempt: one the car no longer needs (main moved) is stopped."""
+        if att.early is not None and att.early[2].is_alive():
+            att.cancel.set()
+            att.early[2].join()
 
     def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool) -> LandResult:
         """The landing push, with the attempt's end record on origin's ledger in the same atomic push, so the record
@@ -402,17 +436,19 @@ class Pipeline:
             raise AttemptRejected(Reason.INVALID_TASK, bad[0] if bad else f"no task file for {task_id!r} on main")
         return task
 
-    def _oracle_job(self, att: Attempt, tier: Tier, repo: RepoSettings, main: str) -> OracleJob:
-        return OracleJob(repo, main, att.next_log(f"oracle-{tier}"), agent_id=f"{att.vendor}-{self.slot}",
-                         timeout_cap=self.settings.oracle_timeout, cancel=att.cancel)  # fmt: skip
+    def _oracle_job(self, att: Attempt, tier: Tier, repo: RepoSettings, main: str, judge: str = "") -> OracleJob:
+        agent_id = f"{att.vendor}-{self.slot}" + (f"-{judge}" if judge else "")  # the judge's folder: one run at a time
+        log_path = att.next_log(f"oracle-{tier}" + (f"-{judge}" if judge else ""))
+        return OracleJob(repo, main, log_path, agent_id=agent_id, timeout_cap=self.settings.oracle_timeout,
+                         cancel=att.cancel)  # fmt: skip
 
-    def _baseline(self, att: Attempt, repo: RepoSettings, main: str) -> Counts | None:
+    def _baseline(self, att: Attempt, repo: RepoSettings, main: str, job: OracleJob | None = None) -> Counts | None:
         """main's full-oracle counts: shared per commit; measured here once if no landing measured them."""
         known = self.baselines.get(main)
         if known is not None:
             return known
         self._emit(att, "baseline_oracle", commit=main)
-        result = self.judge.run("full", main, self._oracle_job(att, "full", repo, main))
+        result = self.judge.run("full", main, job or self._oracle_job(att, "full", repo, main))
         self._check_lease(att)
         if not result.ok:
             # Never keep a red or timed-out run: its counts would disable the no-drop check for this commit.

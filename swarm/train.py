@@ -65,6 +65,8 @@ class Hooks:
     land: Callable[[str, str], LandResult]
     """The atomic push: main OLD->NEW and the landed ref, or nothing."""
     emit: Callable[..., None] = lambda state, **fields: None
+    early_baseline: Callable[[str], None] = lambda main: None
+    """Start measuring main's counts, if nothing has them, beside the full run of a car they will judge."""
     land_batch: Callable[[str, str, list[tuple[str, str]], Counts], tuple[LandResult, str]] | None = None
     """A batch's atomic push (base, the tip's commit, (member, commit) of every car in it, the counts it passed
     with): main BASE->a merge commit and every member's landed ref, or nothing. None: this train never batches."""
@@ -235,6 +237,8 @@ class Train(Door):
             if not self._tests_now(car, view):
                 _wait()  # a car behind it tests a tree holding this one (a batch)
                 return None
+            if not ahead or all(a.state == "" for a in ahead):  # judged against main's counts (alone, or a batch)
+                hooks.early_baseline(ahead[0].parent if ahead else parent)
             self._set_state(car, "running")
             car.result = self._test(car.spec, hooks)
             self._set_state(car, "done")

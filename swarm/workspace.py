@@ -13,11 +13,13 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from swarm import identity
 from swarm.agents.base import AgentRun
+from swarm.counts import Counts
 from swarm.egress import DEFAULT_ALLOW
 from swarm.environ import agent_home_env, child_env, toolchain_env
 from swarm.errors import SwarmError
@@ -60,6 +62,8 @@ class Attempt:
     """Writes the begin record to origin's ledger while the attempt goes on (see `Pipeline._begin_record`)."""
     end_written: bool = False
     """Whether the landing push carried the attempt's end record."""
+    early: tuple[str, Future[Counts | None], threading.Thread] | None = None
+    """main's counts being measured beside the car's own full run: (main, its counts to come, the thread)."""
 
     @property
     def number(self) -> int:

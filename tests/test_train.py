@@ -556,3 +556,31 @@ def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_wanted(
         assert batches == [[("x:1", specs["x:1"]), ("y:1", specs["y:1"])]] and not lands, "one run, one merge"
     else:
         assert not batches and lands == ["x:1", "y:1"], "each car tested and landed on its own"
+
+
+# The candidate's full run (its tree holds src/alpha.txt) passes only if main's own run starts while it runs.
+EARLY_SH = """#!/bin/bash
+if [ -f src/alpha.txt ]; then
+  for i in $(seq 600); do [ -f "$SYNC/main-running" ] && exit 0; sleep 0.05; done
+  exit 1
+fi
+touch "$SYNC/main-running"
+"""
+
+
+def test_main_without_counts_is_measured_beside_the_head_cars_own_full_run(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    """A human's push leaves main without counts: the head car's full run and main's run go at once, so the car
+    waits for one oracle run, not two (a full run that waits for main's would never end if they ran in turn)."""
+    scripted_oracle(project, tmp_path / "sync", "early.sh", EARLY_SH, "An oracle that proves the overlap")
+    project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
+    pushed = project.main_log()[0]
+    (rt,) = runtimes(project, redis_url, 1)
+    assert rt.baselines.get(pushed) is None
+    assert run_all([rt], [("alpha", "claude")]) == {"alpha": "landed"}, events(r)
+    assert rt.baselines.get(pushed) is not None, "main's counts were kept"
+    measured = [commit for tier, commit, _, _ in project.oracle_runs() if tier == "full"]
+    assert measured.count(pushed) == 1, "main was measured once"
+    record = rt.book.history("alpha")[-1]
+    assert record.baseline is not None, "the attempt's baseline is main's counts, as when measured after its run"
