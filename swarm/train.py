@@ -122,6 +122,8 @@ class View:
     window: int
     mode: str | None = None
     """How the train runs now (batch or speculate), None when no car has decided it lately (see `_batching`)."""
+    landed: str = ""
+    """The commit the last car to land alone moved main to."""
 
 
 def _wait() -> None:
@@ -224,6 +226,10 @@ class Train(Door):
         elif car.parent and not car.on_car:
             # Built on main as fetched then: test, judge and push without fetching again at every step; if main has
             # moved, the compare-and-swap fails and the car rebuilds on main, fetched then.
+            parent = car.parent
+        elif car.on_car and car.parent and view.landed == car.parent:
+            # The car ahead landed alone, as this car's parent: that is main now, with no fetch to ask. Were main
+            # to move meanwhile (a human's push), the landing's compare-and-swap fails and the car fetches then.
             parent = car.parent
         else:
             parent = hooks.main()  # the car ahead has left (landed, or red): is the parent main now?
@@ -376,7 +382,11 @@ class Train(Door):
         hooks.alive()
         outcome = hooks.land(car.parent, car.spec)
         if outcome is LandResult.LANDED:
-            self._grow()
+            try:  # it landed, whatever Redis can still be told: git is the truth
+                self._grow()
+                self.r.set(keys.TRAIN_LANDED, car.spec, px=self.ttl_ms)  # before it leaves: the car behind reads both
+            except redis.RedisError as exc:
+                log.warning("%s landed; the train could not be told: %s", car.member, exc)
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:
             hooks.main()
@@ -486,14 +496,15 @@ class Train(Door):
         pipe.hgetall(keys.train_car(member))
         pipe.get(keys.TRAIN_WINDOW)
         pipe.get(keys.TRAIN_MODE)
-        listed, own_fields, set_window, mode = pipe.execute()
+        pipe.get(keys.TRAIN_LANDED)
+        listed, own_fields, set_window, mode, landed = pipe.execute()
         members = [keys.text(m) for m in listed]
         own = {keys.text(k): keys.text(v) for k, v in own_fields.items()}
         window = min(self.max_window, int(set_window)) if set_window else self.max_window
         mode = keys.text(mode) if mode is not None else None
         if member not in members:
             if own.get("landed"):  # a batch landed it and took it out of the line
-                return View([], [], own, window, mode)
+                return View([], [], own, window, mode, keys.text(landed or ""))
             self.r.rpush(keys.TRAIN, member)  # dropped by a car that thought this one dead: back in, at the end
             members.append(member)
         at = members.index(member)
@@ -512,7 +523,7 @@ class Train(Door):
             counts = Counts.parse(json.loads(values["counts"])) if values.get("counts") else None
             car = Ahead(m, values.get("spec", ""), counts, values.get("parent", ""), values.get("state", ""))
             (ahead if i < at else behind).append(car)
-        return View(ahead, behind, own, window, mode)
+        return View(ahead, behind, own, window, mode, keys.text(landed or ""))
 
     def _grow(self) -> None:
         self.r.set(keys.TRAIN_WINDOW, min(self.max_window, self.window() + 1))

@@ -584,3 +584,71 @@ def test_main_without_counts_is_measured_beside_the_head_cars_own_full_run(
     assert measured.count(pushed) == 1, "main was measured once"
     record = rt.book.history("alpha")[-1]
     assert record.baseline is not None, "the attempt's baseline is main's counts, as when measured after its run"
+
+
+@pytest.mark.parametrize("human_push", [False, True])
+def test_a_car_lands_on_the_car_ahead_without_a_fetch_and_the_push_still_decides(
+    rt: Runtime, r: redis.Redis, human_push: bool
+) -> None:
+    """The car ahead landed alone, as this car's parent: that is main now, so the car behind pushes with no fetch
+    first. If main moved meanwhile (a human's push), the compare-and-swap refuses, and the car fetches, rebuilds
+    on what it fetched and lands there."""
+    main = rt.mirror.fetch()
+    human = rt.mirror.commit_tree(rt.mirror.tree(main), main, "a human's push\n", author="t")
+    state = {"main": main}
+    fetches: dict[str, int] = {"x:1": 0, "y:1": 0}
+    pushes: list[tuple[str, str, str]] = []
+    specs: dict[str, str] = {}
+
+    def hooks(member: str) -> train.Hooks:
+        def fetch() -> str:
+            fetches[member] += 1
+            return state["main"]
+
+        def build(parent: str) -> str:
+            if member == "x:1":  # builds once the car behind has joined, so that one builds on it
+                wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
+            specs[member] = rt.mirror.commit_tree(rt.mirror.tree(parent), parent, f"{member}\n", author="t")
+            return specs[member]
+
+        def land(old: str, new: str) -> LandResult:
+            if old != state["main"]:
+                return LandResult.MAIN_MOVED
+            pushes.append((member, old, new))
+            state["main"] = new
+            if human_push and member == "x:1":
+                state["main"] = human  # pushed by hand right after the car ahead landed
+            return LandResult.LANDED
+
+        def test(commit: str) -> oracle.OracleResult:
+            if member == "x:1":  # the car ahead's run ends once the one behind has built on it
+                wait_for(lambda: "y:1" in specs, 60, "the car behind built")
+            return oracle.OracleResult("full", ok=True, passed=1)
+
+        return train.Hooks(
+            main=fetch,
+            build=build,
+            test=test,
+            baseline=lambda main: None,
+            alive=lambda: None,
+            land=land,
+        )
+
+    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
+    ridden: dict[str, object] = {}
+    riders = [
+        threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
+        for m in ("x:1", "y:1")
+    ]
+    riders[0].start()
+    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
+    riders[1].start()
+    for rider in riders:
+        rider.join(timeout=60)  # seconds at most; a hang guard with a wide margin
+    assert sorted(ridden) == ["x:1", "y:1"], "both cars left the train"
+    assert [(m, old) for m, old, _ in pushes] == [("x:1", main), ("y:1", human if human_push else specs["x:1"])]
+    assert specs["y:1"] == pushes[1][2]
+    if human_push:
+        assert fetches["y:1"] >= 1 and rt.mirror.parents(specs["y:1"]) == [human], "rebuilt on what it fetched"
+    else:
+        assert fetches["y:1"] == 0, "the car behind landed on the car ahead with no fetch"
