@@ -299,6 +299,7 @@ class Pipeline:
             test=test,
             baseline=lambda main: self._main_counts(att, main),
             early_baseline=lambda main: self._early_baseline(att, main),
+            landed_as=self.baselines.put,
             alive=lambda: self._check_lease(att),
             land=lambda old, new: self._push_landing(att, old, new, rebased=new != candidate),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),

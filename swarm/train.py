@@ -34,7 +34,7 @@ import redis
 from swarm import keys, oracle
 from swarm.coordination import Door, guarded
 from swarm.counts import Counts
-from swarm.errors import AttemptRejected
+from swarm.errors import AttemptRejected, CoordinationError
 from swarm.outcomes import Reason
 from swarm.repo import LandResult, Mirror
 
@@ -65,6 +65,8 @@ class Hooks:
     land: Callable[[str, str], LandResult]
     """The atomic push: main OLD->NEW and the landed ref, or nothing."""
     emit: Callable[..., None] = lambda state, **fields: None
+    landed_as: Callable[[str, Counts], None] = lambda commit, counts: None
+    """Keep the counts a car landed with as main's, before it leaves the line: the car behind judges against them."""
     early_baseline: Callable[[str], None] = lambda main: None
     """Start measuring main's counts, if nothing has them, beside the full run of a car they will judge."""
     land_batch: Callable[[str, str, list[tuple[str, str]], Counts], tuple[LandResult, str]] | None = None
@@ -383,9 +385,11 @@ class Train(Door):
         outcome = hooks.land(car.parent, car.spec)
         if outcome is LandResult.LANDED:
             try:  # it landed, whatever Redis can still be told: git is the truth
+                if car.counts is not None:
+                    hooks.landed_as(car.spec, car.counts)
                 self._grow()
                 self.r.set(keys.TRAIN_LANDED, car.spec, px=self.ttl_ms)  # before it leaves: the car behind reads both
-            except redis.RedisError as exc:
+            except (redis.RedisError, CoordinationError) as exc:
                 log.warning("%s landed; the train could not be told: %s", car.member, exc)
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import redis
 
 from swarm import audit, keys, oracle, train
 from swarm.agents import registry
+from swarm.counts import Counts
 from swarm.errors import AttemptRejected, CoordinationError
 from swarm.outcomes import Reason
 from swarm.pipeline import Pipeline
@@ -652,3 +654,80 @@ def test_a_car_lands_on_the_car_ahead_without_a_fetch_and_the_push_still_decides
         assert fetches["y:1"] >= 1 and rt.mirror.parents(specs["y:1"]) == [human], "rebuilt on what it fetched"
     else:
         assert fetches["y:1"] == 0, "the car behind landed on the car ahead with no fetch"
+
+
+def test_a_car_whose_run_ends_after_the_car_ahead_landed_is_judged_on_its_counts_not_a_new_run(
+    rt: Runtime, r: redis.Redis
+) -> None:
+    """The car ahead landed while the car behind's run went on: main is that car now, and its counts are what the
+    car behind is judged against. They are kept before the car ahead leaves the line; kept later (as the attempt
+    ends), the car behind could find none and run the full oracle on main once more."""
+    main = rt.mirror.fetch()
+    state = {"main": main}
+    known: dict[str, Counts] = {}
+
+    def tree_with(parent: str, name: str) -> str:
+        """parent's tree and a file of its own (a tree no other car has: none is judged by another's verdict)."""
+        git = ["git", "-C", str(rt.mirror.path)]
+        blob = subprocess.run([*git, "hash-object", "-w", "--stdin"], input=name.encode(), capture_output=True,
+                              check=True).stdout.decode().strip()  # fmt: skip
+        listing = subprocess.run([*git, "ls-tree", parent], capture_output=True, check=True, text=True).stdout
+        entries = f"{listing}100644 blob {blob}\t{name.replace(':', '-')}.txt\n"
+        return subprocess.run([*git, "mktree"], input=entries, capture_output=True, check=True,
+                              text=True).stdout.strip()  # fmt: skip
+
+    measured: list[str] = []
+    specs: dict[str, str] = {}
+    landed: list[str] = []
+
+    def hooks(member: str) -> train.Hooks:
+        def build(parent: str) -> str:
+            if member == "x:1":
+                wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
+            specs[member] = rt.mirror.commit_tree(tree_with(parent, member), parent, f"{member}\n", author="t")
+            return specs[member]
+
+        def test(commit: str) -> oracle.OracleResult:
+            if member == "x:1":
+                wait_for(lambda: "y:1" in specs, 60, "the car behind built on this one")
+            else:
+                wait_for(lambda: "x:1" in landed, 60, "the car ahead landed")  # ... while this run went on
+            return oracle.OracleResult("full", ok=True, passed=2 if member == "y:1" else 1)
+
+        def baseline(commit: str) -> Counts | None:
+            if commit not in known:
+                measured.append(commit)  # the pipeline would run the full oracle on main here
+            return known.get(commit)
+
+        def land(old: str, new: str) -> LandResult:
+            if old != state["main"]:
+                return LandResult.MAIN_MOVED
+            state["main"] = new
+            landed.append(member)
+            return LandResult.LANDED
+
+        return train.Hooks(
+            main=lambda: state["main"],
+            build=build,
+            test=test,
+            baseline=baseline,
+            alive=lambda: None,
+            land=land,
+            landed_as=lambda commit, counts: known.update({commit: counts}),
+        )
+
+    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
+    known[main] = Counts(1, 0, 0)
+    ridden: dict[str, object] = {}
+    riders = [
+        threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
+        for m in ("x:1", "y:1")
+    ]
+    riders[0].start()
+    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
+    riders[1].start()
+    for rider in riders:
+        rider.join(timeout=60)  # seconds at most; a hang guard with a wide margin
+    assert landed == ["x:1", "y:1"], ridden
+    assert measured == [], "main's counts came from the car that landed as main, not from another run"
+    assert known[specs["x:1"]].passed == 1 and known[specs["y:1"]].passed == 2
