@@ -317,9 +317,13 @@ class Pipeline:
 
     def _main_counts(self, att: Attempt, main: str) -> Counts | None:
         """main's counts for a car judged against main; they are the attempt's baseline (`swarm history`'s delta)."""
-        if att.early is not None and att.early[0] == main:
-            counts = att.early[1].result()  # measured beside the car's own run (raises what that run raised)
-        else:
+        for other in [m for m in att.early if m != main]:
+            att.early[other][2].set()  # main moved on: that run's counts would judge nothing here
+        counts: Counts | None = None
+        early = att.early.get(main)
+        try:
+            counts = early[0].result() if early is not None else self._baseline(att, self._repo_settings(main), main)
+        except _Unmeasured:  # stopped (the attempt is ending, or main moved): measured here, as it always was
             counts = self._baseline(att, self._repo_settings(main), main)
         att.record.baseline = counts or att.record.baseline
         return counts
@@ -327,12 +331,14 @@ class Pipeline:
     def _early_baseline(self, att: Attempt, main: str) -> None:
         """Measure main beside the car's own full run rather than after it, when no landing recorded its counts (a
         human's push, a new swarm): the head car waits for one oracle run, not two. It runs in a judge folder of
-        its own (`-main`): the slot's folder holds one run at a time. Where oracle CPU is short the two runs share
-        the cores, and take no longer than one after the other."""
-        if att.early is not None or self.baselines.get(main) is not None:
+        its own (`-main`): the slot's folder holds one run at a time. The train asks only where two runs at once
+        fit the machine (`Train._too_many`). The run has its own stop, set when the attempt ends or main moves on;
+        it checks no lease (the car's thread does, and says why it stopped)."""
+        if main in att.early or self.baselines.get(main) is not None:
             return
         repo = self._repo_settings(main)
-        job = self._oracle_job(att, "full", repo, main, judge="main")  # its log named here, in this thread
+        stop = threading.Event()
+        job = replace(self._oracle_job(att, "full", repo, main, judge="main"), cancel=stop)  # its log named here
         counts: Future[Counts | None] = Future()
 
         def measure() -> None:
@@ -342,15 +348,15 @@ class Pipeline:
                 counts.set_exception(exc)
 
         thread = threading.Thread(target=measure, name=f"baseline-{att.task_id}", daemon=True)
-        att.early = (main, counts, thread)
+        att.early[main] = (counts, thread, stop)
         thread.start()
 
     @staticmethod
     def _stop_early(att: Attempt) -> None:
-        """No measurement of main outlives its attempt: one the car no longer needs (main moved) is stopped."""
-        if att.early is not None and att.early[2].is_alive():
-            att.cancel.set()
-            att.early[2].join()
+        """No measurement of main outlives its attempt."""
+        for _, thread, stop in att.early.values():
+            stop.set()
+            thread.join()
 
     def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool) -> LandResult:
         """The landing push, with the attempt's end record on origin's ledger in the same atomic push, so the record
@@ -450,7 +456,10 @@ class Pipeline:
             return known
         self._emit(att, "baseline_oracle", commit=main)
         result = self.judge.run("full", main, job or self._oracle_job(att, "full", repo, main))
-        self._check_lease(att)
+        if job is not None and job.cancel is not None and job.cancel.is_set():
+            raise _Unmeasured(main)  # a run measured beside the car, stopped: not a verdict on main
+        if job is None:
+            self._check_lease(att)
         if not result.ok:
             # Never keep a red or timed-out run: its counts would disable the no-drop check for this commit.
             # A red main lets a green candidate land (it repairs main); the next attempt measures main again.
@@ -607,6 +616,10 @@ class Pipeline:
     def _emit(self, att: Attempt, state_name: str, **fields: Any) -> None:
         self.events.emit(att.task_id, state_name, vendor=att.vendor, worker=self.worker, attempt=att.number,
                          log_dir=str(att.log_dir), **fields)  # fmt: skip
+
+
+class _Unmeasured(Exception):
+    """A run of main measured beside a car was stopped before its verdict (see `Pipeline._early_baseline`)."""
 
 
 def _car(member: str) -> tuple[str, int]:

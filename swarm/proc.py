@@ -43,7 +43,8 @@ class ProcResult:
     log_path: Path
     cpu: float = 0.0
     """CPU seconds (user and system) of the child and of every descendant it waited for, or, with `measure`, the
-    most its process tree was seen to have used (whichever is more); 0 when it was killed."""
+    most its process tree was seen to have used (whichever is more). Killed at its timeout or cancelled, what its
+    tree was seen to use (0 unmeasured): a run cut short by CPU contention still shows what it wanted."""
     cpu_waited: float = 0.0
     """With `measure`: seconds its threads were seen waiting for a CPU (ready to run, another process on it)."""
 
@@ -126,7 +127,7 @@ def run(
             kill_group(proc.pid, None)
         _live_groups.discard(proc.pid)
     duration = time.monotonic() - start
-    waited = meter.waited if meter is not None and cpu else 0.0
+    waited = meter.waited if meter is not None else 0.0
     return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, duration, log_path, cpu, waited)
 
 
@@ -165,11 +166,12 @@ def _watch(
             cpu = _reap(proc)
             if cpu is not None:
                 return False, False, max(cpu, meter.cpu if meter is not None else 0.0)
+            seen = meter.cpu if meter is not None else 0.0
             if cancel is not None and cancel.is_set():
-                return False, True, 0.0
+                return False, True, seen
             now = time.monotonic()
             if now >= deadline:
-                return True, False, 0.0
+                return True, False, seen
             if meter is not None and now >= sample:
                 meter.read()
                 sample = now + SAMPLE_SECONDS

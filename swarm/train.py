@@ -132,6 +132,11 @@ def _wait() -> None:
     time.sleep(POLL_SECONDS)
 
 
+def _cores() -> int:
+    """The cores this process may run on (a container's cpuset or an affinity mask may allow fewer than exist)."""
+    return len(os.sched_getaffinity(0)) or 1
+
+
 class Train(Door):
     """The train's order and window in Redis; `ride` takes one car from joining to landing (or raises)."""
 
@@ -245,7 +250,10 @@ class Train(Door):
             if not self._tests_now(car, view):
                 _wait()  # a car behind it tests a tree holding this one (a batch)
                 return None
-            if not ahead or all(a.state == "" for a in ahead):  # judged against main's counts (alone, or a batch)
+            # Judged against main's counts (alone, or testing a batch): main's run may go beside this one, unless
+            # two runs at once would need more than the machine (they would only slow each other down).
+            batch_tester = bool(ahead) and all(a.state == "" for a in ahead) and self._batching(view)
+            if (not ahead or batch_tester) and not self._too_many(2):
                 hooks.early_baseline(ahead[0].parent if ahead else parent)
             self._set_state(car, "running")
             car.result = self._test(car.spec, hooks)
@@ -295,18 +303,21 @@ class Train(Door):
         own short git and sandbox processes would push a load average past the cores; a compiling one batches on an
         idle machine. Nothing measured yet (a new swarm: its first window decides before any run has ended), the
         machine's load stands in: batch while less than one core is free by the 1-minute load average."""
+        return self._too_many(len(view.ahead) + 1 + len(view.behind))
+
+    def _too_many(self, runs: int) -> bool:
+        """Whether `runs` full oracle runs at once would need more than this machine (see `_cpu_short`)."""
         shares = sorted(float(s) for s in self.r.lrange(keys.TRAIN_ORACLE_SHARE, 0, -1))
         if not shares:
-            return (os.cpu_count() or 1) - os.getloadavg()[0] < 1
-        cars = len(view.ahead) + 1 + len(view.behind)
-        return cars * shares[len(shares) // 2] > 1
+            return _cores() - os.getloadavg()[0] < 1
+        return runs * shares[len(shares) // 2] > 1
 
     def _measured(self, result: oracle.OracleResult) -> None:
         """Keep the share of its machine a full oracle run wanted, for `_cpu_short`. The first one measured ends
         the answer the load average gave meanwhile: the train decides again, by the oracle, at the next look."""
         if result.seconds <= 0:
             return
-        share = (result.cpu_seconds + result.cpu_waited) / result.seconds / (os.cpu_count() or 1)
+        share = (result.cpu_seconds + result.cpu_waited) / result.seconds / _cores()
         pipe = self.r.pipeline()
         pipe.lpush(keys.TRAIN_ORACLE_SHARE, f"{share:.4f}")
         pipe.ltrim(keys.TRAIN_ORACLE_SHARE, 0, SHARE_SAMPLES - 1)
@@ -417,12 +428,15 @@ class Train(Door):
         hooks.alive()
         outcome, merge = hooks.land_batch(base, car.spec, members, car.counts)
         if outcome is LandResult.LANDED:
-            self._grow()
             tree = self.mirror.tree(car.spec)
-            # The cars it landed leave the line at once (were one still ahead, a car behind would rebuild on it
-            # without the others); each is told, and one not told finds its landed ref after a fetch.
-            for member, _ in members[:-1]:
-                self._tell(member, {"landed": merge, "landed_tree": tree}, leave=True)
+            try:  # they landed, whatever Redis can still be told: git is the truth
+                self._grow()
+                # The cars it landed leave the line at once (were one still ahead, a car behind would rebuild on it
+                # without the others); each is told, and one not told finds its landed ref after a fetch.
+                for member, _ in members[:-1]:
+                    self._tell(member, {"landed": merge, "landed_tree": tree}, leave=True)
+            except redis.RedisError as exc:
+                log.warning("%s landed a batch; the train could not be told: %s", car.member, exc)
             hooks.emit("batch_landed", commit=merge, tasks=" ".join(m.rsplit(":", 1)[0] for m, _ in members))
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:

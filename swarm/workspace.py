@@ -62,8 +62,8 @@ class Attempt:
     """Writes the begin record to origin's ledger while the attempt goes on (see `Pipeline._begin_record`)."""
     end_written: bool = False
     """Whether the landing push carried the attempt's end record."""
-    early: tuple[str, Future[Counts | None], threading.Thread] | None = None
-    """main's counts being measured beside the car's own full run: (main, its counts to come, the thread)."""
+    early: dict[str, tuple[Future[Counts | None], threading.Thread, threading.Event]] = field(default_factory=dict)
+    """main's counts measured beside the car's own full run, by main: its counts to come, the thread, its stop."""
 
     @property
     def number(self) -> int:

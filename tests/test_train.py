@@ -553,7 +553,6 @@ def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_wanted(
     for rider in riders:
         rider.join(timeout=60)  # a few seconds at most; a hang guard with a wide margin
     assert sorted(ridden) == ["x:1", "y:1"], "both cars left the train"
-    assert keys.text(r.get(keys.TRAIN_MODE) or b"") == shape
     if shape == "batch":
         assert batches == [[("x:1", specs["x:1"]), ("y:1", specs["y:1"])]] and not lands, "one run, one merge"
     else:
@@ -579,6 +578,7 @@ def test_main_without_counts_is_measured_beside_the_head_cars_own_full_run(
     project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
     pushed = project.main_log()[0]
     (rt,) = runtimes(project, redis_url, 1)
+    r.lpush(keys.TRAIN_ORACLE_SHARE, "0.01")  # the oracle was measured as one that waits: two runs fit at once
     assert rt.baselines.get(pushed) is None
     assert run_all([rt], [("alpha", "claude")]) == {"alpha": "landed"}, events(r)
     assert rt.baselines.get(pushed) is not None, "main's counts were kept"
@@ -691,7 +691,8 @@ def test_a_car_whose_run_ends_after_the_car_ahead_landed_is_judged_on_its_counts
             if member == "x:1":
                 wait_for(lambda: "y:1" in specs, 60, "the car behind built on this one")
             else:
-                wait_for(lambda: "x:1" in landed, 60, "the car ahead landed")  # ... while this run went on
+                # ... and left the line, while this run went on: the car behind never sees it ahead again
+                wait_for(lambda: "x:1" in landed and b"x:1" not in r.lrange(keys.TRAIN, 0, -1), 60, "x landed")
             return oracle.OracleResult("full", ok=True, passed=2 if member == "y:1" else 1)
 
         def baseline(commit: str) -> Counts | None:
@@ -731,3 +732,25 @@ def test_a_car_whose_run_ends_after_the_car_ahead_landed_is_judged_on_its_counts
     assert landed == ["x:1", "y:1"], ridden
     assert measured == [], "main's counts came from the car that landed as main, not from another run"
     assert known[specs["x:1"]].passed == 1 and known[specs["y:1"]].passed == 2
+
+
+@pytest.mark.parametrize(("share", "beside"), [(0.01, True), (0.9, False)])
+def test_main_is_measured_beside_a_car_only_where_two_runs_fit_the_machine(
+    rt: Runtime, r: redis.Redis, share: float, beside: bool
+) -> None:
+    """Two runs at once that need more than the machine only slow each other down (and risk the timeout): then
+    main is measured after the car's run, as before."""
+    main = rt.mirror.fetch()
+    r.lpush(keys.TRAIN_ORACLE_SHARE, str(share))
+    asked: list[str] = []
+    hooks = train.Hooks(
+        main=lambda: main,
+        build=lambda parent: rt.mirror.commit_tree(rt.mirror.tree(parent), parent, "x\n", author="t"),
+        test=lambda commit: oracle.OracleResult("full", ok=True, passed=1),
+        baseline=lambda main: None,
+        alive=lambda: None,
+        land=lambda old, new: LandResult.LANDED,
+        early_baseline=asked.append,
+    )
+    assert train.Train(r, rt.mirror, 4, 10.0, "speculate").ride("x:1", hooks)
+    assert asked == ([main] if beside else [])
