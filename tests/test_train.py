@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -485,6 +486,21 @@ def test_a_batching_worker_and_a_speculating_one_agree_on_how_the_train_runs(rt:
             rider.join(timeout=30)
 
 
+def ride_two(cars: train.Train, r: redis.Redis, hooks: Callable[[str], train.Hooks]) -> dict[str, object]:
+    """Car x:1 joins the train, then y:1 behind it; both ride to the end. What each ride returned, by car."""
+    ridden: dict[str, object] = {}
+    riders = [
+        threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
+        for m in ("x:1", "y:1")
+    ]
+    riders[0].start()
+    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
+    riders[1].start()
+    for rider in riders:
+        rider.join(timeout=60)  # seconds at most; a hang guard with a wide margin
+    return ridden
+
+
 @pytest.mark.parametrize(
     ("cores_busy", "cores_waited", "shape"), [(1.0, 0.0, "batch"), (0.25, 0.75, "batch"), (0.01, 0.0, "speculate")]
 )
@@ -542,16 +558,7 @@ def test_auto_batches_by_the_cpu_share_the_full_oracle_runs_wanted(
     assert not r.exists(keys.TRAIN_MODE), "the first run measured ends the answer made without one"
     r.delete(keys.verdict(rt.mirror.tree(main), "full"))  # the cars below run their oracle (same tree)
     lands.clear()
-    ridden: dict[str, object] = {}
-    riders = [
-        threading.Thread(target=lambda m=m, w=w: ridden.update({m: cars.ride(m, hooks(m, m, w))}), daemon=True)
-        for m, w in (("x:1", True), ("y:1", False))
-    ]
-    riders[0].start()
-    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
-    riders[1].start()
-    for rider in riders:
-        rider.join(timeout=60)  # a few seconds at most; a hang guard with a wide margin
+    ridden = ride_two(cars, r, lambda m: hooks(m, m, m == "x:1"))
     assert sorted(ridden) == ["x:1", "y:1"], "both cars left the train"
     if shape == "batch":
         assert batches == [[("x:1", specs["x:1"]), ("y:1", specs["y:1"])]] and not lands, "one run, one merge"
@@ -637,16 +644,7 @@ def test_a_car_lands_on_the_car_ahead_without_a_fetch_and_the_push_still_decides
         )
 
     cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
-    ridden: dict[str, object] = {}
-    riders = [
-        threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
-        for m in ("x:1", "y:1")
-    ]
-    riders[0].start()
-    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
-    riders[1].start()
-    for rider in riders:
-        rider.join(timeout=60)  # seconds at most; a hang guard with a wide margin
+    ridden = ride_two(cars, r, hooks)
     assert sorted(ridden) == ["x:1", "y:1"], "both cars left the train"
     assert [(m, old) for m, old, _ in pushes] == [("x:1", main), ("y:1", human if human_push else specs["x:1"])]
     assert specs["y:1"] == pushes[1][2]
@@ -719,16 +717,7 @@ def test_a_car_whose_run_ends_after_the_car_ahead_landed_is_judged_on_its_counts
 
     cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
     known[main] = Counts(1, 0, 0)
-    ridden: dict[str, object] = {}
-    riders = [
-        threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
-        for m in ("x:1", "y:1")
-    ]
-    riders[0].start()
-    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
-    riders[1].start()
-    for rider in riders:
-        rider.join(timeout=60)  # seconds at most; a hang guard with a wide margin
+    ridden = ride_two(cars, r, hooks)
     assert landed == ["x:1", "y:1"], ridden
     assert measured == [], "main's counts came from the car that landed as main, not from another run"
     assert known[specs["x:1"]].passed == 1 and known[specs["y:1"]].passed == 2
