@@ -319,7 +319,6 @@ class Pipeline:
         """main's counts for a car judged against main; they are the attempt's baseline (`swarm history`'s delta)."""
         for other in [m for m in att.early if m != main]:
             att.early[other][2].set()  # main moved on: that run's counts would judge nothing here
-        counts: Counts | None = None
         early = att.early.get(main)
         try:
             counts = early[0].result() if early is not None else self._baseline(att, self._repo_settings(main), main)
@@ -450,7 +449,9 @@ class Pipeline:
                          cancel=att.cancel)  # fmt: skip
 
     def _baseline(self, att: Attempt, repo: RepoSettings, main: str, job: OracleJob | None = None) -> Counts | None:
-        """main's full-oracle counts: shared per commit; measured here once if no landing measured them."""
+        """main's full-oracle counts: shared per commit; measured here once if no landing measured them. With `job`,
+        a run beside the car (`_early_baseline`): stopped, it is no verdict (`_Unmeasured`), and it checks no lease,
+        which is the car's thread's to check (taking a `swarm cancel` marker there says why the attempt ended)."""
         known = self.baselines.get(main)
         if known is not None:
             return known
