@@ -302,6 +302,9 @@ class Pipeline:
             landed_as=self.baselines.put,
             alive=lambda: self._check_lease(att),
             land=lambda old, new: self._push_landing(att, old, new, rebased=new != candidate),
+            land_run=lambda old, new, run: self._push_landing(
+                att, old, new, rebased=new != candidate, carried={_car(m)[0]: commit for m, commit in run}
+            ),
             emit=lambda state_name, **fields: self._emit(att, state_name, **fields),
             land_batch=self._land_batch,
             landed=lambda: self.mirror.landed().get(att.task_id),
@@ -357,14 +360,19 @@ class Pipeline:
             stop.set()
             thread.join()
 
-    def _push_landing(self, att: Attempt, old: str, new: str, rebased: bool) -> LandResult:
+    def _push_landing(
+        self, att: Attempt, old: str, new: str, rebased: bool, carried: dict[str, str] | None = None
+    ) -> LandResult:
         """The landing push, with the attempt's end record on origin's ledger in the same atomic push, so the record
-        costs no push of its own; if another writer's record got in first, it is appended after (`_write_end`)."""
+        costs no push of its own; if another writer's record got in first, it is appended after (`_write_end`).
+        With `carried`, the green cars right behind land in the same push (their own attempts write their records)."""
         self._begun(att)  # the begin record first: the end record goes on top of it
         landed = replace(att.record, outcome=Outcome.LANDED.value, commit=new, rebased=rebased, ended=time.time())
-        result, att.end_written = self.mirror.land_recorded(
-            old, new, att.task_id, ledger.commit_of(att.task_id, "end", self._end_fields(landed, Outcome.LANDED))
-        )
+        result, written = self.mirror.land_recorded(
+            old, new, att.task_id, ledger.commit_of(att.task_id, "end", self._end_fields(landed, Outcome.LANDED)),
+            carried,
+        )  # fmt: skip
+        att.end_written = written
         return result
 
     def _land_batch(

@@ -55,6 +55,8 @@ class LandResult(Enum):
     LANDED = "landed"
     MAIN_MOVED = "main moved"
     ALREADY_LANDED = "already landed"
+    CARRIED_LANDED = "a carried task landed already"
+    """Only from a push that carries other tasks (`land_recorded`'s `carried`): one of them has its landed ref."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +258,13 @@ class Mirror:
     def parents(self, commit: str) -> list[str]:
         return _run(self._g, "rev-list", "--parents", "-n", "1", commit).split()[1:]
 
+    def is_line(self, base: str, commits: list[str]) -> bool:
+        """Whether each of `commits` has exactly one parent, the one before it (the first, `base`): one line of
+        commits on base, read with one process. A commit this mirror does not hold is no line."""
+        out = _run(self._g, "rev-list", "--no-walk=unsorted", "--parents", *commits, with_exceptions=False)
+        parents = {fields[0]: fields[1:] for fields in (line.split() for line in out.splitlines()) if fields}
+        return all(parents.get(child) == [parent] for parent, child in zip([base, *commits], commits, strict=False))
+
     def message(self, commit: str) -> str:
         return _run(self._g, "log", "-1", "--format=%B", commit)
 
@@ -395,23 +404,32 @@ class Mirror:
         """The atomic compare-and-swap: main OLD->NEW and the landed ref created, both or neither."""
         return self.land_recorded(old, new, task_id)[0]
 
-    def land_recorded(self, old: str, new: str, task_id: str, record: tuple[str, str] | None = None
-                      ) -> tuple[LandResult, bool]:  # fmt: skip
+    def land_recorded(self, old: str, new: str, task_id: str, record: tuple[str, str] | None = None,
+                      carried: dict[str, str] | None = None) -> tuple[LandResult, bool]:  # fmt: skip
         """`land`, with `record` (a ref and a message, see `append_record`) appended to that ref in the same
         atomic push: the landing and its record reach origin together or not at all. Returns the result and
         whether the record went with it; when only the record's ref had moved (another writer appended), the
-        landing is pushed again without it and the caller appends the record on its own."""
+        landing is pushed again without it and the caller appends the record on its own.
+
+        With `carried` (task -> commit, in line order: each the child of the one before, the first NEW's), the same
+        push lands those tasks too: main moves from OLD to the last of them, and each task's landed ref is created
+        on its own commit, all or nothing. The caller checked the line; one of them already landed is
+        CARRIED_LANDED."""
+        carried = carried or {}
         landed_ref = f"{LANDED_PREFIX}{task_id}"
         main_ref = f"refs/heads/{self.branch}"
+        tip = list(carried.values())[-1] if carried else new
         leases = [f"--force-with-lease={main_ref}:{old}", f"--force-with-lease={landed_ref}:"]
-        updates = [f"{new}:{main_ref}", f"{new}:{landed_ref}"]
+        leases += [f"--force-with-lease={LANDED_PREFIX}{task}:" for task in carried]
+        updates = [f"{tip}:{main_ref}", f"{new}:{landed_ref}"]
+        updates += [f"{commit}:{LANDED_PREFIX}{task}" for task, commit in carried.items()]
         if record is not None:
             ref, message = record
             try:
                 tip, rec = self._record_commit(ref, message)
             except GitError as exc:  # the record never costs the landing: it is appended after it, or spooled
                 log.warning("landing %s without its record (%s)", task_id, exc)
-                return self.land_recorded(old, new, task_id)
+                return self.land_recorded(old, new, task_id, carried=carried)
             leases.append(f"--force-with-lease={ref}:{tip}")
             updates.append(f"{rec}:{ref}")
         status, out, err = _execute(
@@ -421,7 +439,8 @@ class Mirror:
             with_exceptions=False,
         )  # fmt: skip
         if status == 0:
-            log.info("landed %s as %s on %s", task_id, new[:12], self.branch)
+            also = f" with {' '.join(carried)} ({tip[:12]})" if carried else ""
+            log.info("landed %s as %s on %s%s", task_id, new[:12], self.branch, also)
             if record is not None:
                 with self.locked():
                     _run(self._g, "update-ref", record[0], rec, with_exceptions=False)
@@ -431,10 +450,12 @@ class Mirror:
         lines = [line.split("\t") for line in report.splitlines() if line.startswith("!\t")]
         refused = {fields[1].rpartition(":")[2] for fields in lines if "atomic push failed" not in fields[-1]}
         if record is not None and record[0] in refused:
-            self._refresh(record[0])  # the record's ref moved, not main: land alone
-            return self.land_recorded(old, new, task_id)
+            self._refresh(record[0])  # the record's ref moved, not main: land without it
+            return self.land_recorded(old, new, task_id, carried=carried)
         if landed_ref in refused:
             return LandResult.ALREADY_LANDED, False
+        if refused & {f"{LANDED_PREFIX}{task}" for task in carried}:
+            return LandResult.CARRIED_LANDED, False
         if "stale info" in report or "fetch first" in report or "non-fast-forward" in report:
             return LandResult.MAIN_MOVED, False
         raise GitError(f"landing push of {task_id} to {self.origin} failed: {err.strip() or out.strip()}")

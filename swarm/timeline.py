@@ -29,6 +29,8 @@ KINDS = {
     "batch_red": "waiting",
     "batch_landed": "git",
     "landed_in_batch": "git",
+    "run_landed": "git",
+    "landed_in_run": "git",
     "main_red": "setup",
 }
 """What each state's span counts as, for `where the time goes`."""

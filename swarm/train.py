@@ -41,6 +41,10 @@ from swarm.repo import LandResult, Mirror
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.05
+"""How often a waiting car looks at the train when it cannot listen for changes (see `Train._wait`)."""
+LISTEN_SECONDS = 0.25
+"""How long a waiting car listening for changes waits at most: what changes without a word (a dead car's entry
+expiring, main moved by a push from outside) is seen within it."""
 MODE_SECONDS = 5.0
 """How long one decision between batching and speculating holds for the whole train."""
 VERDICT_TTL_SECONDS = 7 * 24 * 3600
@@ -69,6 +73,9 @@ class Hooks:
     """Keep the counts a car landed with as main's, before it leaves the line: the car behind judges against them."""
     early_baseline: Callable[[str], None] = lambda main: None
     """Start measuring main's counts, if nothing has them, beside the full run of a car they will judge."""
+    land_run: Callable[[str, str, list[tuple[str, str]]], LandResult] | None = None
+    """`land` that carries the green cars right behind (member, commit, in line order) in the same atomic push:
+    main OLD->the last of them, and each one's landed ref on its own commit, or nothing. None: one push per car."""
     land_batch: Callable[[str, str, list[tuple[str, str]], Counts], tuple[LandResult, str]] | None = None
     """A batch's atomic push (base, the tip's commit, (member, commit) of every car in it, the counts it passed
     with): main BASE->a merge commit and every member's landed ref, or nothing. None: this train never batches."""
@@ -112,6 +119,8 @@ class Ahead:
     counts: Counts | None
     parent: str = ""
     state: str = ""
+    result: Counts | None = None
+    """What its full oracle counted on `spec`, once it ran (green or not)."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +137,6 @@ class View:
     """The commit the last car to land alone moved main to."""
 
 
-def _wait() -> None:
-    time.sleep(POLL_SECONDS)
-
-
 def _cores() -> int:
     """The cores this process may run on (a container's cpuset or an affinity mask may allow fewer than exist)."""
     return len(os.sched_getaffinity(0)) or 1
@@ -146,6 +151,8 @@ class Train(Door):
         self.max_window = max(1, window)
         self.ttl_ms = int(ttl * 1000)
         self.mode = mode
+        self._local = threading.local()
+        """This thread's ride: its member and its subscription to the train's changes (`_wait`)."""
 
     @guarded
     def depth(self) -> int:
@@ -192,6 +199,7 @@ class Train(Door):
         # a dead process (or one cut off from Redis) lets it expire and frees those behind.
         beat = threading.Thread(target=self._renew, args=(member, stop), daemon=True, name=f"train-{member}")
         beat.start()
+        self._listen(member)
         try:
             while True:
                 hooks.alive()
@@ -203,6 +211,7 @@ class Train(Door):
             stop.set()
             beat.join()
             self._leave(member)
+            self._unlisten()
 
     def _renew(self, member: str, stop: threading.Event) -> None:
         while not stop.wait(self.ttl_ms / 3000):
@@ -210,6 +219,52 @@ class Train(Door):
                 self.r.pexpire(keys.train_car(member), self.ttl_ms)
             except redis.RedisError as exc:  # the car may expire; the ride's own touch puts it back in line
                 log.warning("could not renew %s in the train: %s", member, exc)
+
+    def _listen(self, member: str) -> None:
+        """Hear every change to the train while this ride waits: a car looks again as soon as the car ahead has
+        built, been judged, landed or left, rather than at its next poll (a chain of cars each one poll behind the
+        one ahead adds up). Without the subscription (Redis refused it), the ride polls."""
+        self._local.member = member
+        try:
+            sub = self.r.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+            sub.subscribe(keys.TRAIN_CHANGED)
+            self._local.sub = sub
+        except redis.RedisError as exc:
+            log.warning("%s polls the train: could not subscribe to its changes: %s", member, exc)
+            self._local.sub = None
+
+    def _unlisten(self) -> None:
+        sub, self._local.sub = getattr(self._local, "sub", None), None
+        if sub is not None:
+            try:
+                sub.close()
+            except redis.RedisError:  # its connection is gone anyway
+                pass
+
+    def _wait(self) -> None:
+        """Until another car changes the train (or LISTEN_SECONDS); a ride's own changes do not wake it. What came
+        meanwhile is read and dropped: the next look at the train sees it."""
+        sub = getattr(self._local, "sub", None)
+        if sub is None:
+            time.sleep(POLL_SECONDS)
+            return
+        try:
+            deadline = time.monotonic() + LISTEN_SECONDS
+            while (left := deadline - time.monotonic()) > 0:
+                message = sub.get_message(timeout=left)
+                if message is not None and keys.text(message["data"]) != self._local.member:
+                    break
+            while sub.get_message(timeout=0) is not None:
+                pass
+        except redis.RedisError as exc:
+            log.warning("%s polls the train from now on: %s", self._local.member, exc)
+            self._unlisten()
+            time.sleep(POLL_SECONDS)
+
+    @staticmethod
+    def _changed(pipe: redis.client.Pipeline, member: str) -> None:
+        """Tell the waiting cars, in the same transaction as the change."""
+        pipe.publish(keys.TRAIN_CHANGED, member)
 
     def window(self) -> int:
         value = self.r.get(keys.TRAIN_WINDOW)
@@ -219,14 +274,15 @@ class Train(Door):
 
     def _step(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult | None] | None:
         view = self._view(car.member)
-        if view.own.get("landed"):  # a batch behind this car landed it
-            return self._carried(car, view.own["landed"], view.own.get("landed_tree", ""), hooks)
+        if view.own.get("landed"):  # a batch behind this car landed it, or the car ahead carried it
+            return self._carried(car, view.own["landed"], view.own.get("landed_tree", ""), hooks,
+                                 view.own.get("carried_by", ""))  # fmt: skip
         if view.own.get("refetch"):  # the batch it heads lost its compare-and-swap: main has moved
             self.r.hdel(keys.train_car(car.member), "refetch")
             car.parent = ""
         ahead = view.ahead
         if len(ahead) >= view.window or (ahead and not ahead[-1].spec):
-            _wait()  # outside the window, or the car ahead has not built yet
+            self._wait()  # outside the window, or the car ahead has not built yet
             return None
         if ahead:
             parent = ahead[-1].spec
@@ -248,7 +304,7 @@ class Train(Door):
             return None
         if car.result is None:
             if not self._tests_now(car, view):
-                _wait()  # a car behind it tests a tree holding this one (a batch)
+                self._wait()  # a car behind it tests a tree holding this one (a batch)
                 return None
             # Judged against main's counts (alone, or testing a batch): main's run may go beside this one, unless
             # two runs at once would need more than the machine (they would only slow each other down).
@@ -257,25 +313,35 @@ class Train(Door):
                 hooks.early_baseline(ahead[0].parent if ahead else parent)
             self._set_state(car, "running")
             car.result = self._test(car.spec, hooks)
-            self._set_state(car, "done")
+            car.state = "done"
+            self._publish(car)  # with what the run counted: a green car behind need not wait for this one's verdict
             return None  # the parent may have changed while the oracle ran: look again before judging
         batch = bool(ahead) and all(a.state == "" for a in ahead) and hooks.land_batch is not None
         batch = batch and self._batching(view)  # nothing ahead tested: this car's verdict covers them all
         if ahead and not batch:
-            if ahead[-1].counts is None:
-                _wait()  # judged against the car ahead's counts, once it has them
-                return None
-            if car.judged_on != ahead[-1].spec:  # speculation: against the car ahead, which passed
-                self._judge(car, ahead[-1].counts, hooks)
-                car.judged_on = ahead[-1].spec
-            _wait()  # lands once the cars ahead have
+            front = ahead[-1]
+            if car.judged_on != front.spec:  # speculation: against the car ahead
+                if front.counts is not None:  # which passed
+                    self._judge(car, front.counts, hooks)
+                elif front.result is not None and not oracle.judge(car.result, front.result):
+                    # Green against what the car ahead's run counted, before the car ahead is judged: green for
+                    # good once it is (its counts are what its run counted), and built again without it should it
+                    # be red. So a car landing can carry those right behind it (`_land`). A red verdict waits for
+                    # the car ahead's own: on a car ahead that is red itself, it says nothing about this one.
+                    car.counts, car.state = car.result.counts(), "green"
+                    self._publish(car)
+                else:
+                    self._wait()  # judged once the car ahead has a verdict of its own (or a run, for green)
+                    return None
+                car.judged_on = front.spec
+            self._wait()  # lands once the cars ahead have
             return None
         base = ahead[0].parent if ahead else parent
         if car.judged_on != base:  # main's counts, measured (or recorded) on the base the line is built on
             self._judge_base(car, hooks.baseline(base), batch, hooks)
             car.judged_on = base
         if car.counts is None:
-            _wait()  # red on a tree holding untested cars ahead: the batch is bisected
+            self._wait()  # red on a tree holding untested cars ahead: the batch is bisected
             return None
         return self._land_batch(car, ahead, hooks) if batch else self._land(car, hooks)
 
@@ -391,17 +457,32 @@ class Train(Door):
             self._set_state(car, "red")
 
     def _land(self, car: Car, hooks: Hooks) -> tuple[str, oracle.OracleResult | None] | None:
+        """Land the car at the head, and with it, in the same push, the green cars right behind it (`_carry`)."""
         assert car.result is not None
         hooks.alive()
-        outcome = hooks.land(car.parent, car.spec)
+        run = self._carry(car, hooks)
+        outcome = LandResult.CARRIED_LANDED
+        if run and hooks.land_run is not None:
+            outcome = hooks.land_run(car.parent, car.spec, [(c.member, c.spec) for c in run])
+        if outcome is LandResult.CARRIED_LANDED:  # nothing to carry, or a car behind is stale: alone
+            run, outcome = [], hooks.land(car.parent, car.spec)
         if outcome is LandResult.LANDED:
+            last, counts = (run[-1].spec, run[-1].counts) if run else (car.spec, car.counts)
             try:  # it landed, whatever Redis can still be told: git is the truth
-                if car.counts is not None:
-                    hooks.landed_as(car.spec, car.counts)
+                for carried in run:  # they leave the line at once; one not told finds its landed ref after a fetch
+                    self._tell(carried.member, {"landed": carried.spec, "carried_by": car.member}, leave=True)
+                if counts is not None:
+                    hooks.landed_as(last, counts)
                 self._grow()
-                self.r.set(keys.TRAIN_LANDED, car.spec, px=self.ttl_ms)  # before it leaves: the car behind reads both
+                pipe = self.r.pipeline()  # before it leaves: the car behind reads both
+                pipe.set(keys.TRAIN_LANDED, last, px=self.ttl_ms)
+                self._changed(pipe, car.member)
+                pipe.execute()
             except (redis.RedisError, CoordinationError) as exc:
                 log.warning("%s landed; the train could not be told: %s", car.member, exc)
+            if run:
+                tasks = " ".join(m.rsplit(":", 1)[0] for m in [car.member, *(c.member for c in run)])
+                hooks.emit("run_landed", commit=last, tasks=tasks)
             return car.spec, car.result
         if outcome is LandResult.ALREADY_LANDED:
             hooks.main()
@@ -412,18 +493,37 @@ class Train(Door):
         car.parent, car.counts, car.judged_on = "", None, ""
         return None
 
+    def _carry(self, car: Car, hooks: Hooks) -> list[Ahead]:
+        """The cars right behind this one that can land in its push: each judged green on the one before it (as of
+        now: judging this car may have taken a while), their commits one line on this car's (checked in git: the
+        view in Redis may be a moment behind a rebuild), and every one's attempt still holding its task's lease.
+        Every commit on that line is a tree the full oracle passed, so main may move past them in one step; each
+        task's landed ref points to its own commit."""
+        if hooks.land_run is None:
+            return []
+        run: list[Ahead] = []
+        for other in self._view(car.member).behind:
+            parent = run[-1].spec if run else car.spec
+            if other.state != "green" or other.counts is None or not other.spec or other.parent != parent:
+                break
+            run.append(other)
+        if not run:
+            return []
+        if not self.mirror.is_line(car.spec, [c.spec for c in run]) or not hooks.current([c.member for c in run]):
+            return []
+        return run
+
     def _land_batch(self, car: Car, ahead: list[Ahead], hooks: Hooks) -> tuple[str, oracle.OracleResult] | None:
         """Land this car and every untested car ahead with one merge commit, once their commits are one line on
         the base (the view in Redis is momentarily behind a rebuild otherwise) and their attempts hold their leases."""
         assert car.result is not None and car.counts is not None and hooks.land_batch is not None
         members = [(a.member, a.spec) for a in ahead] + [(car.member, car.spec)]
         base = ahead[0].parent
-        line = [base, *(spec for _, spec in members)]
-        if any(self.mirror.parents(child)[:1] != [parent] for parent, child in zip(line, line[1:], strict=False)):
-            _wait()
+        if not self.mirror.is_line(base, [spec for _, spec in members]):
+            self._wait()
             return None
         if not hooks.current([m for m, _ in members[:-1]]):
-            _wait()  # a car ahead lost its lease: it leaves, and this car rebuilds without it
+            self._wait()  # a car ahead lost its lease: it leaves, and this car rebuilds without it
             return None
         hooks.alive()
         outcome, merge = hooks.land_batch(base, car.spec, members, car.counts)
@@ -445,16 +545,21 @@ class Train(Door):
         self._tell(ahead[0].member, {"refetch": "1"})
         car.counts, car.state, car.judged_on = None, "done", ""
         self._publish(car)
-        _wait()
+        self._wait()
         return None
 
-    def _carried(self, car: Car, landed: str, tree: str, hooks: Hooks) -> tuple[str, oracle.OracleResult | None]:
-        """This car's task landed in a batch: its commit is on main's merged line, under the batch's merge commit.
-        The full oracle's result is the batch's (its tree's cached verdict), when still known."""
+    def _carried(self, car: Car, landed: str, tree: str, hooks: Hooks, by: str = ""
+                 ) -> tuple[str, oracle.OracleResult | None]:  # fmt: skip
+        """This car's task landed in another car's push: in a batch (its commit is on main's merged line, under the
+        batch's merge commit; the full oracle's result is the batch's, its tree's cached verdict, when still known),
+        or carried by the car ahead (`_land`: its commit on main's line, its own run's result)."""
         hooks.main()
         commit = hooks.landed()
         if commit not in car.specs:  # never trust Redis for a landing: git says which commit landed, if any
             raise AttemptRejected(Reason.ALREADY_LANDED, "another attempt landed this task first")
+        if by:
+            hooks.emit("landed_in_run", commit=commit, by=by.rsplit(":", 1)[0])
+            return commit, car.result if commit == car.spec else None
         cached = self.r.get(keys.verdict(tree, "full")) if tree else None
         hooks.emit("landed_in_batch", commit=commit, merge=landed if tree else "")
         return commit, oracle.OracleResult(**json.loads(cached)) if cached else None
@@ -469,6 +574,7 @@ class Train(Door):
         )
         pipe.pexpire(keys.train_car(car.member), self.ttl_ms)
         pipe.rpush(keys.TRAIN, car.member)
+        self._changed(pipe, car.member)
         pipe.execute()
 
     def _leave(self, member: str) -> None:
@@ -476,6 +582,7 @@ class Train(Door):
             pipe = self.r.pipeline()
             pipe.lrem(keys.TRAIN, 0, member)
             pipe.delete(keys.train_car(member))
+            self._changed(pipe, member)
             pipe.execute()
         except redis.RedisError as exc:  # the car's entry expires within one TTL; those behind then move on
             log.warning("could not leave the train (%s): %s", member, exc)
@@ -488,8 +595,12 @@ class Train(Door):
 
     def _publish(self, car: Car) -> None:
         counts = json.dumps(car.counts.to_dict()) if car.counts is not None else ""
-        fields = {"spec": car.spec, "counts": counts, "parent": car.parent, "state": car.state}
-        self.r.hset(keys.train_car(car.member), mapping=dict(fields.items()))
+        result = json.dumps(car.result.counts().to_dict()) if car.result is not None else ""
+        fields = {"spec": car.spec, "counts": counts, "parent": car.parent, "state": car.state, "result": result}
+        pipe = self.r.pipeline()
+        pipe.hset(keys.train_car(car.member), mapping=dict(fields.items()))
+        self._changed(pipe, car.member)
+        pipe.execute()
 
     def _tell(self, member: str, fields: dict[str, str], leave: bool = False) -> None:
         """Write into another car's entry (and take it out of the line, with `leave`). Its expiry is set again in
@@ -500,11 +611,15 @@ class Train(Door):
             pipe.lrem(keys.TRAIN, 0, member)
         pipe.hset(keys.train_car(member), mapping=dict(fields.items()))
         pipe.pexpire(keys.train_car(member), self.ttl_ms)
+        self._changed(pipe, member)
         pipe.execute()
 
     def _set_state(self, car: Car, state: str) -> None:
         car.state = state
-        self.r.hset(keys.train_car(car.member), "state", state)
+        pipe = self.r.pipeline()
+        pipe.hset(keys.train_car(car.member), "state", state)
+        self._changed(pipe, car.member)
+        pipe.execute()
 
     def _view(self, member: str) -> View:
         """The live cars ahead of this one, in order, those behind it inside the window, and its own entry; the
@@ -539,7 +654,8 @@ class Train(Door):
                 continue
             values = {keys.text(k): keys.text(v) for k, v in fields.items()}
             counts = Counts.parse(json.loads(values["counts"])) if values.get("counts") else None
-            car = Ahead(m, values.get("spec", ""), counts, values.get("parent", ""), values.get("state", ""))
+            result = Counts.parse(json.loads(values["result"])) if values.get("result") else None
+            car = Ahead(m, values.get("spec", ""), counts, values.get("parent", ""), values.get("state", ""), result)
             (ahead if i < at else behind).append(car)
         return View(ahead, behind, own, window, mode, keys.text(landed or ""))
 

@@ -198,6 +198,33 @@ def test_a_landing_goes_on_alone_when_only_its_records_ref_moved(project: Projec
     assert project.git("log", "--format=%B", ref, cwd=project.origin).split() == ["another", "writer's", "record"]
 
 
+@pytest.mark.parametrize("beta_landed", [False, True])
+def test_a_landing_carries_the_line_behind_it_in_one_push_all_or_nothing(
+    project: Project, mirror: Mirror, beta_landed: bool
+) -> None:
+    """Main moves past every carried commit to the last, each task's landed ref on its own commit and the lander's
+    record with them; one carried task landed already (a stale car) and nothing moves."""
+    record = ("refs/swarm/attempts/alpha", "the end record\n")
+    old = mirror.main()
+    alpha = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")
+    beta = make_commit(mirror, alpha, {"src/beta.txt": "beta\n"}, "Beta")
+    gamma = make_commit(mirror, beta, {"src/gamma.txt": "gamma\n"}, "Gamma")
+    assert mirror.is_line(alpha, [beta, gamma]) and not mirror.is_line(old, [beta, gamma])
+    if beta_landed:
+        project.git("update-ref", f"{LANDED_PREFIX}beta", old)
+    result = mirror.land_recorded(old, alpha, "alpha", record, {"beta": beta, "gamma": gamma})
+    if beta_landed:
+        assert result == (LandResult.CARRIED_LANDED, False)
+        assert origin_ref(project, "refs/heads/main") == old and origin_ref(project, record[0]) is None
+        assert all(origin_ref(project, f"{LANDED_PREFIX}{task}") is None for task in ("alpha", "gamma"))
+        return
+    assert result == (LandResult.LANDED, True)
+    assert origin_ref(project, "refs/heads/main") == gamma
+    landed = {task: origin_ref(project, f"{LANDED_PREFIX}{task}") for task in ("alpha", "beta", "gamma")}
+    assert landed == {"alpha": alpha, "beta": beta, "gamma": gamma}
+    assert origin_ref(project, record[0]) is not None
+
+
 def test_land_with_a_stale_old_changes_nothing(project: Project, mirror: Mirror) -> None:
     old = mirror.main()
     new = make_commit(mirror, old, {"src/alpha.txt": "alpha\n"}, "Alpha")

@@ -486,6 +486,17 @@ def test_a_batching_worker_and_a_speculating_one_agree_on_how_the_train_runs(rt:
             rider.join(timeout=30)
 
 
+def car_commit(rt: Runtime, parent: str, member: str) -> str:
+    """A commit on parent adding a file of its own: a tree no other car has, so none is judged by another's verdict."""
+    git = ["git", "-C", str(rt.mirror.path)]
+    blob = subprocess.run([*git, "hash-object", "-w", "--stdin"], input=member.encode(), capture_output=True,
+                          check=True).stdout.decode().strip()  # fmt: skip
+    listing = subprocess.run([*git, "ls-tree", parent], capture_output=True, check=True, text=True).stdout
+    entries = f"{listing}100644 blob {blob}\t{member.replace(':', '-')}.txt\n"
+    tree = subprocess.run([*git, "mktree"], input=entries, capture_output=True, check=True, text=True).stdout.strip()
+    return rt.mirror.commit_tree(tree, parent, f"{member}\n", author="t")
+
+
 def ride_two(cars: train.Train, r: redis.Redis, hooks: Callable[[str], train.Hooks]) -> dict[str, object]:
     """Car x:1 joins the train, then y:1 behind it; both ride to the end. What each ride returned, by car."""
     ridden: dict[str, object] = {}
@@ -663,17 +674,6 @@ def test_a_car_whose_run_ends_after_the_car_ahead_landed_is_judged_on_its_counts
     main = rt.mirror.fetch()
     state = {"main": main}
     known: dict[str, Counts] = {}
-
-    def tree_with(parent: str, name: str) -> str:
-        """parent's tree and a file of its own (a tree no other car has: none is judged by another's verdict)."""
-        git = ["git", "-C", str(rt.mirror.path)]
-        blob = subprocess.run([*git, "hash-object", "-w", "--stdin"], input=name.encode(), capture_output=True,
-                              check=True).stdout.decode().strip()  # fmt: skip
-        listing = subprocess.run([*git, "ls-tree", parent], capture_output=True, check=True, text=True).stdout
-        entries = f"{listing}100644 blob {blob}\t{name.replace(':', '-')}.txt\n"
-        return subprocess.run([*git, "mktree"], input=entries, capture_output=True, check=True,
-                              text=True).stdout.strip()  # fmt: skip
-
     measured: list[str] = []
     specs: dict[str, str] = {}
     landed: list[str] = []
@@ -682,7 +682,7 @@ def test_a_car_whose_run_ends_after_the_car_ahead_landed_is_judged_on_its_counts
         def build(parent: str) -> str:
             if member == "x:1":
                 wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
-            specs[member] = rt.mirror.commit_tree(tree_with(parent, member), parent, f"{member}\n", author="t")
+            specs[member] = car_commit(rt, parent, member)
             return specs[member]
 
         def test(commit: str) -> oracle.OracleResult:
@@ -743,3 +743,229 @@ def test_main_is_measured_beside_a_car_only_where_two_runs_fit_the_machine(
     )
     assert train.Train(r, rt.mirror, 4, 10.0, "speculate").ride("x:1", hooks)
     assert asked == ([main] if beside else [])
+
+
+# --- a car landing carries the green cars right behind it in its push ---
+
+
+@pytest.mark.parametrize("case", ["carried", "lease gone", "off the line"])
+def test_green_cars_right_behind_the_head_land_in_its_push(rt: Runtime, r: redis.Redis, case: str) -> None:
+    """The car behind was judged green on the head's run before the head was judged, so the head's one push lands
+    both: main moves past both commits, each task's landed ref on its own commit; the car behind pushes nothing and
+    returns its own run's verdict. Not carried, the head landing alone and the car behind as before: a car whose
+    attempt no longer holds its lease, and one whose commit is not a child of the head's in git, whatever the
+    train's entry in Redis says (main would move to a line without the head's commit)."""
+    main = rt.mirror.fetch()
+    state = {"main": main}
+    specs: dict[str, str] = {}
+    pushes: list[tuple[str, str, str, list[tuple[str, str]]]] = []
+    asked: list[list[str]] = []
+    story: list[str] = []
+
+    def hooks(member: str) -> train.Hooks:
+        def build(parent: str) -> str:
+            if member == "x:1":  # builds once the car behind has joined, so that one builds on it
+                wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
+            on = main if case == "off the line" and member == "y:1" else parent  # a build gone wrong
+            specs[member] = car_commit(rt, on, member)
+            return specs[member]
+
+        def baseline(commit: str) -> Counts | None:
+            # The head is judged once the car behind has judged itself on the head's run, not on its verdict.
+            wait_for(lambda: r.hget(keys.train_car("y:1"), "state") == b"green", 60, "the car behind green")
+            return Counts(1)
+
+        def land(old: str, new: str) -> LandResult:
+            return land_run(old, new, [])
+
+        def land_run(old: str, new: str, run: list[tuple[str, str]]) -> LandResult:
+            if old != state["main"]:
+                return LandResult.MAIN_MOVED
+            pushes.append((member, old, new, run))
+            state["main"] = run[-1][1] if run else new
+            return LandResult.LANDED
+
+        def current(members: list[str]) -> bool:
+            asked.append(members)
+            return case != "lease gone"
+
+        return train.Hooks(
+            main=lambda: state["main"],
+            build=build,
+            test=lambda commit: oracle.OracleResult("full", ok=True, passed=2 if member == "y:1" else 1),
+            baseline=baseline,
+            alive=lambda: None,
+            land=land,
+            land_run=land_run,
+            landed=lambda: specs.get(member) if any(specs.get(member) in (p[2], *dict(p[3]).values()) for p in pushes)
+            else None,
+            current=current,
+            emit=lambda state_name, **fields: story.append(state_name),
+        )  # fmt: skip
+
+    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
+    ridden = ride_two(cars, r, hooks)
+    assert sorted(ridden) == ["x:1", "y:1"], "both cars left the train"
+    assert asked == ([] if case == "off the line" else [["y:1"]]), "whether the car behind still holds its lease"
+    if case == "carried":
+        assert pushes == [("x:1", main, specs["x:1"], [("y:1", specs["y:1"])])], "one push for both"
+        assert state["main"] == specs["y:1"] and rt.mirror.parents(specs["y:1"]) == [specs["x:1"]]
+        landed, result = ridden["y:1"]  # type: ignore[misc]
+        assert landed == specs["y:1"] and result.passed == 2, "the car behind's own commit and run"
+        assert story.count("run_landed") == 1 and story.count("landed_in_run") == 1
+    else:
+        assert [(m, old) for m, old, _, run in pushes] == [("x:1", main), ("y:1", specs["x:1"])]
+        assert all(not run for *_, run in pushes) and "run_landed" not in story
+
+
+def test_a_car_red_on_the_run_ahead_waits_for_that_cars_verdict_before_it_is_rejected(
+    rt: Runtime, r: redis.Redis
+) -> None:
+    """A car may be judged green on the run of the car ahead before that car is judged (a red car ahead leaves, and
+    the car is built again without it), never red: measured against a car ahead that is red itself, a drop says
+    nothing about the car's own work. Here the car ahead drops a test main passes and the car behind inherits the
+    drop; rejected on the run ahead, it would be paid work thrown away."""
+    main = rt.mirror.fetch()
+    specs: dict[str, list[str]] = {"x:1": [], "y:1": []}
+    tested: list[tuple[str, str]] = []
+    landed: list[str] = []
+    outcome: dict[str, object] = {}
+
+    def hooks(member: str) -> train.Hooks:
+        def build(parent: str) -> str:
+            if member == "x:1":
+                wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
+            specs[member].append(car_commit(rt, parent, member))
+            return specs[member][-1]
+
+        def test(commit: str) -> oracle.OracleResult:
+            on_main = rt.mirror.parents(commit) == [main]
+            tested.append((member, "main" if on_main else "x"))
+            if member == "x:1":  # its run ends once the car behind has a run of its own on it
+                wait_for(lambda: r.hget(keys.train_car("y:1"), "result"), 60, "the car behind's run")
+                return oracle.OracleResult("full", ok=True, passed=3)  # main passes 5: x drops two
+            return oracle.OracleResult("full", ok=True, passed=5 if on_main else 2)  # on x: one fewer than x
+
+        def land(old: str, new: str) -> LandResult:
+            landed.append(member)
+            return LandResult.LANDED
+
+        return train.Hooks(
+            main=lambda: main,
+            build=build,
+            test=test,
+            baseline=lambda commit: Counts(5),
+            alive=lambda: None,
+            land=land,
+        )
+
+    def ride(member: str) -> None:
+        try:
+            outcome[member] = cars.ride(member, hooks(member))
+        except AttemptRejected as exc:
+            outcome[member] = exc.reason
+
+    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
+    riders = [threading.Thread(target=ride, args=(m,), daemon=True) for m in ("x:1", "y:1")]
+    riders[0].start()
+    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
+    riders[1].start()
+    for rider in riders:
+        rider.join(timeout=60)
+    assert outcome["x:1"] is Reason.ORACLE_DROPPED
+    assert landed == ["y:1"], outcome
+    assert ("y:1", "x") in tested and tested[-1] == ("y:1", "main"), "tested on x, then again without it"
+
+
+def test_a_waiting_car_looks_again_when_the_car_ahead_changes_not_at_its_next_poll(
+    rt: Runtime, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each change to the train (a car built, judged, landed, gone) is published, and the cars waiting on it look
+    again at once. With the longest wait raised to a minute, two cars ride to the end only if they are woken: a
+    car left to its timeout would not land within the ride's hang guard."""
+    monkeypatch.setattr(train, "LISTEN_SECONDS", 60.0)
+    main = rt.mirror.fetch()
+    state = {"main": main}
+    specs: dict[str, str] = {}
+
+    def hooks(member: str) -> train.Hooks:
+        def build(parent: str) -> str:
+            if member == "x:1":
+                wait_for(lambda: r.llen(keys.TRAIN) == 2, 60, "the second car joined")
+            specs[member] = car_commit(rt, parent, member)
+            return specs[member]
+
+        def land(old: str, new: str) -> LandResult:
+            if old != state["main"]:
+                return LandResult.MAIN_MOVED
+            state["main"] = new
+            return LandResult.LANDED
+
+        return train.Hooks(
+            main=lambda: state["main"],
+            build=build,
+            test=lambda commit: oracle.OracleResult("full", ok=True, passed=1),
+            baseline=lambda commit: Counts(1),
+            alive=lambda: None,
+            land=land,
+        )
+
+    ridden = ride_two(train.Train(r, rt.mirror, 4, 10.0, "speculate"), r, hooks)
+    assert sorted(ridden) == ["x:1", "y:1"], "both cars landed, woken by each other's changes"
+    assert state["main"] == specs["y:1"]
+
+
+# main's own run (its tree holds src/base.txt alone) waits for the test's go, so the head car is judged only then;
+# the head's run tells the car behind it may start.
+CARRY_SH = """#!/bin/bash
+if ! ls src | grep -qv '^base.txt$'; then
+  for i in $(seq 3000); do [ -f "$SYNC/go" ] && break; sleep 0.05; done
+fi
+if [ -f src/a.txt ] && [ ! -f src/b.txt ]; then touch "$SYNC/a-running"; fi
+true
+"""
+
+
+def test_a_landing_carries_the_green_car_behind_it_each_task_on_its_own_commit_audit_follows(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    """Through the pipeline, real git: b is judged green on a's run while a waits for main's counts; a's push lands
+    both. Main's line holds a then b, each a tree the full oracle passed, each landed ref on its task's own commit,
+    b's attempt records its own landing on origin's ledger, and `swarm audit` finds nothing wrong."""
+    sync = tmp_path / "sync"
+    scripted_oracle(project, sync, "carry.sh", CARRY_SH, "An oracle that holds main's run")
+    start = project.main_log()[0]
+    project.add_tasks(
+        {
+            "a": task_file("Write a", "write src/a.txt a"),
+            "b": task_file("Write b", f"wait-file {sync}/a-running 60\nwrite src/b.txt b"),
+        }
+    )
+    setup = project.main_log()[0]
+
+    def go_once_b_is_green() -> None:
+        def b_green() -> bool:
+            cars = [keys.text(m) for m in r.lrange(keys.TRAIN, 0, -1)]
+            return any(m.startswith("b:") and r.hget(keys.train_car(m), "state") == b"green" for m in cars)
+
+        wait_for(b_green, 300, "b judged green on a's run")
+        (sync / "go").touch()
+
+    gate = threading.Thread(target=go_once_b_is_green, daemon=True)
+    gate.start()
+    try:
+        outcomes = run_all(runtimes(project, redis_url, 2), [("a", "claude"), ("b", "codex")])
+    finally:
+        (sync / "go").touch()
+    assert outcomes == {"a": "landed", "b": "landed"}
+    landed = project.landed()
+    story = [(e["task"], e["state"]) for e in events(r)]
+    assert ("a", "run_landed") in story and ("b", "landed_in_run") in story, story
+    assert project.git("rev-parse", f"{landed['b']}^") == landed["a"] and project.main_log()[0] == landed["b"]
+    assert project.git("rev-parse", f"{landed['a']}^") == setup
+    assert_every_main_commit_was_tested_as_is(project, start)
+    record = project.git("log", "-1", "--format=%B", "refs/swarm/attempts/b")
+    assert '"event": "end"' in record and '"outcome": "landed"' in record, record
+    rt = connect(make_settings(project, redis_url, unsafe_no_sandbox=True))
+    report = audit.audit(rt.mirror, check_oracle=True, last=2, workdir=tmp_path / "audit", sandboxed=False)
+    assert report.ok, report.problems
