@@ -51,7 +51,7 @@ SAFEGUARDS = [
         "swarm/repo.py",
         [('leases = [f"--force-with-lease={main_ref}:{old}", f"--force-with-lease={landed_ref}:"]',
           'leases = [f"--force-with-lease={landed_ref}:"]'),
-         ('updates = [f"{new}:{main_ref}", ', 'updates = [f"+{new}:{main_ref}", ')],
+         ('updates = [f"{tip}:{main_ref}", ', 'updates = [f"+{tip}:{main_ref}", ')],
         ["tests/test_repo.py",
          "tests/faults/test_faults.py::test_two_swarms_on_one_origin_keep_main_green_one_landing_or_batch_at_a_time"],
     ),
@@ -96,6 +96,26 @@ SAFEGUARDS = [
         "swarm/train.py",
         [("                self.r.pexpire(keys.train_car(member), self.ttl_ms)\n", "                pass\n")],
         ["tests/test_train.py::test_a_car_stays_in_the_train_while_a_long_step_runs"],
+    ),
+    Safeguard(
+        "carried cars: one line in git",
+        "swarm/train.py",
+        [("        if not self.mirror.is_line(car.spec, [c.spec for c in run]) or not hooks.current(",
+          "        if not hooks.current(")],
+        ["tests/test_train.py -k right_behind_the_head"],
+    ),
+    Safeguard(
+        "carried cars: leases held",
+        "swarm/train.py",
+        [("or not hooks.current([c.member for c in run]):", ":")],
+        ["tests/test_train.py -k right_behind_the_head"],
+    ),
+    Safeguard(
+        "red on the run ahead waits",
+        "swarm/train.py",
+        [("                elif front.result is not None and not oracle.judge(car.result, front.result):\n",
+          "                elif front.result is not None:\n                    self._judge(car, front.result, hooks)\n")],
+        ["tests/test_train.py -k red_on_the_run_ahead"],
     ),
     Safeguard(
         "lost-message requeue",
@@ -189,7 +209,8 @@ SAFEGUARDS = [
 ]  # fmt: skip
 
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
-         "lost-message requeue", "kept tree put back")  # fmt: skip
+         "lost-message requeue", "kept tree put back", "carried cars: one line in git", "carried cars: leases held",
+         "red on the run ahead waits")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

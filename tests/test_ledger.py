@@ -234,10 +234,11 @@ def test_an_end_record_that_lost_its_race_with_another_writer_is_written_after_t
     project.add_tasks({"alpha": task_file("Write alpha", "write src/alpha.txt alpha")})
     other, land = _mirror(project, tmp_path, "other-host"), rt.mirror.land_recorded
 
-    def raced(old: str, new: str, task_id: str, record: tuple[str, str] | None = None) -> tuple[LandResult, bool]:
+    def raced(old: str, new: str, task_id: str, record: tuple[str, str] | None = None,
+              carried: dict[str, str] | None = None) -> tuple[LandResult, bool]:  # fmt: skip
         if record is not None:  # another host appends first (once)
             ledger.write(other, task_id, "retry", {"worker": "someone"})
-        return land(old, new, task_id, record)
+        return land(old, new, task_id, record, carried=carried)
 
     monkeypatch.setattr(rt.mirror, "land_recorded", raced)
     assert pipeline(rt).run("alpha", "claude") == "landed"
