@@ -38,6 +38,17 @@ class Baselines(Door):
         return keys.text(self.r.get(keys.JUDGE_SEED) or "")
 
     @guarded
+    def claim(self, commit: str, seconds: float) -> bool:
+        """Whether this caller is the one to measure `commit` now: none other claimed it within `seconds` (a run
+        that ended red keeps its claim that long, so a red main is not measured beside every agent)."""
+        return bool(self.r.set(keys.measuring(commit), "1", nx=True, px=int(seconds * 1000)))
+
+    @guarded
+    def unclaim(self, commit: str) -> None:
+        """A measurement stopped before its end: another may take it up."""
+        self.r.delete(keys.measuring(commit))
+
+    @guarded
     def put(self, commit: str, counts: Counts) -> None:
         """Remember the counts of a green full-oracle run on `commit`."""
         self.r.set(keys.oracle(commit), json.dumps({**counts.to_dict(), "commit": commit, "ok": True}))

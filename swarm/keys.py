@@ -114,6 +114,11 @@ def oracle(commit: str) -> str:
     return f"{PREFIX}:oracle:{commit}"
 
 
+def measuring(commit: str) -> str:
+    """Set while one attempt measures main's counts beside its agent (the others do not run it again at once)."""
+    return f"{PREFIX}:measuring:{commit}"
+
+
 def train_car(member: str) -> str:
     """Hash {spec, counts} of one car of the train; expires when its process stops renewing it."""
     return f"{PREFIX}:train:car:{member}"

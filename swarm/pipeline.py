@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -136,8 +136,8 @@ class Pipeline:
         snap = state.take(self, fetch=False)
         task = self._task(snap, att.task_id, repo, main)
         # main's counts, when known (the agent's prompt; `swarm history` shows the attempt's delta against them). A main
-        # no landing measured (a human's push, the first main) is measured where the verdict needs it, by one car at
-        # the head of the train or under the merge lock: not by every slot in parallel before its agent may start.
+        # no landing measured (a human's push, the first main) is measured beside the agent, by one attempt of the
+        # swarm (`_measure_beside_agent`), and else where the verdict needs it: never before an agent may start.
         att.record.baseline = snap.oracle
         workspace = self._workspace(att, main)
         candidate = self._run_agent(att, repo, task, snap, workspace, main)
@@ -168,6 +168,8 @@ class Pipeline:
         prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker, self._history(att),
                                             att.record.resumed))  # fmt: skip
         self._emit(att, "agent_running")
+        if snap.oracle is None:
+            self._measure_beside_agent(att, main)
         on_start = self._noting_agent(att)
         result = self.runner.run_agent(self.spaces.agent_run(att, prompt_file, workspace, on_start))
         att.record.agent = result.record()
@@ -249,8 +251,7 @@ class Pipeline:
         if att.task_id in self.mirror.landed():
             raise AttemptRejected(Reason.ALREADY_LANDED, "another attempt landed this task first")
         repo = self._repo_settings(onto)
-        baseline = self._baseline(att, repo, onto)
-        att.record.baseline = baseline or att.record.baseline
+        baseline = self._main_counts(att, onto)
         self._emit(att, "rebasing", onto=onto, round=round_)
         landing = self._rebase(att, candidate, base, onto, repo)
         self._gate(att, "full", landing, repo, onto, baseline)
@@ -330,9 +331,24 @@ class Pipeline:
         att.record.baseline = counts or att.record.baseline
         return counts
 
-    def _early_baseline(self, att: Attempt, main: str) -> None:
-        """Measure main beside the car's own full run rather than after it, when no landing recorded its counts (a
-        human's push, a new swarm): the head car waits for one oracle run, not two. It runs in a judge folder of
+    def _measure_beside_agent(self, att: Attempt, main: str) -> None:
+        """Measure a main no landing measured (a new swarm, a human's push) while the agent works, by one attempt
+        of the swarm at a time: an agent takes minutes and mostly waits for its vendor, so the run costs the verdict
+        no time, where otherwise the car at the head waits for it (after its own run, when two runs do not fit the
+        machine at once). Its CPU figures are the first `auto` decides by (`Train.measured`). Wasted only when the
+        attempt ends first (the run is stopped, and another may take it up) or main moves on before a car needs it."""
+        try:
+            if not self.baselines.claim(main, self.settings.oracle_timeout):
+                return
+        except CoordinationError as exc:  # measured where the verdict needs it, as without this run
+            log.warning("could not claim the measurement of main %s: %s", main[:12], exc)
+            return
+        self._early_baseline(att, main, claimed=True)
+
+    def _early_baseline(self, att: Attempt, main: str, claimed: bool = False) -> None:
+        """Measure main beside the car's own full run rather than after it (or beside its agent, see
+        `_measure_beside_agent`), when no landing recorded its counts (a human's push, a new swarm): the head car
+        waits for one oracle run, not two. It runs in a judge folder of
         its own (`-main`): the slot's folder holds one run at a time. The train asks only where two runs at once
         fit the machine (`Train._too_many`). The run has its own stop, set when the attempt ends or main moves on;
         it checks no lease (the car's thread does, and says why it stopped)."""
@@ -348,6 +364,9 @@ class Pipeline:
                 counts.set_result(self._baseline(att, repo, main, job))
             except BaseException as exc:  # noqa: BLE001 - the car's thread raises it where it needs the counts
                 counts.set_exception(exc)
+                if claimed:  # stopped or failed: not measured, another attempt may measure it
+                    with suppress(CoordinationError):
+                        self.baselines.unclaim(main)
 
         thread = threading.Thread(target=measure, name=f"baseline-{att.task_id}", daemon=True)
         att.early[main] = (counts, thread, stop)
@@ -370,7 +389,7 @@ class Pipeline:
         landed = replace(att.record, outcome=Outcome.LANDED.value, commit=new, rebased=rebased, ended=time.time())
         result, written = self.mirror.land_recorded(
             old, new, att.task_id, ledger.commit_of(att.task_id, "end", self._end_fields(landed, Outcome.LANDED)),
-            carried,
+            carried=carried,
         )  # fmt: skip
         att.end_written = written
         return result
@@ -467,6 +486,11 @@ class Pipeline:
         result = self.judge.run("full", main, job or self._oracle_job(att, "full", repo, main))
         if job is not None and job.cancel is not None and job.cancel.is_set():
             raise _Unmeasured(main)  # a run measured beside the car, stopped: not a verdict on main
+        if self.settings.train_window:
+            try:  # what the oracle asks of the machine: `auto` decides by it
+                self.train.measured(result)
+            except CoordinationError as exc:
+                log.warning("could not keep the CPU share of main's run: %s", exc)
         if job is None:
             self._check_lease(att)
         if not result.ok:

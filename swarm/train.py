@@ -378,6 +378,11 @@ class Train(Door):
             return _cores() - os.getloadavg()[0] < 1
         return runs * shares[len(shares) // 2] > 1
 
+    @guarded
+    def measured(self, result: oracle.OracleResult) -> None:
+        """A full oracle run outside the train (main's, measured beside an agent): its share counts the same."""
+        self._measured(result)
+
     def _measured(self, result: oracle.OracleResult) -> None:
         """Keep the share of its machine a full oracle run wanted, for `_cpu_short`. The first one measured ends
         the answer the load average gave meanwhile: the train decides again, by the oracle, at the next look."""

@@ -62,7 +62,8 @@ def test_a_main_no_landing_measured_is_measured_once_where_its_counts_are_needed
     project: Project, redis_url: str, train_window: int
 ) -> None:
     """A human's push leaves main without counts. The agent starts at once (with N slots, N measurements of one
-    commit before any agent could start); main is measured once, for the verdict, and its counts are known after."""
+    commit before any agent could start); main is measured once (beside the agent, and the verdict waits for that
+    run rather than starting another), and its counts are known after."""
     rt = connect(make_settings(project, redis_url, train_window=train_window))
     project.add_tasks({name: task_file(f"Write {name}", f"write src/{name}.txt {name}") for name in ("alpha", "beta")})
     pushed = project.main_log()[0]

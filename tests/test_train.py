@@ -969,3 +969,37 @@ def test_a_landing_carries_the_green_car_behind_it_each_task_on_its_own_commit_a
     rt = connect(make_settings(project, redis_url, unsafe_no_sandbox=True))
     report = audit.audit(rt.mirror, check_oracle=True, last=2, workdir=tmp_path / "audit", sandboxed=False)
     assert report.ok, report.problems
+
+
+# main's own run (its tree holds src/base.txt alone) goes on once both agents run, then says it runs; the agents
+# wait for that before writing. So both attempts have started while main's run goes on.
+MAIN_SH = """#!/bin/bash
+if ! ls src | grep -qv '^base.txt$'; then
+  for i in $(seq 1200); do [ -f "$SYNC/agent-a" ] && [ -f "$SYNC/agent-b" ] && break; sleep 0.05; done
+  touch "$SYNC/main-running"
+fi
+true
+"""
+
+
+def test_main_without_counts_is_measured_beside_the_agents_by_one_attempt_and_auto_learns_from_it(
+    project: Project, redis_url: str, r: redis.Redis, tmp_path: Path
+) -> None:
+    """A human's push leaves main without counts. It is measured while the agents work, by one of the two attempts
+    (the other does not run it again at once): the agents finish only once main's run has started, and no car has
+    joined the train by then. The run's CPU share is the first the train's `auto` keeps."""
+    sync = tmp_path / "sync"
+    scripted_oracle(project, sync, "main.sh", MAIN_SH, "An oracle that says when main is measured")
+    script = "write {sync}/agent-{name} 1\nwait-file {sync}/main-running 60\nwrite src/{name}.txt {name}"
+    project.add_tasks({name: task_file(f"Write {name}", script.format(sync=sync, name=name)) for name in ("a", "b")})
+    pushed = project.main_log()[0]
+    outcomes = run_all(runtimes(project, redis_url, 2), [("a", "claude"), ("b", "codex")])
+    assert outcomes == {"a": "landed", "b": "landed"}
+    story = [(e["task"], e["state"], e.get("commit", "")) for e in events(r)]
+    first_car = next(i for i, (_, state, _) in enumerate(story) if state == "in_train")
+    beside = [task for task, state, commit in story[:first_car] if state == "baseline_oracle" and commit == pushed]
+    assert len(beside) == 1, f"main measured beside the agents, by one attempt: {story}"
+    full_runs_ = [commit for tier, commit, _, _ in project.oracle_runs() if tier == "full"]
+    assert pushed in full_runs_ and len(full_runs_) <= train.SHARE_SAMPLES
+    assert r.llen(keys.TRAIN_ORACLE_SHARE) == len(full_runs_), "every full run's CPU share is kept, main's too"
+    assert connect(make_settings(project, redis_url)).baselines.get(pushed) is not None
