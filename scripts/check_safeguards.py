@@ -114,7 +114,8 @@ SAFEGUARDS = [
         "red on the run ahead waits",
         "swarm/train.py",
         [("                elif front.result is not None and not oracle.judge(car.result, front.result):\n",
-          "                elif front.result is not None:\n                    self._judge(car, front.result, hooks)\n")],
+          "                elif front.result is not None:\n"
+          "                    self._judge(car, front.result, hooks)\n")],
         ["tests/test_train.py -k red_on_the_run_ahead"],
     ),
     Safeguard(

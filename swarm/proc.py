@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 import os
 import select
+import shutil
 import signal
 import subprocess
 import threading
@@ -28,6 +30,11 @@ POLL_SECONDS = 0.05
 SAMPLE_SECONDS = 0.25
 """How often a measured run's process tree is read for its CPU (see `Meter`)."""
 TICKS = os.sysconf("SC_CLK_TCK")
+SETPRIV = shutil.which("setpriv")
+"""util-linux's setpriv: it arms the child's death signal and executes the program, so no Python code runs in the
+child between fork and exec. A pre-exec function does, in a copy of a process whose other threads may have held a
+lock when it forked (the dynamic loader's, say): that child waits for the lock for ever, and so does the thread
+that started it. Without setpriv, a pre-exec function that only makes one call resolved beforehand."""
 _live_groups: set[int] = set()
 
 
@@ -96,18 +103,25 @@ def run(
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
+    command, preexec = list(argv), None
+    if die_with_parent and SETPRIV:
+        command = [SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+    elif die_with_parent:
+        preexec = _death_signal(os.getpid())
     # A fresh file per run: what a caller reads back (an oracle's summary line) must come from this run only.
     with open(log_path, "wb") as out, open(stderr_path or os.devnull, "wb") as err:
         try:
+            if command[0] == SETPRIV and not _runnable(argv[0], cwd, env):  # as Popen would say without setpriv
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), argv[0])
             proc = subprocess.Popen(
-                list(argv),
+                command,
                 cwd=cwd,
                 env=dict(env),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err if stderr_path else subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_death_signal(os.getpid()) if die_with_parent else None,
+                preexec_fn=preexec,
             )
         except (OSError, subprocess.SubprocessError) as exc:
             out.write(f"swarm: could not start {argv[0]!r}: {exc}\n".encode())
@@ -131,12 +145,23 @@ def run(
     return ProcResult(tuple(argv), proc.returncode, timed_out, cancelled, duration, log_path, cpu, waited)
 
 
+def _runnable(program: str, cwd: Path, env: Mapping[str, str]) -> bool:
+    """Whether exec would find `program` (a path, from `cwd`; a name, on the child's PATH)."""
+    if "/" in program:
+        path = cwd / program
+        return path.is_file() and os.access(path, os.X_OK)
+    return shutil.which(program, path=env.get("PATH", os.defpath)) is not None
+
+
 def _death_signal(parent: int) -> Callable[[], None]:
-    """A pre-exec step asking the kernel to SIGKILL the child when its parent dies (Linux PR_SET_PDEATHSIG)."""
+    """A pre-exec step asking the kernel to SIGKILL the child when its parent dies (Linux PR_SET_PDEATHSIG), for a
+    machine without setpriv. The C function is looked up here, in the parent: in the child, that lookup takes the
+    dynamic loader's lock, which another thread of the parent may have held when it forked."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    kill = int(signal.SIGKILL)
 
     def arm() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        if prctl(PR_SET_PDEATHSIG, kill, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
         if os.getppid() != parent:  # the parent died before the signal was armed: nobody is left to wait for us
             os.kill(os.getpid(), signal.SIGKILL)

@@ -24,6 +24,8 @@ LAUNCHER = textwrap.dedent(
     from pathlib import Path
     from swarm import proc
     marker, log, die = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "1"
+    if sys.argv[4] == "0":
+        proc.SETPRIV = None  # a machine without util-linux's setpriv: the pre-exec function arms the signal
     proc.run(["sleep", "300"], cwd=Path("."), env={"PATH": "/usr/bin:/bin", "MARK": marker}, timeout=600,
              log_path=log, die_with_parent=die)
     """
@@ -38,20 +40,26 @@ def spawned() -> Iterator[list[str]]:
         proc.kill_marked(marker)
 
 
-def _launch(tmp_path: Path, marker: str, die: bool) -> subprocess.Popen[bytes]:
+def _launch(tmp_path: Path, marker: str, die: bool, setpriv: bool = True) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    args = [sys.executable, "-c", LAUNCHER, marker, str(tmp_path / f"{marker}.log"), "1" if die else "0"]
+    args = [sys.executable, "-c", LAUNCHER, marker, str(tmp_path / f"{marker}.log"), "1" if die else "0",
+            "1" if setpriv else "0"]  # fmt: skip
     launcher = subprocess.Popen(args, env=env)
     wait_for(lambda: proc.marked(f"MARK={marker}"), 20, "the child to start")
     return launcher
 
 
-def test_a_child_dies_with_the_process_that_started_it(tmp_path: Path, spawned: list[str]) -> None:
-    spawned.append("pdeath-on")
-    launcher = _launch(tmp_path, "pdeath-on", die=True)
+@pytest.mark.parametrize("setpriv", [True, False])
+def test_a_child_dies_with_the_process_that_started_it(tmp_path: Path, spawned: list[str], setpriv: bool) -> None:
+    """Armed by setpriv, which executes the program (no Python runs in the child), or by a pre-exec function."""
+    if setpriv and proc.SETPRIV is None:
+        pytest.skip("util-linux's setpriv is not installed")
+    marker = f"pdeath-on-{setpriv}"
+    spawned.append(marker)
+    launcher = _launch(tmp_path, marker, die=True, setpriv=setpriv)
     os.kill(launcher.pid, signal.SIGKILL)
     launcher.wait()
-    wait_for(lambda: not proc.marked("MARK=pdeath-on"), 10, "the child to die with its parent")
+    wait_for(lambda: not proc.marked(f"MARK={marker}"), 10, "the child to die with its parent")
 
 
 def test_without_the_death_signal_the_child_would_outlive_its_parent(tmp_path: Path, spawned: list[str]) -> None:
