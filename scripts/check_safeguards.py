@@ -111,6 +111,12 @@ SAFEGUARDS = [
         ["tests/test_train.py -k right_behind_the_head"],
     ),
     Safeguard(
+        "a carried line leaves at once",
+        "swarm/train.py",
+        [("                    pipe.lrem(keys.TRAIN, 0, car.member)\n", "                    pass\n")],
+        ["tests/test_train.py -k keeps_its_build"],
+    ),
+    Safeguard(
         "red on the run ahead waits",
         "swarm/train.py",
         [("                elif front.result is not None and not oracle.judge(car.result, front.result):\n",
@@ -211,7 +217,7 @@ SAFEGUARDS = [
 
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
          "lost-message requeue", "kept tree put back", "carried cars: one line in git", "carried cars: leases held",
-         "red on the run ahead waits")  # fmt: skip
+         "red on the run ahead waits", "a carried line leaves at once")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

@@ -474,13 +474,15 @@ class Train(Door):
         if outcome is LandResult.LANDED:
             last, counts = (run[-1].spec, run[-1].counts) if run else (car.spec, car.counts)
             try:  # it landed, whatever Redis can still be told: git is the truth
-                for carried in run:  # they leave the line at once; one not told finds its landed ref after a fetch
-                    self._tell(carried.member, {"landed": carried.spec, "carried_by": car.member}, leave=True)
                 if counts is not None:
                     hooks.landed_as(last, counts)
                 self._grow()
-                pipe = self.r.pipeline()  # before it leaves: the car behind reads both
-                pipe.set(keys.TRAIN_LANDED, last, px=self.ttl_ms)
+                pipe = self.r.pipeline()  # one transaction: the car behind reads the line and main's commit at once
+                for carried in run:  # they leave the line; one not told finds its landed ref after a fetch
+                    self._told(pipe, carried.member, {"landed": carried.spec, "carried_by": car.member}, leave=True)
+                if run:  # and so does this car: the car behind the last one would see it ahead, not what it built on
+                    pipe.lrem(keys.TRAIN, 0, car.member)
+                pipe.set(keys.TRAIN_LANDED, last, px=self.ttl_ms)  # before this car leaves, alone
                 self._changed(pipe, car.member)
                 pipe.execute()
             except (redis.RedisError, CoordinationError) as exc:
@@ -612,12 +614,15 @@ class Train(Door):
         the same transaction: were the entry gone (its process died), the write would make one that never expires,
         and those behind would wait for it forever."""
         pipe = self.r.pipeline()
+        self._told(pipe, member, fields, leave)
+        pipe.execute()
+
+    def _told(self, pipe: redis.client.Pipeline, member: str, fields: dict[str, str], leave: bool) -> None:
         if leave:
             pipe.lrem(keys.TRAIN, 0, member)
         pipe.hset(keys.train_car(member), mapping=dict(fields.items()))
         pipe.pexpire(keys.train_car(member), self.ttl_ms)
         self._changed(pipe, member)
-        pipe.execute()
 
     def _set_state(self, car: Car, state: str) -> None:
         car.state = state

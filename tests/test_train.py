@@ -1003,3 +1003,74 @@ def test_main_without_counts_is_measured_beside_the_agents_by_one_attempt_and_au
     assert pushed in full_runs_ and len(full_runs_) <= train.SHARE_SAMPLES
     assert r.llen(keys.TRAIN_ORACLE_SHARE) == len(full_runs_), "every full run's CPU share is kept, main's too"
     assert connect(make_settings(project, redis_url)).baselines.get(pushed) is not None
+
+
+def test_the_car_behind_a_carried_line_keeps_its_build_when_the_line_lands(rt: Runtime, r: redis.Redis) -> None:
+    """x lands and carries y; z, built on y and still running when they land, is not built again: x and y leave
+    the line in one step, so z never sees x ahead of it as the commit to build on (it would rebuild on x without
+    y, a tree no one lands, and run its full oracle there)."""
+    main = rt.mirror.fetch()
+    state = {"main": main}
+    builds: dict[str, list[str]] = {"x:1": [], "y:1": [], "z:1": []}
+    pushes: list[tuple[str, str, list[tuple[str, str]]]] = []
+    members = ["x:1", "y:1", "z:1"]
+
+    def hooks(member: str) -> train.Hooks:
+        def build(parent: str) -> str:
+            if member != "z:1":  # each builds once the car behind has joined, so that one builds on it
+                behind = members[members.index(member) + 1]
+                wait_for(lambda: behind.encode() in r.lrange(keys.TRAIN, 0, -1), 60, f"{behind} joined")
+            builds[member].append(car_commit(rt, parent, member))
+            return builds[member][-1]
+
+        def test(commit: str) -> oracle.OracleResult:
+            if member == "z:1":  # z's run ends once x and y have landed
+                wait_for(lambda: bool(pushes), 60, "x landed")
+            return oracle.OracleResult("full", ok=True, passed=1)
+
+        def baseline(commit: str) -> Counts | None:
+            if member == "x:1":  # x is judged once y is green on x's run
+                wait_for(lambda: r.hget(keys.train_car("y:1"), "state") == b"green", 60, "y judged green")
+            return Counts(1)
+
+        def land_run(old: str, new: str, run: list[tuple[str, str]]) -> LandResult:
+            if old != state["main"]:
+                return LandResult.MAIN_MOVED
+            pushes.append((member, old, run))
+            state["main"] = run[-1][1] if run else new
+            return LandResult.LANDED
+
+        def landed() -> str | None:
+            pushed = {c for *_, run in pushes for _, c in run} | {old for _, old, _ in pushes} | {state["main"]}
+            return next((c for c in builds[member] if c in pushed), None)
+
+        return train.Hooks(
+            main=lambda: state["main"],
+            build=build,
+            test=test,
+            baseline=baseline,
+            alive=lambda: None,
+            land=lambda old, new: land_run(old, new, []),
+            land_run=land_run,
+            landed=landed,
+            current=lambda members: True,
+            emit=emit,
+        )
+
+    def emit(state_name: str, **fields: object) -> None:
+        if state_name == "run_landed":  # x lingers once landed, until z has looked at the train (and built, or landed)
+            wait_for(lambda: len(builds["z:1"]) > 1 or len(pushes) > 1, 60, "z looked at the train")
+
+    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
+    ridden: dict[str, object] = {}
+    riders = [threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
+              for m in members]  # fmt: skip
+    for i, rider in enumerate(riders):
+        rider.start()
+        wait_for(lambda i=i: r.llen(keys.TRAIN) == i + 1, 30, "the car joined")
+    for rider in riders:
+        rider.join(timeout=60)
+    assert sorted(ridden) == members, "every car landed"
+    assert pushes[0] == ("x:1", main, [("y:1", builds["y:1"][0])]), pushes
+    assert len(builds["z:1"]) == 1, "z kept the build it made on y"
+    assert pushes[1] == ("z:1", builds["y:1"][0], [])
