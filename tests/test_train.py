@@ -497,19 +497,31 @@ def car_commit(rt: Runtime, parent: str, member: str) -> str:
     return rt.mirror.commit_tree(tree, parent, f"{member}\n", author="t")
 
 
-def ride_two(cars: train.Train, r: redis.Redis, hooks: Callable[[str], train.Hooks]) -> dict[str, object]:
-    """Car x:1 joins the train, then y:1 behind it; both ride to the end. What each ride returned, by car."""
+def ride_in_order(
+    cars: train.Train, r: redis.Redis, hooks: Callable[[str], train.Hooks], members: tuple[str, ...]
+) -> dict[str, object]:
+    """The cars join the train in this order, each once the one before has; all ride to the end. What each ride
+    returned, or the reason it was rejected for, by car."""
     ridden: dict[str, object] = {}
-    riders = [
-        threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
-        for m in ("x:1", "y:1")
-    ]
-    riders[0].start()
-    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
-    riders[1].start()
+
+    def ride(member: str) -> None:
+        try:
+            ridden[member] = cars.ride(member, hooks(member))
+        except AttemptRejected as exc:
+            ridden[member] = exc.reason
+
+    riders = [threading.Thread(target=ride, args=(m,), daemon=True) for m in members]
+    for joined, rider in enumerate(riders):
+        rider.start()
+        wait_for(lambda joined=joined: r.llen(keys.TRAIN) >= joined + 1 or bool(ridden), 30, "the car joined")
     for rider in riders:
         rider.join(timeout=60)  # seconds at most; a hang guard with a wide margin
     return ridden
+
+
+def ride_two(cars: train.Train, r: redis.Redis, hooks: Callable[[str], train.Hooks]) -> dict[str, object]:
+    """Car x:1 joins the train, then y:1 behind it; both ride to the end."""
+    return ride_in_order(cars, r, hooks, ("x:1", "y:1"))
 
 
 @pytest.mark.parametrize(
@@ -829,7 +841,6 @@ def test_a_car_red_on_the_run_ahead_waits_for_that_cars_verdict_before_it_is_rej
     specs: dict[str, list[str]] = {"x:1": [], "y:1": []}
     tested: list[tuple[str, str]] = []
     landed: list[str] = []
-    outcome: dict[str, object] = {}
 
     def hooks(member: str) -> train.Hooks:
         def build(parent: str) -> str:
@@ -859,19 +870,7 @@ def test_a_car_red_on_the_run_ahead_waits_for_that_cars_verdict_before_it_is_rej
             land=land,
         )
 
-    def ride(member: str) -> None:
-        try:
-            outcome[member] = cars.ride(member, hooks(member))
-        except AttemptRejected as exc:
-            outcome[member] = exc.reason
-
-    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
-    riders = [threading.Thread(target=ride, args=(m,), daemon=True) for m in ("x:1", "y:1")]
-    riders[0].start()
-    wait_for(lambda: r.llen(keys.TRAIN) == 1, 30, "the first car joined")
-    riders[1].start()
-    for rider in riders:
-        rider.join(timeout=60)
+    outcome = ride_two(train.Train(r, rt.mirror, 4, 10.0, "speculate"), r, hooks)
     assert outcome["x:1"] is Reason.ORACLE_DROPPED
     assert landed == ["y:1"], outcome
     assert ("y:1", "x") in tested and tested[-1] == ("y:1", "main"), "tested on x, then again without it"
@@ -1061,15 +1060,7 @@ def test_the_car_behind_a_carried_line_keeps_its_build_when_the_line_lands(rt: R
         if state_name == "run_landed":  # x lingers once landed, until z has looked at the train (and built, or landed)
             wait_for(lambda: len(builds["z:1"]) > 1 or len(pushes) > 1, 60, "z looked at the train")
 
-    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
-    ridden: dict[str, object] = {}
-    riders = [threading.Thread(target=lambda m=m: ridden.update({m: cars.ride(m, hooks(m))}), daemon=True)
-              for m in members]  # fmt: skip
-    for i, rider in enumerate(riders):
-        rider.start()
-        wait_for(lambda i=i: r.llen(keys.TRAIN) == i + 1, 30, "the car joined")
-    for rider in riders:
-        rider.join(timeout=60)
+    ridden = ride_in_order(train.Train(r, rt.mirror, 4, 10.0, "speculate"), r, hooks, tuple(members))
     assert sorted(ridden) == members, "every car landed"
     assert pushes[0] == ("x:1", main, [("y:1", builds["y:1"][0])]), pushes
     assert len(builds["z:1"]) == 1, "z kept the build it made on y"
