@@ -34,7 +34,8 @@ SETPRIV = shutil.which("setpriv")
 """util-linux's setpriv: it arms the child's death signal and executes the program, so no Python code runs in the
 child between fork and exec. A pre-exec function does, in a copy of a process whose other threads may have held a
 lock when it forked (the dynamic loader's, say): that child waits for the lock for ever, and so does the thread
-that started it. Without setpriv, a pre-exec function that only makes one call resolved beforehand."""
+that started it. Without setpriv, a pre-exec function that only makes one call resolved beforehand (and then
+checks that the parent is still there; setpriv does not, a window of microseconds between fork and its prctl)."""
 _live_groups: set[int] = set()
 
 
