@@ -51,7 +51,7 @@ SAFEGUARDS = [
         "swarm/repo.py",
         [('leases = [f"--force-with-lease={main_ref}:{old}", f"--force-with-lease={landed_ref}:"]',
           'leases = [f"--force-with-lease={landed_ref}:"]'),
-         ('updates = [f"{tip}:{main_ref}", ', 'updates = [f"+{tip}:{main_ref}", ')],
+         ('updates = [f"{moved_to}:{main_ref}", ', 'updates = [f"+{moved_to}:{main_ref}", ')],
         ["tests/test_repo.py",
          "tests/faults/test_faults.py::test_two_swarms_on_one_origin_keep_main_green_one_landing_or_batch_at_a_time"],
     ),

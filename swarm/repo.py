@@ -418,10 +418,10 @@ class Mirror:
         carried = carried or {}
         landed_ref = f"{LANDED_PREFIX}{task_id}"
         main_ref = f"refs/heads/{self.branch}"
-        tip = list(carried.values())[-1] if carried else new
+        moved_to = list(carried.values())[-1] if carried else new  # main's new commit (`tip` is the record ref's)
         leases = [f"--force-with-lease={main_ref}:{old}", f"--force-with-lease={landed_ref}:"]
         leases += [f"--force-with-lease={LANDED_PREFIX}{task}:" for task in carried]
-        updates = [f"{tip}:{main_ref}", f"{new}:{landed_ref}"]
+        updates = [f"{moved_to}:{main_ref}", f"{new}:{landed_ref}"]
         updates += [f"{commit}:{LANDED_PREFIX}{task}" for task, commit in carried.items()]
         if record is not None:
             ref, message = record
@@ -439,7 +439,7 @@ class Mirror:
             with_exceptions=False,
         )  # fmt: skip
         if status == 0:
-            also = f" with {' '.join(carried)} ({tip[:12]})" if carried else ""
+            also = f" with {' '.join(carried)} ({moved_to[:12]})" if carried else ""
             log.info("landed %s as %s on %s%s", task_id, new[:12], self.branch, also)
             if record is not None:
                 with self.locked():
