@@ -98,6 +98,14 @@ SAFEGUARDS = [
         ["tests/test_train.py::test_a_car_stays_in_the_train_while_a_long_step_runs"],
     ),
     Safeguard(
+        "backlog kept by content",
+        "swarm/state.py",
+        [("    key = (tree, folder.strip(\"/\"), tuple(sorted(src.settings.vendors)))",
+          "    key = (\"\", folder.strip(\"/\"), tuple(sorted(src.settings.vendors)))"),
+         ("        kept = _BACKLOGS.get(key) if tree else None", "        kept = _BACKLOGS.get(key)")],
+        ["tests/test_repo.py -k backlog_is_parsed"],
+    ),
+    Safeguard(
         "carried cars: one line in git",
         "swarm/train.py",
         [("        if not self.mirror.is_line(car.spec, [c.spec for c in run]) or not hooks.current(",
@@ -217,7 +225,7 @@ SAFEGUARDS = [
 
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
          "lost-message requeue", "kept tree put back", "carried cars: one line in git", "carried cars: leases held",
-         "red on the run ahead waits", "a carried line leaves at once")  # fmt: skip
+         "red on the run ahead waits", "a carried line leaves at once", "backlog kept by content")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

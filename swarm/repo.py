@@ -139,6 +139,17 @@ def absolute_origin(origin: str) -> str:
     return str(Path(origin).expanduser().resolve())
 
 
+def _tree_entries(content: bytes, id_bytes: int) -> Iterator[tuple[str, bytes, str]]:
+    """The (name, mode, id) of each entry of a raw tree object: `<mode> <name>\\0<id>` one after the other."""
+    at = 0
+    while at < len(content):
+        space = content.index(b" ", at)
+        nul = content.index(b"\0", space)
+        name, oid = content[space + 1 : nul].decode("utf-8", "surrogateescape"), content[nul + 1 : nul + 1 + id_bytes]
+        yield name, content[at:space], oid.hex()
+        at = nul + 1 + id_bytes
+
+
 class Mirror:
     """A bare per-host copy of origin that every worker process on the host shares, under a file lock."""
 
@@ -241,14 +252,28 @@ class Mirror:
 
     def read_folder(self, commit: str, folder: str) -> dict[str, bytes]:
         """Every file directly in a folder at a commit, by path, read through one `git cat-file --batch`."""
-        out = _run(self._g, "ls-tree", "-z", f"{commit}", f"{folder.rstrip('/')}/")
-        files = {}
-        for entry in filter(None, out.split("\0")):
-            meta, _, path = entry.partition("\t")
-            _, kind, sha = meta.split()
-            if kind == "blob":
-                files[path] = self.object_data(sha)[1]
-        return files
+        return {path: self.object_data(sha)[1] for path, sha in self.folder(commit, folder)[1].items()}
+
+    def folder(self, commit: str, folder: str) -> tuple[str, dict[str, str]]:
+        """A folder at a commit: its tree's id ("" when there is no such folder) and the id of each file directly in
+        it, by path; read from the tree object through the batch, so no process starts. The id names the folder's
+        content: what is read from it can be kept by that id and is never stale."""
+        name = folder.strip("/")
+        if "\n" in commit + name:  # the batch protocol cannot carry this name
+            out = _run(self._g, "ls-tree", "-z", f"{commit}", f"{name}/")
+            entries = [entry.partition("\t") for entry in filter(None, out.split("\0"))]
+            files = {path: meta.split()[2] for meta, _, path in entries if meta.split()[1] == "blob"}
+            return _run(self._g, "rev-parse", "--verify", "--quiet", f"{commit}:{name}", with_exceptions=False), files
+        with self._batch:
+            try:
+                sha, kind, _, content = self._g.get_object_data(f"{commit}:{name}")
+            except ValueError:  # "missing": no such commit or folder
+                return "", {}
+        tree = sha.decode() if isinstance(sha, bytes) else str(sha)
+        if (kind.decode() if isinstance(kind, bytes) else str(kind)) != "tree":
+            return "", {}
+        return tree, {f"{name}/{entry}": oid for entry, mode, oid in _tree_entries(bytes(content), len(tree) // 2)
+                      if not mode.startswith(b"4") and mode != b"160000"}  # fmt: skip  # files and links, as ls-tree
 
     def log(self, rev_range: str, fmt: str = "%H", first_parent: bool = False) -> list[str]:
         """Commits of a range, newest first; with `first_parent`, only main's own steps (not a batch's merged line)."""

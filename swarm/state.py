@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -109,9 +111,28 @@ def read_repo_settings(src: Sources, commit: str) -> RepoSettings:
     return parse_repo_settings(raw.decode("utf-8", errors="replace"), where)
 
 
+_BACKLOGS: OrderedDict[tuple[str, str, tuple[str, ...]], Backlog] = OrderedDict()
+_BACKLOGS_KEPT = 16
+_backlogs = threading.Lock()
+
+
 def read_backlog(src: Sources, commit: str, repo: RepoSettings | None) -> Backlog:
+    """The backlog folder at `commit`, parsed once per content: kept by the folder's tree id (a landing that
+    touches no task file leaves it as it was), so each attempt and each dispatch reads no task file again."""
     folder = repo.backlog if repo else "tasks"
-    return backlog_mod.load(src.mirror.read_folder(commit, folder), src.settings.vendors.keys())
+    tree, files = src.mirror.folder(commit, folder)
+    key = (tree, folder.strip("/"), tuple(sorted(src.settings.vendors)))
+    with _backlogs:
+        kept = _BACKLOGS.get(key) if tree else None
+        if kept is not None:
+            _BACKLOGS.move_to_end(key)
+    if kept is None:
+        kept = backlog_mod.load({path: src.mirror.object_data(sha)[1] for path, sha in files.items()}, key[2])
+        with _backlogs:
+            _BACKLOGS[key] = kept
+            while len(_BACKLOGS) > _BACKLOGS_KEPT:
+                _BACKLOGS.popitem(last=False)
+    return Backlog(dict(kept.tasks), list(kept.invalid))  # callers may change theirs; tasks are frozen
 
 
 def take(src: Sources, fetch: bool = True) -> Snapshot:

@@ -94,6 +94,31 @@ def test_the_mirror_follows_origin(project: Project, mirror: Mirror) -> None:
     assert mirror.landed() == {"done": moved}
 
 
+def test_a_folder_is_read_from_its_tree_object_without_a_process(project: Project, mirror: Mirror) -> None:
+    base = mirror.main()
+    commit = make_commit(mirror, base, {"tasks/a.md": "a", "tasks/sub/b.md": "b", "tasks/x y.md": "c"}, "files")
+    link = git(mirror.path, "hash-object", "-w", "--stdin", env={})  # an empty blob stands in for a link's target
+    index = mirror.path / "t.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    git(mirror.path, "read-tree", commit, env=env)
+    git(mirror.path, "update-index", "--add", "--cacheinfo", f"120000,{link},tasks/link.md", env=env)
+    git(mirror.path, "update-index", "--add", "--cacheinfo", f"160000,{base},tasks/module", env=env)
+    commit = git(mirror.path, "commit-tree", git(mirror.path, "write-tree", env=env), "-p", commit, "-m", "m",
+                 env={**SIGN})  # fmt: skip
+    listed = git(mirror.path, "ls-tree", commit, "tasks/").splitlines()
+    expected = {ln.split("\t")[1]: ln.split()[2] for ln in listed if ln.split()[1] == "blob"}
+    calls = repo.git_calls()
+    tree, files = mirror.folder(commit, "tasks")
+    assert repo.git_calls() == calls, "read through the batch: no process"
+    assert tree == git(mirror.path, "rev-parse", f"{commit}:tasks")
+    assert files == expected and "tasks/link.md" in files and "tasks/x y.md" in files
+    assert "tasks/sub" not in files and "tasks/module" not in files, "folders and submodules are not files"
+    assert mirror.folder(commit, "tasks/") == (tree, files)
+    assert mirror.folder(commit, "nope") == ("", {}) and mirror.folder(commit, "tasks/a.md") == ("", {})
+    assert mirror.folder("0" * 40, "tasks") == ("", {})
+    assert mirror.read_folder(commit, "tasks")["tasks/a.md"] == b"a"
+
+
 def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
     data = b"line one\n\x00binary\r\nlast line\n"
     commit = make_commit(mirror, mirror.main(), {}, "empty")
@@ -590,3 +615,34 @@ def test_files_matching_globs_are_listed_from_the_folders_the_globs_reach(
     found = repo.matching_entries(mirror, main, patterns)
     assert found == {p: e for p, e in every.items() if repo.matches(p, patterns)}
     assert bool(found) == (patterns != ["nothing/**"]), found
+
+
+def test_the_backlog_is_parsed_once_per_content_and_never_stale(
+    project: Project, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from swarm import backlog as backlog_mod
+    from swarm import state
+
+    parsed: list[int] = []
+    load = backlog_mod.load
+    monkeypatch.setattr(backlog_mod, "load", lambda files, vendors=None: parsed.append(1) or load(files, vendors))
+    src = SimpleNamespace(mirror=mirror, settings=SimpleNamespace(vendors={"claude": None}))
+    main = move_main(
+        project, {"tasks/one.md": "---\ntitle: One\n---\nDo it.\n", "tasks/two.md": "---\ntitle: Two\n---\n"}
+    )
+    mirror.fetch()
+    first = state.read_backlog(src, main, None)  # type: ignore[arg-type]
+    assert first.tasks and parsed == [1]
+    name = sorted(first.tasks)[0]
+    first.tasks.pop(name)  # a caller's own copy: what it changes is not kept
+    landed = move_main(project, {"src/other.txt": "x"})  # a landing that touches no task file
+    mirror.fetch()
+    again = state.read_backlog(src, landed, None)  # type: ignore[arg-type]
+    assert name in again.tasks and parsed == [1], "the same folder content is not parsed again"
+    path = again.tasks[name].path
+    edited = move_main(project, {path: "---\ntitle: Renamed\n---\nDo it.\n"})
+    mirror.fetch()
+    assert state.read_backlog(src, edited, None).tasks[name].title == "Renamed"  # type: ignore[arg-type]
+    assert parsed == [1, 1], "a changed task file is read again"
