@@ -5,8 +5,11 @@ costs on a small and a large repository.
 Sections (each prints its lines; ratios are computed inside the same run, since this machine is shared and noisy):
   coordination  the lock-file protocol (pull, claim commit + push with retries, work, test, commit + push, release
                 commit + push; N processes, each its own clone of one bare origin) against the swarm (real Redis,
-                the in-process pipeline in N slots, dispatch after each attempt and on a 1 s beat), at each slot count,
-                with zero-time and realistic agent and oracle times (`--integrity-cost`: also the swarm with its
+                the pipeline in N slot processes, dispatch after each attempt and on a 1 s beat) as users run it (a
+                slot given back once its candidate joins the train, spare processes taking the next task, as a
+                worker's pool grows) and held (one process per attempt: coordination with nothing overlapping), at
+                each slot count, with zero-time and realistic agent and oracle times (`--integrity-cost`: also the
+                swarm with its
                 sandboxes off, to show what they cost per task, and the swarm's overhead split into the judge's
                 runs, the agent's runs and the rest: bookkeeping);
   landing       the merge lock against the speculative train (train_window), with a slow full oracle;
@@ -112,6 +115,10 @@ class Figures:
         ideal = math.ceil(self.tasks / self.slots) * self.work
         return max(0.0, self.wall - ideal) * self.slots / self.tasks
 
+    def idle(self, times: Times) -> float:
+        """Agent-slot seconds per task not spent running an agent: what the paid slots wait for, oracle included."""
+        return self.wall * self.slots / self.tasks - times.agent
+
     def line(self) -> str:
         return (
             f"{self.side:9} slots={self.slots:<3} tasks={self.landed}/{self.tasks} wall={self.wall:7.2f}s "
@@ -160,10 +167,12 @@ def origin_commits(origin: Path) -> list[str]:
 # --- the lock-file harness's protocol ---
 
 
-def _lockfile_worker(origin: str, clone: str, wid: int, times: Times, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def _lockfile_worker(origin: str, clone: str, wid: int, times: Times, out: multiprocessing.Queue, go: Any) -> None:  # type: ignore[type-arg]
     """One bash loop of the seed harness, played with the same git commands, until every task is done."""
     here = Path(clone)
     git(here.parent, "clone", "-q", origin, clone)
+    out.put("ready")  # set up, as a harness's loops are before they run: the clock starts when all are
+    go.wait()
     stats: Counter[str] = Counter()
 
     def sync() -> None:
@@ -222,13 +231,17 @@ def lockfile_run(root: Path, slots: int, tasks: list[str], times: Times) -> Figu
     repo.init_project(template, origin, root / "seed")
     ctx = multiprocessing.get_context("fork")
     out: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
-    start = time.monotonic()
+    go = ctx.Event()
     procs = [
-        ctx.Process(target=_lockfile_worker, args=(str(origin), str(root / f"w{i}"), i, times, out))
+        ctx.Process(target=_lockfile_worker, args=(str(origin), str(root / f"w{i}"), i, times, out, go))
         for i in range(slots)
     ]
     for p in procs:
         p.start()
+    for _ in procs:
+        out.get(timeout=RUN_TIMEOUT)
+    start = time.monotonic()
+    go.set()
     stats: Counter[str] = Counter()
     for _ in procs:
         stats.update(out.get(timeout=RUN_TIMEOUT))
@@ -262,10 +275,16 @@ class SwarmDriver:
     pool and as the lock-file side's workers are; threads would share one interpreter lock. One slot runs in a
     thread of this process, so `on_outcome` can read this process's CPU and git counters at each outcome."""
 
-    def __init__(self, settings: Settings, slots: int, processes: bool | None = None) -> None:
+    def __init__(self, settings: Settings, slots: int, processes: bool | None = None, free: bool = False) -> None:
         self.settings = settings
         self.slots = slots
-        self.processes = slots > 1 if processes is None else processes
+        self.free = free and settings.free_slot_in_train and settings.train_window > 0
+        self.processes = (slots > 1 or self.free) if processes is None else processes
+        # With `free`, an attempt gives its slot back once its candidate joins the train, as a worker's does
+        # (free_slot_in_train, on by default): dispatch then sends the next task, and a spare process takes it, as
+        # the worker's pool grows by one per rider. The train gives no slot back past twice its window, so that
+        # many spares are enough; dispatch still runs at most `slots` agents at once.
+        self.processes_started = slots + (2 * settings.train_window if self.free else 0)
         self.q: queue.Queue[tuple[str, str]] = queue.Queue()
         self.outcomes: Counter[str] = Counter()
         self.stop = threading.Event()
@@ -302,6 +321,7 @@ class SwarmDriver:
     def run_until(self, landed: int) -> float:
         if self.processes:
             return self._run_processes(landed)
+        masked_libraries()  # walked once at start, as a worker does before its first task (cached after)
         # Runtimes are made one after the other: connect() probes the workdir with a per-process file name.
         runtimes = [connect(self.settings) for _ in range(self.slots + 1)]
         client = redis.Redis.from_url(self.settings.redis_url or "")
@@ -336,10 +356,12 @@ class SwarmDriver:
             announce(client, "a", f"slot{i}", RUN_TIMEOUT)
         client.close()
         procs = [ctx.Process(target=self._slot_process, args=(i, work, done, stop), daemon=True)
-                 for i in range(self.slots)]  # fmt: skip
-        start = time.monotonic()
+                 for i in range(self.processes_started)]  # fmt: skip
         for proc_ in procs:
             proc_.start()
+        for _ in procs:  # connected, as a worker's pool processes are before its first task: the clock starts now
+            done.get(timeout=RUN_TIMEOUT)
+        start = time.monotonic()
         self.q = work  # type: ignore[assignment]  # the beat's dispatch feeds the slots' queue
         rt = connect(self.settings)
         beat = threading.Thread(target=self.beat, args=(rt,), daemon=True)
@@ -374,6 +396,9 @@ class SwarmDriver:
         rt = connect(self.settings)
         self.q = work
         pipe = Pipeline.on(rt, self.agent, f"bench-{i}", f"slot{i}")
+        if self.free:  # as swarm.tasks._hand_back: the candidate rides on here, dispatch fills the slot at once
+            pipe.free_slot = lambda: self.dispatch(rt)
+        done.put("ready")
         while not stop.is_set():
             try:
                 task, vendor = work.get(timeout=0.05)
@@ -402,12 +427,13 @@ def swarm_settings(root: Path, url: str, slots: int, times: Times, train_window:
 
 
 def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, train_window: int | None = None,
-              full: str | None = None, metrics: dict[str, int] | None = None, **extra: object) -> Figures:  # fmt: skip
+              full: str | None = None, metrics: dict[str, int] | None = None, free: bool = False,
+              **extra: object) -> Figures:  # fmt: skip
     make_template(root / "template", tasks, times, full=full)
     repo.init_project(root / "template", root / "origin.git", root / "seed")
     metrics = {} if metrics is None else metrics
     with EmbeddedRedis(root / "redis") as server:
-        driver = SwarmDriver(swarm_settings(root, server.url, slots, times, train_window, **extra), slots)
+        driver = SwarmDriver(swarm_settings(root, server.url, slots, times, train_window, **extra), slots, free=free)
         wall = driver.run_until(len(tasks))
         r = redis.Redis.from_url(server.url)
         metrics.update({k.decode(): int(v) for k, v in r.hgetall("swarm:metrics").items()})
@@ -415,7 +441,7 @@ def swarm_run(root: Path, slots: int, tasks: list[str], times: Times, train_wind
     subjects = origin_commits(root / "origin.git")
     merges = len(git(root / "origin.git", "rev-list", "--merges", "main").stdout.split())
     return Figures(
-        "lock" if train_window == 0 else f"train({train_window})" if train_window else "swarm",
+        "lock" if train_window == 0 else f"train({train_window})" if train_window else "swarm" if free else "held",
         slots,
         len(tasks),
         wall,
@@ -438,26 +464,31 @@ def coordination(args: argparse.Namespace, base: Path) -> None:
         for slots in args.slots:
             lock = lockfile_run(fresh(base, f"lock-{times.name}-{slots}"), slots, tasks, times)
             print(lock.line(), flush=True)
-            with timed_steps() as steps:
-                sw = swarm_run(fresh(base, f"swarm-{times.name}-{slots}"), slots, tasks, times)
+            # As users run it: a slot goes back to dispatch once its candidate joins the train (free_slot_in_train).
+            sw = swarm_run(fresh(base, f"swarm-{times.name}-{slots}"), slots, tasks, times, free=True)
             print(sw.line(), flush=True)
+            with timed_steps() as steps:  # one process per attempt: what coordination costs when nothing overlaps
+                held = swarm_run(fresh(base, f"held-{times.name}-{slots}"), slots, tasks, times)
+            print(held.line(), flush=True)
             print(
                 f"ratio     slots={slots:<3} swarm/lock-file tasks/min {sw.per_min / lock.per_min:.2f}x; "
-                f"lock-file/swarm overhead {ratio(lock.overhead, sw.overhead)}",
+                f"lock-file/swarm overhead {ratio(lock.overhead, sw.overhead)}; "
+                f"lock-file/held overhead {ratio(lock.overhead, held.overhead)}; agent slots idle per task: "
+                f"lock-file {lock.idle(times):.2f}s, swarm {sw.idle(times):.2f}s, held {held.idle(times):.2f}s",
                 flush=True,
             )
             if args.integrity_cost:  # the same swarm with its sandboxes off: what they cost per task
                 bare = swarm_run(fresh(base, f"bare-{times.name}-{slots}"), slots, tasks, times, unsafe_no_sandbox=True)
                 print(dataclasses.replace(bare, side="unsandbox").line(), flush=True)
-                cost = sw.overhead - bare.overhead
-                print(f"ratio     slots={slots:<3} sandboxes cost {cost:.2f}s of overhead per task", flush=True)
+                cost = held.overhead - bare.overhead
+                print(f"ratio     slots={slots:<3} sandboxes cost {cost:.2f}s of overhead per task (held)", flush=True)
                 # Slot-seconds per task in each step, less the work it holds (the oracle's and the agent's own time).
                 work = steps["judge:full"] * times.full + steps["judge:fast"] * times.fast
                 judge = (steps["judge"] - work) / len(tasks)
                 agent = (steps["agent"] - steps["agent:runs"] * times.agent) / len(tasks)
-                print(f"split     slots={slots:<3} of {sw.overhead:.2f}s overhead/task: judge runs {judge:.2f}s, agent "
-                      f"runs {agent:.2f}s, the rest (git, Redis, dispatch, waits) {sw.overhead - judge - agent:.2f}s",
-                      flush=True)  # fmt: skip
+                print(f"split     slots={slots:<3} of {held.overhead:.2f}s overhead/task (held): judge runs "
+                      f"{judge:.2f}s, agent runs {agent:.2f}s, the rest (git, Redis, dispatch, waits) "
+                      f"{held.overhead - judge - agent:.2f}s", flush=True)  # fmt: skip
 
 
 @contextmanager
