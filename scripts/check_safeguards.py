@@ -98,6 +98,13 @@ SAFEGUARDS = [
         ["tests/test_train.py::test_a_car_stays_in_the_train_while_a_long_step_runs"],
     ),
     Safeguard(
+        "a dead cat-file batch is started again",
+        "swarm/repo.py",
+        [("                    if again or batch is None or batch.proc is None or batch.proc.poll() is None:\n"
+          "                        raise", "                    raise")],
+        ["tests/test_repo.py -k batch_that_exited"],
+    ),
+    Safeguard(
         "backlog kept by content",
         "swarm/state.py",
         [("    key = (tree, folder.strip(\"/\"), tuple(sorted(src.settings.vendors)))",
@@ -225,7 +232,8 @@ SAFEGUARDS = [
 
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
          "lost-message requeue", "kept tree put back", "carried cars: one line in git", "carried cars: leases held",
-         "red on the run ahead waits", "a carried line leaves at once", "backlog kept by content")  # fmt: skip
+         "red on the run ahead waits", "a carried line leaves at once", "backlog kept by content",
+         "a dead cat-file batch is started again")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

@@ -10,6 +10,7 @@ import fcntl
 import functools
 import logging
 import os
+import posixpath
 import random
 import re
 import shutil
@@ -139,6 +140,14 @@ def absolute_origin(origin: str) -> str:
     return str(Path(origin).expanduser().resolve())
 
 
+def _tree_path(path: str) -> str | None:
+    """A path from the root of a commit's tree, as `<commit>:<path>` names it, with `./` and `//` dropped; None for
+    one that leaves the tree. A bare repository refuses a path relative to a working tree, and the one long-lived
+    `git cat-file --batch` would exit on it."""
+    name = posixpath.normpath(path).strip("/")
+    return None if name == ".." or name.startswith("../") else "" if name == "." else name
+
+
 def _tree_entries(content: bytes, id_bytes: int) -> Iterator[tuple[str, bytes, str]]:
     """The (name, mode, id) of each entry of a raw tree object: `<mode> <name>\\0<id>` one after the other."""
     at = 0
@@ -190,9 +199,28 @@ class Mirror:
 
     def object_data(self, ref: str) -> tuple[str, bytes]:
         """An object's kind and content through the mirror's one `git cat-file --batch` (ValueError: missing)."""
+        _, kind, content = self._object(ref)
+        return kind, content
+
+    def _object(self, ref: str) -> tuple[str, str, bytes]:
+        """An object's id, kind and content through the one `git cat-file --batch` (ValueError: missing).
+
+        Should that process have exited (killed, or a name git refused), it is started again once: a dead batch
+        would otherwise answer every later read of this process as missing."""
         with self._batch:
-            _, kind, _, content = self._g.get_object_data(ref)
-        return (kind.decode() if isinstance(kind, bytes) else str(kind)), bytes(content)  # bytes, whatever stubs say
+            for again in (False, True):
+                try:
+                    sha, kind, _, content = self._g.get_object_data(ref)
+                    break
+                except (ValueError, OSError):
+                    batch = self._g.cat_file_all
+                    if again or batch is None or batch.proc is None or batch.proc.poll() is None:
+                        raise
+                    log.warning("git cat-file --batch of %s exited (%s): starting it again", self.path,
+                                batch.proc.returncode)  # fmt: skip
+                    self._g.clear_cache()
+        text = [x.decode() if isinstance(x, bytes) else str(x) for x in (sha, kind)]
+        return text[0], text[1], bytes(content)  # bytes, whatever stubs say
 
     @property
     def _g(self) -> git.Git:
@@ -236,6 +264,10 @@ class Mirror:
 
         Read through the mirror's one long-lived `git cat-file --batch` (no process per file; a commit's files never
         change, so nothing it caches can be stale); a name the batch protocol cannot carry takes a process."""
+        inside = _tree_path(path)
+        if inside is None:
+            return None
+        path = inside
         if "\n" not in commit + path:
             try:
                 kind, content = self.object_data(f"{commit}:{path}")
@@ -258,21 +290,22 @@ class Mirror:
         """A folder at a commit: its tree's id ("" when there is no such folder) and the id of each file directly in
         it, by path; read from the tree object through the batch, so no process starts. The id names the folder's
         content: what is read from it can be kept by that id and is never stale."""
-        name = folder.strip("/")
+        name = _tree_path(folder)
+        if name is None:
+            return "", {}
         if "\n" in commit + name:  # the batch protocol cannot carry this name
             out = _run(self._g, "ls-tree", "-z", f"{commit}", f"{name}/")
             entries = [entry.partition("\t") for entry in filter(None, out.split("\0"))]
             files = {path: meta.split()[2] for meta, _, path in entries if meta.split()[1] == "blob"}
             return _run(self._g, "rev-parse", "--verify", "--quiet", f"{commit}:{name}", with_exceptions=False), files
-        with self._batch:
-            try:
-                sha, kind, _, content = self._g.get_object_data(f"{commit}:{name}")
-            except ValueError:  # "missing": no such commit or folder
-                return "", {}
-        tree = sha.decode() if isinstance(sha, bytes) else str(sha)
-        if (kind.decode() if isinstance(kind, bytes) else str(kind)) != "tree":
+        try:
+            tree, kind, content = self._object(f"{commit}:{name}")
+        except ValueError:  # "missing": no such commit or folder
             return "", {}
-        return tree, {f"{name}/{entry}": oid for entry, mode, oid in _tree_entries(bytes(content), len(tree) // 2)
+        if kind != "tree":
+            return "", {}
+        prefix = f"{name}/" if name else ""
+        return tree, {f"{prefix}{entry}": oid for entry, mode, oid in _tree_entries(content, len(tree) // 2)
                       if not mode.startswith(b"4") and mode != b"160000"}  # fmt: skip  # files and links, as ls-tree
 
     def log(self, rev_range: str, fmt: str = "%H", first_parent: bool = False) -> list[str]:

@@ -117,6 +117,25 @@ def test_a_folder_is_read_from_its_tree_object_without_a_process(project: Projec
     assert mirror.folder(commit, "nope") == ("", {}) and mirror.folder(commit, "tasks/a.md") == ("", {})
     assert mirror.folder("0" * 40, "tasks") == ("", {})
     assert mirror.read_folder(commit, "tasks")["tasks/a.md"] == b"a"
+    assert mirror.folder(commit, "./tasks") == (tree, files) and mirror.folder(commit, "tasks/../tasks") == (
+        tree,
+        files,
+    )
+    assert mirror.folder(commit, "../tasks") == ("", {})
+    assert mirror.read(commit, "./tasks/a.md") == b"a" and mirror.read(commit, "../a.md") is None
+    assert mirror.read(commit, "tasks//a.md") == b"a", "the batch still answers after those names"
+
+
+def test_a_batch_that_exited_is_started_again(mirror: Mirror) -> None:
+    main = mirror.main()
+    text = (TOY_REPO / "src" / "base.txt").read_bytes()
+    assert mirror.read(main, "src/base.txt") == text
+    batch = mirror._g.cat_file_all
+    assert batch is not None and batch.proc is not None
+    batch.proc.kill()  # as the OOM killer would, or git exiting on a name it refuses
+    batch.proc.wait()
+    assert mirror.read(main, "src/base.txt") == text, "not answered as missing for ever"
+    assert mirror.read(main, "no/such") is None and mirror.read(main, "src/base.txt") == text
 
 
 def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
