@@ -168,6 +168,8 @@ class Mirror:
         self.branch = branch
         self.git_timeout = git_timeout
         self.g = _git(path, git_timeout) if path.exists() else None
+        self._refs: tuple[str, dict[str, str]] | None = None
+        """main and the landed refs as of this object's last fetch (None before it, or after a ref was refreshed)."""
         self._batch = threading.Lock()
         """The one long-lived `git cat-file --batch` speaks one request at a time: threads of a process take turns
         (a car's run and main's, measured beside it, read blobs at once)."""
@@ -191,6 +193,7 @@ class Mirror:
                 _run(g, "init", "--bare", "--quiet")
                 _run(g, "config", "gc.auto", "0")
             self.g = _git(self.path, self.git_timeout)
+            self._refs = None
             # Agents work in worktrees of this mirror. It keeps no remote, so `git push` there has nowhere to go
             # and `git remote -v` does not tell an agent where origin is: only the swarm, by explicit URL, lands.
             if "origin" in _run(self.g, "remote").split():
@@ -238,10 +241,23 @@ class Mirror:
                 raise GitError(
                     f"cannot fetch from origin {self.origin} (setting 'origin', SWARM_ORIGIN): {exc}"
                 ) from None
-        return self.main()
+            self._refs = self._read_refs()
+        return self._refs[0]
 
     def main(self) -> str:
-        return self.rev(f"refs/remotes/origin/{self.branch}")
+        """main's commit as of this mirror's last fetch (read from the mirror before its first)."""
+        refs = self._refs
+        return refs[0] if refs is not None else self.rev(f"refs/remotes/origin/{self.branch}")
+
+    def _read_refs(self) -> tuple[str, dict[str, str]]:
+        """main and the landed refs, read with one process: an attempt asks for them several times per fetch."""
+        head = f"refs/remotes/origin/{self.branch}"
+        out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", head, LANDED_PREFIX)
+        pairs = dict(line.split() for line in out.splitlines() if line.strip())
+        main = pairs.pop(head, None) or self.rev(head)  # none: rev names what is missing, as it always did
+        return main, {
+            ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs.items() if ref.startswith(LANDED_PREFIX)
+        }
 
     def rev(self, ref: str) -> str:
         return _run(self._g, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
@@ -254,7 +270,13 @@ class Mirror:
         return _run(self._g, "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}").strip()
 
     def landed(self) -> dict[str, str]:
-        """Landed task ids and the commit each landed as, from the last fetch."""
+        """Landed task ids and the commit each landed as, from this mirror's last fetch.
+
+        Kept from that fetch, not read again: another process's fetch since may know more, but what each caller
+        decides on it is as of a fetch either way, and the atomic landing push refuses a task landed twice."""
+        refs = self._refs
+        if refs is not None:
+            return dict(refs[1])
         out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", LANDED_PREFIX)
         pairs = (line.split() for line in out.splitlines() if line.strip())
         return {ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs}
@@ -625,6 +647,7 @@ class Mirror:
 
     def _refresh(self, ref: str) -> None:
         """Bring one ref of the mirror to origin's value (deleted when origin has none)."""
+        self._refs = None  # read from the mirror again until the next fetch
         with self.locked():
             listed = _run(self._g, "ls-remote", self.origin, ref).split()
             if listed:

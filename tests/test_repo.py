@@ -138,6 +138,23 @@ def test_a_batch_that_exited_is_started_again(mirror: Mirror) -> None:
     assert mirror.read(main, "no/such") is None and mirror.read(main, "src/base.txt") == text
 
 
+def test_main_and_the_landed_refs_come_with_each_fetch(project: Project, mirror: Mirror) -> None:
+    moved = move_main(project, {"src/x.txt": "x"})
+    project.git("update-ref", f"{LANDED_PREFIX}done", moved)
+    assert mirror.fetch() == moved
+    calls = repo.git_calls()
+    assert mirror.main() == moved and mirror.landed() == {"done": moved}
+    assert repo.git_calls() == calls, "read with the fetch: no process per question"
+    mirror.landed()["done"] = "changed"  # each caller gets its own copy
+    assert mirror.landed() == {"done": moved}
+    again = move_main(project, {"src/y.txt": "y"})
+    project.git("update-ref", f"{LANDED_PREFIX}more", again)
+    assert mirror.main() == moved and "more" not in mirror.landed(), "as of this mirror's last fetch"
+    assert mirror.fetch() == again == mirror.main() and mirror.landed() == {"done": moved, "more": again}
+    project.git("update-ref", "-d", f"{LANDED_PREFIX}more")
+    assert mirror.fetch() == again and mirror.landed() == {"done": moved}, "a pruned ref is gone"
+
+
 def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
     data = b"line one\n\x00binary\r\nlast line\n"
     commit = make_commit(mirror, mirror.main(), {}, "empty")
