@@ -267,6 +267,15 @@ class Mirror:
         return self._local_rev(ADOPTED_REF) or None
 
     def tree(self, commit: str) -> str:
+        """A commit's tree, read from the commit object through the batch (no process); anything else (a tag, a
+        name the batch cannot carry) through rev-parse. GitError when there is no such commit."""
+        if "\n" not in commit:
+            try:
+                kind, content = self.object_data(commit)
+            except ValueError:
+                kind, content = "", b""
+            if kind == "commit" and content.startswith(b"tree "):
+                return content[5 : content.index(b"\n")].decode()
         return _run(self._g, "rev-parse", "--verify", "--quiet", f"{commit}^{{tree}}").strip()
 
     def landed(self) -> dict[str, str]:
@@ -431,8 +440,11 @@ class Mirror:
         """Pin a commit not yet on any ref (an attempt's candidate), so no `git gc` in the mirror prunes it."""
         _run(self._g, "update-ref", f"{KEEP_PREFIX}{name}", commit)
 
-    def unkeep(self, name: str) -> None:
-        _run(self._g, "update-ref", "-d", f"{KEEP_PREFIX}{name}", with_exceptions=False)
+    def unkeep(self, *names: str) -> None:
+        """Drop the pins of `names` (those that exist) with one process."""
+        lines = "".join(f"delete {KEEP_PREFIX}{name}\n" for name in names if "\n" not in name)
+        if lines:
+            self._feed(self._g, ["update-ref", "--stdin"], lines)
 
     def touched_by(self, commit: str) -> list[str]:
         """Paths a commit changed against its first parent (all of them for a root commit)."""
@@ -734,7 +746,7 @@ class Mirror:
             self._stage(g, dest, paths)
         # The folder may have started from other files than base's (a resumed attempt's): compare whole trees.
         tree = _run(g, "write-tree").strip()
-        if tree == _run(self._g, "rev-parse", f"{base}^{{tree}}").strip():
+        if tree == self.tree(base):
             return None
         return self.commit_tree(tree, base, message, author=author)
 

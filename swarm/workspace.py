@@ -182,11 +182,10 @@ class Workspaces:
             shutil.rmtree(path, ignore_errors=True)
 
     def clean_up(self, att: Attempt) -> None:
-        for name in (att.keep_name, f"{att.keep_name}-rebased"):
-            try:
-                self.mirror.unkeep(name)
-            except SwarmError as exc:
-                log.warning("could not drop %s: %s", name, exc)
+        try:
+            self.mirror.unkeep(att.keep_name, f"{att.keep_name}-rebased")
+        except SwarmError as exc:
+            log.warning("could not drop the pins of %s: %s", att.keep_name, exc)
         if not self.settings.keep_worktrees:
             for path in att.worktrees:
                 self.drop(path)

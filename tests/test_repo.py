@@ -124,6 +124,13 @@ def test_a_folder_is_read_from_its_tree_object_without_a_process(project: Projec
     assert mirror.folder(commit, "../tasks") == ("", {})
     assert mirror.read(commit, "./tasks/a.md") == b"a" and mirror.read(commit, "../a.md") is None
     assert mirror.read(commit, "tasks//a.md") == b"a", "the batch still answers after those names"
+    calls = repo.git_calls()
+    assert mirror.tree(commit) == git(mirror.path, "rev-parse", f"{commit}^{{tree}}")
+    assert repo.git_calls() == calls, "a commit's tree is read from the commit object"
+    git(mirror.path, "tag", "-a", "-m", "t", "v1", commit, env={**SIGN})
+    assert mirror.tree("v1") == mirror.tree(commit), "a tag is peeled, as rev-parse does"
+    with pytest.raises(GitError):
+        mirror.tree("0" * 40)
 
 
 def test_a_batch_that_exited_is_started_again(mirror: Mirror) -> None:
@@ -153,6 +160,19 @@ def test_main_and_the_landed_refs_come_with_each_fetch(project: Project, mirror:
     assert mirror.fetch() == again == mirror.main() and mirror.landed() == {"done": moved, "more": again}
     project.git("update-ref", "-d", f"{LANDED_PREFIX}more")
     assert mirror.fetch() == again and mirror.landed() == {"done": moved}, "a pruned ref is gone"
+
+
+def test_pins_are_dropped_together_with_one_process(mirror: Mirror) -> None:
+    main = mirror.main()
+    mirror.keep(main, "t-1")
+    mirror.keep(main, "t-1-rebased")
+    mirror.keep(main, "other")
+    calls = repo.git_calls()
+    mirror.unkeep("t-1", "t-1-rebased", "never-kept")
+    assert repo.git_calls() == calls + 1
+    assert git(mirror.path, "for-each-ref", "--format=%(refname)", repo.KEEP_PREFIX).split() == [
+        f"{repo.KEEP_PREFIX}other"
+    ]
 
 
 def test_read_returns_the_exact_bytes(project: Project, mirror: Mirror) -> None:
