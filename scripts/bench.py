@@ -401,7 +401,7 @@ class SwarmDriver:
         done.put("ready")
         while not stop.is_set():
             try:
-                task, vendor = work.get(timeout=0.05)
+                task, vendor = work.get(timeout=0.5)  # a put wakes it at once; the timeout only checks `stop`
             except queue.Empty:
                 continue
             outcome = pipe.run(task, vendor)
