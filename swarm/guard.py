@@ -34,7 +34,9 @@ class Change:
 def problems(
     changes: list[Change], protected: list[str], main_paths: set[str], read: Callable[[str], bytes]
 ) -> list[str]:
-    """Why the candidate must be refused as it is, one reason per offending path ([] when none)."""
+    """Why the candidate must be refused as it is, one reason per offending path ([] when none).
+
+    `main_paths`: main's files that match `protected` (only those decide; all of main's files will do too)."""
     found = []
     for ch in changes:
         if not ch.added_or_changed:

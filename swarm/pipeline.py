@@ -204,7 +204,7 @@ class Pipeline:
         # .swarm.toml names the oracle and the protected paths: it is protected whether or not it lists itself.
         protected = [*repo.protected, REPO_SETTINGS_FILE]
         changes = [guard.Change(*c) for c in self.mirror.raw_changes(main, candidate)]
-        refused = guard.problems(changes, protected, self.mirror.paths(main), self.mirror.blob)
+        refused = guard.problems(changes, protected, self.mirror.paths(main, protected), self.mirror.blob)
         if refused:  # no restore can make these safe (a link out of the tree, a protected folder swapped)
             raise AttemptRejected(Reason.REFUSED_STRUCTURE, "; ".join(refused))
         touched = [c.path for c in changes if matches(c.path, protected)]

@@ -468,7 +468,11 @@ class Mirror:
     def blob(self, sha: str) -> bytes:
         return self.object_data(sha)[1]
 
-    def paths(self, commit: str) -> set[str]:
+    def paths(self, commit: str, patterns: list[str] | None = None) -> set[str]:
+        """The paths of a commit's files, or of those matching the globs `patterns`: then only the folders the globs
+        can reach are listed, so the cost follows the matches rather than the repository."""
+        if patterns is not None:
+            return set(matching_entries(self, commit, patterns))
         return set(_nul(_run(self._g, "ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)))
 
     def restore(self, commit: str, base: str, paths: list[str]) -> str:

@@ -102,7 +102,7 @@ def safe_tree(mirror: Mirror, base: str, work: str, protected: list[str]) -> str
     """The work fit to keep: protected paths put back as on `base`; None when its structure is refused (a link
     out of the tree, a protected folder swapped), which no restore makes safe."""
     changes = [guard.Change(*c) for c in mirror.raw_changes(base, work)]
-    refused = guard.problems(changes, protected, mirror.paths(base), mirror.blob)
+    refused = guard.problems(changes, protected, mirror.paths(base, protected), mirror.blob)
     if refused:
         log.warning("not keeping the work so far: %s", "; ".join(refused))
         return None

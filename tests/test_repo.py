@@ -671,6 +671,7 @@ def test_files_matching_globs_are_listed_from_the_folders_the_globs_reach(
     found = repo.matching_entries(mirror, main, patterns)
     assert found == {p: e for p, e in every.items() if repo.matches(p, patterns)}
     assert bool(found) == (patterns != ["nothing/**"]), found
+    assert mirror.paths(main, patterns) == {p for p in mirror.paths(main) if repo.matches(p, patterns)}
 
 
 def test_the_backlog_is_parsed_once_per_content_and_never_stale(
