@@ -9,9 +9,8 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
                 slot given back once its candidate joins the train, spare processes taking the next task, as a
                 worker's pool grows) and held (one process per attempt: coordination with nothing overlapping), at
                 each slot count, with zero-time and realistic agent and oracle times (`--integrity-cost`: also the
-                swarm with its
-                sandboxes off, to show what they cost per task, and the swarm's overhead split into the judge's
-                runs, the agent's runs and the rest: bookkeeping);
+                swarm with its sandboxes off, to show what they cost per task, and the held swarm's overhead split
+                into the judge's runs, the agent's runs and the rest: bookkeeping);
   landing       the merge lock against the speculative train (train_window), with a slow full oracle;
   attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
                 its children) and git processes (counted by a `git` shim on PATH) per attempt;

@@ -168,7 +168,8 @@ class Pipeline:
         prompt_file.write_text(prompt.build(repo, repo_prompt, task, snap, att.number, self.worker, self._history(att),
                                             att.record.resumed))  # fmt: skip
         self._emit(att, "agent_running")
-        self._measure_beside_agent(att, main)
+        if snap.oracle is None or snap.main != main:  # the snapshot's counts are main's when it read this main
+            self._measure_beside_agent(att, main)
         on_start = self._noting_agent(att)
         result = self.runner.run_agent(self.spaces.agent_run(att, prompt_file, workspace, on_start))
         att.record.agent = result.record()
@@ -336,7 +337,7 @@ class Pipeline:
         no time, where otherwise the car at the head waits for it (after its own run, when two runs do not fit the
         machine at once). Its CPU figures are the first `auto` decides by (`Train.measured`). Wasted only when the
         attempt ends first (the run is stopped, and another may take it up) or main moves on before a car needs it."""
-        try:  # main as the attempt fetched it (the snapshot's may be a later fetch, by another slot of the host)
+        try:  # main as the attempt fetched it: counts may have come since the snapshot read it
             if self.baselines.get(main) is not None or not self.baselines.claim(main, self.settings.oracle_timeout):
                 return
         except CoordinationError as exc:  # measured where the verdict needs it, as without this run
