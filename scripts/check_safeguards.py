@@ -113,6 +113,13 @@ SAFEGUARDS = [
         ["tests/test_repo.py -k backlog_is_parsed"],
     ),
     Safeguard(
+        "mirror packs loose refs",
+        "swarm/repo.py",
+        [("            if loose >= LOOSE_REFS_TO_PACK:\n                _run(self._g, \"pack-refs\", \"--all\")\n"
+          "                return", "            if loose < 0:\n                return")],
+        ["tests/test_repo.py -k packs_the_refs"],
+    ),
+    Safeguard(
         "carried cars: one line in git",
         "swarm/train.py",
         [("        if not self.mirror.is_line(car.spec, [c.spec for c in run]) or not hooks.current(",
@@ -233,7 +240,7 @@ SAFEGUARDS = [
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
          "lost-message requeue", "kept tree put back", "carried cars: one line in git", "carried cars: leases held",
          "red on the run ahead waits", "a carried line leaves at once", "backlog kept by content",
-         "a dead cat-file batch is started again")  # fmt: skip
+         "a dead cat-file batch is started again", "mirror packs loose refs")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

@@ -18,6 +18,7 @@ import stat
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,6 +47,13 @@ CAS_LOST = ("stale info", "fetch first", "non-fast-forward", "cannot lock ref", 
 KEEP_PREFIX = "refs/keep/"
 """Local refs of attempts in flight; outside refs/swarm/, which mirrors origin and is pruned on fetch."""
 FETCH_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/swarm/*:refs/swarm/*")
+SUBTREES_KEPT = 32
+_PLAIN_REF = re.compile(r"refs/[A-Za-z0-9_-][A-Za-z0-9._/-]*")
+"""A full ref name with no revision syntax (`^`, `~`, `:`, `@{`): the batch resolves it as rev-parse does."""
+LOOSE_REFS_TO_PACK = 256
+"""Loose refs in the mirror from which a fetch packs them (0: never). Each task leaves refs (landed, attempts), and
+git reads every loose ref as a file of its own in each fetch, push and listing: with 3,000 tasks run, a fetch
+took 0.18 s where it takes 0.04 s packed, so the swarm's cost would grow with the tasks it ever ran."""
 SWARM_IDENTITY = {"GIT_COMMITTER_NAME": "swarm", "GIT_COMMITTER_EMAIL": "swarm@swarm.invalid"}
 SWARM_AUTHOR = {"GIT_AUTHOR_NAME": "swarm", "GIT_AUTHOR_EMAIL": "swarm@swarm.invalid"}
 """The author of the commits the swarm writes itself (records, batch merges): a worker whose HOME has no git
@@ -170,6 +178,8 @@ class Mirror:
         self.g = _git(path, git_timeout) if path.exists() else None
         self._refs: tuple[str, dict[str, str]] | None = None
         """main and the landed refs as of this object's last fetch (None before it, or after a ref was refreshed)."""
+        self._subtrees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
+        """Listings of folders by tree id (see entries_under): a tree id names its content, so none is ever stale."""
         self._batch = threading.Lock()
         """The one long-lived `git cat-file --batch` speaks one request at a time: threads of a process take turns
         (a car's run and main's, measured beside it, read blobs at once)."""
@@ -241,8 +251,24 @@ class Mirror:
                 raise GitError(
                     f"cannot fetch from origin {self.origin} (setting 'origin', SWARM_ORIGIN): {exc}"
                 ) from None
+            self._pack_loose_refs()
             self._refs = self._read_refs()
         return self._refs[0]
+
+    def _pack_loose_refs(self) -> None:
+        """Pack the mirror's refs once LOOSE_REFS_TO_PACK or more are loose files (under the mirror's lock).
+
+        Counted by listing the folders alone (no file is opened); packing costs one process, about as much as the
+        fetch, and leaves the refs git writes from then on loose until the next pack. Git locks each ref it
+        packs, so another process's concurrent update is never lost."""
+        if LOOSE_REFS_TO_PACK <= 0:
+            return
+        loose = 0
+        for _, _, files in os.walk(self.path / "refs"):
+            loose += len(files)
+            if loose >= LOOSE_REFS_TO_PACK:
+                _run(self._g, "pack-refs", "--all")
+                return
 
     def main(self) -> str:
         """main's commit as of this mirror's last fetch (read from the mirror before its first)."""
@@ -338,6 +364,54 @@ class Mirror:
         prefix = f"{name}/" if name else ""
         return tree, {f"{prefix}{entry}": oid for entry, mode, oid in _tree_entries(content, len(tree) // 2)
                       if not mode.startswith(b"4") and mode != b"160000"}  # fmt: skip  # files and links, as ls-tree
+
+    def entries_under(self, commit: str, roots: list[str]) -> dict[str, tuple[str, str]] | None:
+        """Path -> (mode, id) of the files at or under each root (a path; "x/" names only a folder), as
+        `ls-tree -r` lists them for those pathspecs, read from tree objects through the batch: no process, and a
+        folder's listing is kept by its tree id (its content), so main's protected files cost nothing more until
+        they change. None when the batch cannot carry a name (then ls it)."""
+        found: dict[str, tuple[str, str]] = {}
+        for root in roots:
+            name = _tree_path(root)
+            if name is None or name == "" or "\n" in commit + name:
+                return None
+            parent, _, leaf = name.rpartition("/")
+            try:
+                tree, kind, content = self._object(f"{commit}:{parent}" if parent else f"{commit}^{{tree}}")
+            except ValueError:  # no such commit or folder: nothing under it
+                continue
+            if kind != "tree":
+                continue
+            for entry, mode, oid in _tree_entries(content, len(tree) // 2):
+                if entry != leaf:
+                    continue
+                if mode == b"40000":
+                    found.update({f"{name}/{path}": e for path, e in self._subtree(oid).items()})
+                elif not root.endswith("/"):
+                    found[name] = (mode.decode(), oid)
+        return found
+
+    def _subtree(self, tree: str) -> dict[str, tuple[str, str]]:
+        """Every file under a tree object, by path within it (see entries_under); kept by the tree's id."""
+        with self._batch:
+            listed = self._subtrees.get(tree)
+            if listed is not None:
+                self._subtrees.move_to_end(tree)
+                return listed
+        listed, folders = {}, [("", tree)]
+        while folders:
+            prefix, oid = folders.pop()
+            _, _, content = self._object(oid)
+            for entry, mode, child in _tree_entries(content, len(oid) // 2):
+                if mode == b"40000":
+                    folders.append((f"{prefix}{entry}/", child))
+                else:
+                    listed[f"{prefix}{entry}"] = (mode.decode(), child)
+        with self._batch:
+            self._subtrees[tree] = listed
+            while len(self._subtrees) > SUBTREES_KEPT:
+                self._subtrees.popitem(last=False)
+        return listed
 
     def log(self, rev_range: str, fmt: str = "%H", first_parent: bool = False) -> list[str]:
         """Commits of a range, newest first; with `first_parent`, only main's own steps (not a batch's merged line)."""
@@ -659,6 +733,13 @@ class Mirror:
         return self._local_rev(ref) or None
 
     def _local_rev(self, ref: str) -> str:
+        """A ref's value in the mirror, "" when it has none: a plain full ref name through the batch (no process;
+        git reads the ref from disk at each request, so it is as fresh as rev-parse), anything else by rev-parse."""
+        if _PLAIN_REF.fullmatch(ref) and ".." not in ref and not ref.endswith((".", ".lock")):
+            try:
+                return self._object(ref)[0]
+            except ValueError:  # missing
+                return ""
         return _run(self._g, "rev-parse", "--verify", "--quiet", ref, with_exceptions=False).strip()
 
     def _refresh(self, ref: str) -> None:
@@ -975,7 +1056,9 @@ def matching_entries(mirror: Mirror, commit: str, patterns: list[str]) -> dict[s
     """The files of a commit that match the globs, listing only the folders the globs can reach (their literal
     leading folders), so the cost follows the matches rather than the repository; the globs still decide."""
     roots = sorted({_literal_folder(p) for p in patterns})
-    listed = tree_entries(mirror, commit, None if "" in roots else roots)
+    listed = None if "" in roots else mirror.entries_under(commit, roots)
+    if listed is None:
+        listed = tree_entries(mirror, commit, None if "" in roots else roots)
     return {p: e for p, e in listed.items() if matches(p, patterns)}
 
 

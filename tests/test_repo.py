@@ -163,6 +163,47 @@ def test_main_and_the_landed_refs_come_with_each_fetch(project: Project, mirror:
     assert mirror.fetch() == again and mirror.landed() == {"done": moved}, "a pruned ref is gone"
 
 
+def test_a_fetch_packs_the_refs_that_many_tasks_leave_loose(project: Project, mirror: Mirror) -> None:
+    """Each task leaves refs; loose, git reads each as a file in every fetch, push and listing, so an attempt's cost
+    would grow with the tasks the swarm ever ran. A fetch that finds many loose packs them; what they say is kept."""
+    main = mirror.main()
+    old = 300  # more than LOOSE_REFS_TO_PACK
+    lines = "".join(f"create {LANDED_PREFIX}old-{i} {main}\n" for i in range(old))
+    subprocess.run(["git", "update-ref", "--stdin"], cwd=project.origin, input=lines, text=True, check=True)
+    mirror.fetch()
+    loose = sum(len(files) for _, _, files in os.walk(mirror.path / "refs"))
+    assert loose < 10, f"{loose} refs left loose in the mirror after a fetch brought {old}"
+    assert mirror.landed() == {f"old-{i}": main for i in range(old)}
+    moved = move_main(project, {"src/x.txt": "x"})
+    project.git("update-ref", "-d", f"{LANDED_PREFIX}old-0")
+    project.git("update-ref", f"{LANDED_PREFIX}new", moved)
+    assert mirror.fetch() == moved, "a packed mirror still follows origin"
+    landed = mirror.landed()
+    assert "old-0" not in landed and landed["new"] == moved and len(landed) == old
+    calls = repo.git_calls()
+    mirror.fetch()
+    assert repo.git_calls() == calls + 2, "few loose refs: no packing (a fetch and the listing of its refs)"
+
+
+def test_a_ref_is_read_through_the_batch_and_is_as_fresh_as_rev_parse(project: Project, mirror: Mirror) -> None:
+    """The batch reads a ref from disk at each request: what another process wrote, deleted or packed since shows."""
+    ref = f"{repo.RECORDS_PREFIX}t"
+    main = mirror.main()
+    calls = repo.git_calls()
+    assert mirror.local_rev(ref) is None
+    git(mirror.path, "update-ref", ref, main)
+    assert mirror.local_rev(ref) == main
+    moved = make_commit(mirror, main, {"src/x.txt": "x"}, "x")
+    git(mirror.path, "update-ref", ref, moved)
+    assert mirror.local_rev(ref) == moved
+    git(mirror.path, "pack-refs", "--all")
+    assert mirror.local_rev(ref) == moved, "packed: read from packed-refs"
+    git(mirror.path, "update-ref", "-d", ref)
+    assert mirror.local_rev(ref) is None
+    assert repo.git_calls() == calls, "no process per read"
+    assert mirror.local_rev("refs/remotes/origin/main^{tree}") == git(mirror.path, "rev-parse", f"{main}^{{tree}}")
+
+
 def test_pins_are_dropped_together_with_one_process(mirror: Mirror) -> None:
     main = mirror.main()
     mirror.keep(main, "t-1")
@@ -660,18 +701,26 @@ def test_a_git_command_that_hangs_is_killed_at_the_timeout_with_an_error_naming_
 
 @pytest.mark.parametrize(
     "patterns",
-    [["checks/**"], ["src/*.txt", ".swarm.toml"], ["**/*.py"], ["src/base.txt"], ["s?c/**", "tasks/"], ["nothing/**"]],
-)
+    [["checks/**"], ["src/*.txt", ".swarm.toml"], ["**/*.py"], ["src/base.txt"], ["s?c/**", "tasks/"], ["nothing/**"],
+     ["checks/deep/**/*.check", "src/sub/z.py"], ["checks/deep"], ["src/base.txt/"], ["./src/**"]],
+)  # fmt: skip
 def test_files_matching_globs_are_listed_from_the_folders_the_globs_reach(
     project: Project, mirror: Mirror, patterns: list[str]
 ) -> None:
     """The harness is found without listing the whole repository; the globs still decide, exactly as on a full
     listing."""
-    main = mirror.main()
+    nested = {"checks/deep/er/x.check": "x", "checks/deep/y.check": "y", "src/sub/z.py": "z", "src/sub/w/v.txt": "v"}
+    main = move_main(project, nested)
+    assert mirror.fetch() == main
     every = repo.tree_entries(mirror, main)
     found = repo.matching_entries(mirror, main, patterns)
     assert found == {p: e for p, e in every.items() if repo.matches(p, patterns)}
-    assert bool(found) == (patterns != ["nothing/**"]), found
+    empty = (["nothing/**"], ["checks/deep"], ["src/base.txt/"], ["./src/**"])  # a glob matches paths, not folders
+    assert bool(found) == (patterns not in empty), found
+    calls = repo.git_calls()
+    assert repo.matching_entries(mirror, main, patterns) == found
+    if all(repo._literal_folder(p) for p in patterns):  # the globs reach only some folders
+        assert repo.git_calls() == calls, "read from the tree objects through the batch"
     assert mirror.paths(main, patterns) == {p for p in mirror.paths(main) if repo.matches(p, patterns)}
 
 
