@@ -13,7 +13,8 @@ Sections (each prints its lines; ratios are computed inside the same run, since 
                 into the judge's runs, the agent's runs and the rest: bookkeeping);
   landing       the merge lock against the speculative train (train_window), with a slow full oracle;
   attempt-cost  one slot, trivial tasks, on a 200-file and a 20,000-file repository: wall, CPU (this process and
-                its children) and git processes (counted by a `git` shim on PATH) per attempt;
+                its children) and git processes (counted by a `git` shim on PATH) per attempt; then on 200 files
+                after 3,000 tasks (`--history`), with the mirror's refs packed as shipped and left loose;
   attempt-git   the git side of one attempt on 200 and 20,000 files: today's worktrees against per-slot folders kept
                 in step with a commit (Mirror.workspace/collect/sync);
   pickup        a chain of dependent tasks: from one landing to the next task's agent starting;
@@ -557,43 +558,73 @@ def cpu_seconds() -> float:
 
 
 def attempt_cost(args: argparse.Namespace, base: Path) -> None:
-    zero = Times("zero", 0.0, 0.0, 0.0)
     tasks = [f"c{i:02d}" for i in range(args.cost_tasks)]
     print(
         f"== attempt cost: 1 slot, {len(tasks)} zero-time tasks; git counted by a PATH shim; the slot's first attempt "
         "(which writes its judge's tree and its agent folder whole) apart from the attempts after it"
     )
-    rows = {}
-    for files in args.files:
-        root = fresh(base, f"cost-{files}")
-        make_template(root / "template", tasks, zero, files)
-        repo.init_project(root / "template", root / "origin.git", root / "seed")
-        with EmbeddedRedis(root / "redis") as server:
-            driver = SwarmDriver(swarm_settings(root, server.url, 1, zero), 1)
-            connect(driver.settings).mirror.fetch()  # the host's first fetch is set-up, not an attempt
-            with counting_git(root / "shim") as calls:
-                marks: list[tuple[float, float, int]] = []  # (time, cpu, git processes) at each attempt's end
-
-                def mark(outcome: str, marks: list[tuple[float, float, int]] = marks, calls: Path = calls) -> None:
-                    marks.append((time.monotonic(), cpu_seconds(), len(calls.read_text().splitlines())))
-
-                driver.on_outcome = mark
-                start = (time.monotonic(), cpu_seconds(), 0)
-                driver.run_until(len(tasks))
-        first = [b - a for a, b in zip(start, marks[0], strict=True)]
-        n = max(1, len(marks) - 1)
-        rest = [(b - a) / n for a, b in zip(marks[0], marks[-1], strict=True)]
-        rows[files] = tuple(rest)
-        print(
-            f"files={files:<6} first attempt: wall={first[0]:6.2f}s cpu={first[1]:6.2f}s git={first[2]:3.0f} | "
-            f"next {n}: wall/attempt={rest[0]:6.2f}s cpu/attempt={rest[1]:6.2f}s git processes/attempt={rest[2]:5.1f}",
-            flush=True,
-        )
+    rows = {files: _cost_run(fresh(base, f"cost-{files}"), tasks, files, f"files={files:<6}") for files in args.files}
     small, large = rows[min(rows)], rows[max(rows)]
     print(
         f"ratio     {max(rows)} vs {min(rows)} files: wall {large[0] / small[0]:.1f}x, cpu {large[1] / small[1]:.1f}x, "
         f"git processes {large[2] / small[2]:.1f}x"
     )
+    if not args.history:
+        return
+    # A swarm that ran many tasks: each left a landed ref and a ledger chain on origin (packed there, as a served
+    # repository's upkeep keeps them), and the mirror fetches them all. Run as shipped, then with the mirror's
+    # packing of loose refs off (as before it existed), side by side.
+    files, shipped = min(args.files), repo.LOOSE_REFS_TO_PACK
+    label = f"files={files} tasks run before={args.history}"
+    packed = _cost_run(fresh(base, "cost-history"), tasks, files, f"{label} (mirror packs loose refs)", args.history)
+    try:
+        repo.LOOSE_REFS_TO_PACK = 0
+        loose = _cost_run(fresh(base, "cost-history-loose"), tasks, files, f"{label} (mirror refs left loose)",
+                          args.history)  # fmt: skip
+    finally:
+        repo.LOOSE_REFS_TO_PACK = shipped
+    print(
+        f"ratio     {args.history} tasks run before vs none ({files} files): wall {packed[0] / small[0]:.1f}x, "
+        f"cpu {packed[1] / small[1]:.1f}x; refs left loose vs packed: wall {loose[0] / packed[0]:.1f}x, "
+        f"cpu {loose[1] / packed[1]:.1f}x"
+    )
+
+
+def _cost_run(root: Path, tasks: list[str], files: int, label: str, history: int = 0) -> tuple[float, float, float]:
+    """One slot running `tasks` to the end on a project of `files` filler files (and `history` earlier tasks' refs
+    on origin); prints its line and returns wall, CPU and git processes per attempt after the first."""
+    zero = Times("zero", 0.0, 0.0, 0.0)
+    make_template(root / "template", tasks, zero, files)
+    origin = root / "origin.git"
+    repo.init_project(root / "template", origin, root / "seed")
+    if history:
+        main = git(origin, "rev-parse", "main").stdout.strip()
+        record = git(origin, "commit-tree", repo.EMPTY_TREE, "-m", "swarm attempt record\n{}").stdout.strip()
+        refs = "".join(f"create {repo.LANDED_PREFIX}h{i:05d} {main}\ncreate {repo.RECORDS_PREFIX}h{i:05d} {record}\n"
+                       for i in range(history))  # fmt: skip
+        subprocess.run(["git", "update-ref", "--stdin"], cwd=origin, input=refs, text=True, check=True)
+        git(origin, "pack-refs", "--all")
+    with EmbeddedRedis(root / "redis") as server:
+        driver = SwarmDriver(swarm_settings(root, server.url, 1, zero), 1)
+        connect(driver.settings).mirror.fetch()  # the host's first fetch is set-up, not an attempt
+        with counting_git(root / "shim") as calls:
+            marks: list[tuple[float, float, int]] = []  # (time, cpu, git processes) at each attempt's end
+
+            def mark(outcome: str, marks: list[tuple[float, float, int]] = marks, calls: Path = calls) -> None:
+                marks.append((time.monotonic(), cpu_seconds(), len(calls.read_text().splitlines())))
+
+            driver.on_outcome = mark
+            start = (time.monotonic(), cpu_seconds(), 0)
+            driver.run_until(len(tasks))
+    first = [b - a for a, b in zip(start, marks[0], strict=True)]
+    n = max(1, len(marks) - 1)
+    rest = [(b - a) / n for a, b in zip(marks[0], marks[-1], strict=True)]
+    print(
+        f"{label} first attempt: wall={first[0]:6.2f}s cpu={first[1]:6.2f}s git={first[2]:3.0f} | "
+        f"next {n}: wall/attempt={rest[0]:6.2f}s cpu/attempt={rest[1]:6.2f}s git processes/attempt={rest[2]:5.1f}",
+        flush=True,
+    )
+    return rest[0], rest[1], rest[2]
 
 
 def landing(args: argparse.Namespace, base: Path) -> None:
@@ -866,6 +897,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--full", type=float, default=1.0, help="realistic full-oracle seconds")
     p.add_argument("--files", default="200,20000", help="repository sizes for attempt-cost")
     p.add_argument("--cost-tasks", type=int, default=4)
+    p.add_argument("--history", type=int, default=3000, help="tasks run before, for attempt-cost (0: skip)")
     p.add_argument("--chain", type=int, default=8)
     p.add_argument("--slow-full", type=float, default=3.0, help="full-oracle seconds for lock against train")
     p.add_argument("--train-slots", default="8,16")
@@ -882,6 +914,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.slots, args.tasks, args.files, args.cost_tasks, args.chain = "1,2", 3, "20,200", 2, 3
+        args.history = 300
         args.agent, args.fast, args.full = 0.05, 0.0, 0.05
         args.slow_full, args.train_slots, args.train_tasks, args.window, args.git_rounds = 0.3, "2", 3, 2, 1
         args.free_slots, args.free_tasks, args.agent_slow = 1, 2, 0.1
