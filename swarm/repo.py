@@ -42,14 +42,14 @@ RECORDS_PREFIX = "refs/swarm/attempts/"
 WIP_PREFIX = "refs/swarm/wip/"
 """The work so far of a task's attempt that was cut (timeout, lost lease, vendor failure): see wip.py."""
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+MODE_LINK, MODE_GITLINK, MODE_EXEC, MODE_FILE, MODE_TREE = "120000", "160000", "100755", "100644", "040000"
 CAS_LOST = ("stale info", "fetch first", "non-fast-forward", "cannot lock ref", "failed to update ref")
 """What git says when another push changed the ref first (client-side lease check or origin's ref lock)."""
 KEEP_PREFIX = "refs/keep/"
 """Local refs of attempts in flight; outside refs/swarm/, which mirrors origin and is pruned on fetch."""
 FETCH_REFSPECS = ("+refs/heads/*:refs/remotes/origin/*", "+refs/swarm/*:refs/swarm/*")
 SUBTREES_KEPT = 32
-_PLAIN_REF = re.compile(r"refs/[A-Za-z0-9_-][A-Za-z0-9._/-]*")
-"""A full ref name with no revision syntax (`^`, `~`, `:`, `@{`): the batch resolves it as rev-parse does."""
+_OBJECT_ID = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 LOOSE_REFS_TO_PACK = 256
 """Loose refs in the mirror from which a fetch packs them (0: never). Each task leaves refs (landed, attempts), and
 git reads every loose ref as a file of its own in each fetch, push and listing: with 3,000 tasks run, a fetch
@@ -156,6 +156,19 @@ def _tree_path(path: str) -> str | None:
     return None if name == ".." or name.startswith("../") else "" if name == "." else name
 
 
+def _canon_mode(raw: bytes) -> str:
+    """A tree entry's mode as git reads it (its canon_mode): a tree object may spell one oddly ("040000", "100664"),
+    and ls-tree, checkout and diff all read it as one of the five modes git knows."""
+    try:
+        mode = int(raw, 8)
+    except ValueError:
+        raise GitError(f"a tree entry has a malformed mode {raw!r}") from None
+    kind = mode & 0o170000
+    if kind == 0o100000:
+        return MODE_EXEC if mode & 0o100 else MODE_FILE
+    return {0o120000: MODE_LINK, 0o040000: MODE_TREE}.get(kind, MODE_GITLINK)
+
+
 def _tree_entries(content: bytes, id_bytes: int) -> Iterator[tuple[str, bytes, str]]:
     """The (name, mode, id) of each entry of a raw tree object: `<mode> <name>\\0<id>` one after the other."""
     at = 0
@@ -260,14 +273,18 @@ class Mirror:
 
         Counted by listing the folders alone (no file is opened); packing costs one process, about as much as the
         fetch, and leaves the refs git writes from then on loose until the next pack. Git locks each ref it
-        packs, so another process's concurrent update is never lost."""
+        packs, so another process's concurrent update is never lost; a pack that cannot run now (packed-refs
+        locked for over a second, by a slow writer or one killed at its timeout) only warns: the fetch stands."""
         if LOOSE_REFS_TO_PACK <= 0:
             return
         loose = 0
         for _, _, files in os.walk(self.path / "refs"):
             loose += len(files)
             if loose >= LOOSE_REFS_TO_PACK:
-                _run(self._g, "pack-refs", "--all")
+                status, _, err = _execute(self._g, ["pack-refs", "--all"], with_extended_output=True,
+                                          with_exceptions=False)  # fmt: skip
+                if status != 0:
+                    log.warning("could not pack the refs of %s (left loose): %s", self.path, str(err).strip())
                 return
 
     def main(self) -> str:
@@ -294,8 +311,8 @@ class Mirror:
 
     def tree(self, commit: str) -> str:
         """A commit's tree, read from the commit object through the batch (no process); anything else (a tag, a
-        name the batch cannot carry) through rev-parse. GitError when there is no such commit."""
-        if "\n" not in commit:
+        name) through rev-parse. GitError when there is no such commit."""
+        if _OBJECT_ID.fullmatch(commit):
             try:
                 kind, content = self.object_data(commit)
             except ValueError:
@@ -316,16 +333,25 @@ class Mirror:
         pairs = (line.split() for line in out.splitlines() if line.strip())
         return {ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs}
 
+    def _by_id(self, rev: str) -> str:
+        """`rev` as the batch may be asked for it: an object id as it is; any other name (a ref, `main~1`) resolved
+        to its tree by a process first, since the batch keeps packed-refs read and could answer a ref's old value
+        (see _local_rev). "" when it names nothing."""
+        if _OBJECT_ID.fullmatch(rev):
+            return rev
+        return _run(self._g, "rev-parse", "--verify", "--quiet", f"{rev}^{{tree}}", with_exceptions=False).strip()
+
     def read(self, commit: str, path: str) -> bytes | None:
         """A file's content at a commit, or None when it is not there.
 
         Read through the mirror's one long-lived `git cat-file --batch` (no process per file; a commit's files never
-        change, so nothing it caches can be stale); a name the batch protocol cannot carry takes a process."""
-        inside = _tree_path(path)
-        if inside is None:
+        change, so nothing it caches can be stale); a name the batch protocol cannot carry takes a process, and so
+        does a commit given by name rather than by id (see _by_id)."""
+        inside, commit = _tree_path(path), self._by_id(commit)
+        if inside is None or not commit:
             return None
         path = inside
-        if "\n" not in commit + path:
+        if "\n" not in path:
             try:
                 kind, content = self.object_data(f"{commit}:{path}")
             except ValueError:  # "missing": no such commit or file
@@ -347,10 +373,10 @@ class Mirror:
         """A folder at a commit: its tree's id ("" when there is no such folder) and the id of each file directly in
         it, by path; read from the tree object through the batch, so no process starts. The id names the folder's
         content: what is read from it can be kept by that id and is never stale."""
-        name = _tree_path(folder)
-        if name is None:
+        name, commit = _tree_path(folder), self._by_id(commit)
+        if name is None or not commit:
             return "", {}
-        if "\n" in commit + name:  # the batch protocol cannot carry this name
+        if "\n" in name:  # the batch protocol cannot carry this name
             out = _run(self._g, "ls-tree", "-z", f"{commit}", f"{name}/")
             entries = [entry.partition("\t") for entry in filter(None, out.split("\0"))]
             files = {path: meta.split()[2] for meta, _, path in entries if meta.split()[1] == "blob"}
@@ -363,32 +389,35 @@ class Mirror:
             return "", {}
         prefix = f"{name}/" if name else ""
         return tree, {f"{prefix}{entry}": oid for entry, mode, oid in _tree_entries(content, len(tree) // 2)
-                      if not mode.startswith(b"4") and mode != b"160000"}  # fmt: skip  # files and links, as ls-tree
+                      if _canon_mode(mode) not in (MODE_TREE, MODE_GITLINK)}  # fmt: skip  # files and links, as ls-tree
 
     def entries_under(self, commit: str, roots: list[str]) -> dict[str, tuple[str, str]] | None:
         """Path -> (mode, id) of the files at or under each root (a path; "x/" names only a folder), as
         `ls-tree -r` lists them for those pathspecs, read from tree objects through the batch: no process, and a
         folder's listing is kept by its tree id (its content), so main's protected files cost nothing more until
         they change. None when the batch cannot carry a name (then ls it)."""
+        names = [_tree_path(root) for root in roots]
+        if any(name is None or name == "" or "\n" in commit + name for name in names):
+            return None
+        top = self.tree(commit)  # GitError when there is no such commit: never an empty listing
         found: dict[str, tuple[str, str]] = {}
-        for root in roots:
-            name = _tree_path(root)
-            if name is None or name == "" or "\n" in commit + name:
-                return None
+        for root, name in zip(roots, names, strict=True):
+            assert name
             parent, _, leaf = name.rpartition("/")
             try:
-                tree, kind, content = self._object(f"{commit}:{parent}" if parent else f"{commit}^{{tree}}")
-            except ValueError:  # no such commit or folder: nothing under it
+                tree, kind, content = self._object(f"{top}:{parent}" if parent else top)
+            except ValueError:  # no such folder: nothing under it
                 continue
             if kind != "tree":
                 continue
-            for entry, mode, oid in _tree_entries(content, len(tree) // 2):
+            for entry, raw, oid in _tree_entries(content, len(tree) // 2):
                 if entry != leaf:
                     continue
-                if mode == b"40000":
+                mode = _canon_mode(raw)
+                if mode == MODE_TREE:
                     found.update({f"{name}/{path}": e for path, e in self._subtree(oid).items()})
-                elif not root.endswith("/"):
-                    found[name] = (mode.decode(), oid)
+                elif not root.endswith("/") or mode == MODE_GITLINK:  # "x/" matches a folder or a submodule
+                    found[name] = (mode, oid)
         return found
 
     def _subtree(self, tree: str) -> dict[str, tuple[str, str]]:
@@ -402,11 +431,12 @@ class Mirror:
         while folders:
             prefix, oid = folders.pop()
             _, _, content = self._object(oid)
-            for entry, mode, child in _tree_entries(content, len(oid) // 2):
-                if mode == b"40000":
+            for entry, raw, child in _tree_entries(content, len(oid) // 2):
+                mode = _canon_mode(raw)
+                if mode == MODE_TREE:
                     folders.append((f"{prefix}{entry}/", child))
                 else:
-                    listed[f"{prefix}{entry}"] = (mode.decode(), child)
+                    listed[f"{prefix}{entry}"] = (mode, child)
         with self._batch:
             self._subtrees[tree] = listed
             while len(self._subtrees) > SUBTREES_KEPT:
@@ -733,13 +763,8 @@ class Mirror:
         return self._local_rev(ref) or None
 
     def _local_rev(self, ref: str) -> str:
-        """A ref's value in the mirror, "" when it has none: a plain full ref name through the batch (no process;
-        git reads the ref from disk at each request, so it is as fresh as rev-parse), anything else by rev-parse."""
-        if _PLAIN_REF.fullmatch(ref) and ".." not in ref and not ref.endswith((".", ".lock")):
-            try:
-                return self._object(ref)[0]
-            except ValueError:  # missing
-                return ""
+        # Not through the long-lived batch: it keeps packed-refs read and reloads it only when the file's stat data
+        # change, to the second, so two rewrites within one second can leave it answering an old value.
         return _run(self._g, "rev-parse", "--verify", "--quiet", ref, with_exceptions=False).strip()
 
     def _refresh(self, ref: str) -> None:
@@ -1034,9 +1059,6 @@ def commit_adoption(clone: Path, branch: str, message: str) -> str:
         raise GitError(f"cannot push the adoption commit to origin ({branch} and {ADOPTED_REF}): "
                        f"{err.strip() or out.strip()}")  # fmt: skip
     return head
-
-
-MODE_LINK, MODE_GITLINK, MODE_EXEC = "120000", "160000", "100755"
 
 
 def tree_entries(mirror: Mirror, commit: str, paths: list[str] | None = None) -> dict[str, tuple[str, str]]:

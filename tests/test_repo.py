@@ -185,25 +185,6 @@ def test_a_fetch_packs_the_refs_that_many_tasks_leave_loose(project: Project, mi
     assert repo.git_calls() == calls + 2, "few loose refs: no packing (a fetch and the listing of its refs)"
 
 
-def test_a_ref_is_read_through_the_batch_and_is_as_fresh_as_rev_parse(project: Project, mirror: Mirror) -> None:
-    """The batch reads a ref from disk at each request: what another process wrote, deleted or packed since shows."""
-    ref = f"{repo.RECORDS_PREFIX}t"
-    main = mirror.main()
-    calls = repo.git_calls()
-    assert mirror.local_rev(ref) is None
-    git(mirror.path, "update-ref", ref, main)
-    assert mirror.local_rev(ref) == main
-    moved = make_commit(mirror, main, {"src/x.txt": "x"}, "x")
-    git(mirror.path, "update-ref", ref, moved)
-    assert mirror.local_rev(ref) == moved
-    git(mirror.path, "pack-refs", "--all")
-    assert mirror.local_rev(ref) == moved, "packed: read from packed-refs"
-    git(mirror.path, "update-ref", "-d", ref)
-    assert mirror.local_rev(ref) is None
-    assert repo.git_calls() == calls, "no process per read"
-    assert mirror.local_rev("refs/remotes/origin/main^{tree}") == git(mirror.path, "rev-parse", f"{main}^{{tree}}")
-
-
 def test_pins_are_dropped_together_with_one_process(mirror: Mirror) -> None:
     main = mirror.main()
     mirror.keep(main, "t-1")
@@ -724,6 +705,34 @@ def test_files_matching_globs_are_listed_from_the_folders_the_globs_reach(
     assert mirror.paths(main, patterns) == {p for p in mirror.paths(main) if repo.matches(p, patterns)}
 
 
+def test_files_under_a_folder_read_through_the_batch_are_what_ls_tree_lists(mirror: Mirror) -> None:
+    """Odd spellings of modes in a tree object (as `hash-object --literally` or another tool may write them) are
+    read as git reads them; a root "x/" names a submodule too; a commit that is not there is an error, never an
+    empty listing (the structural check would find no protected file)."""
+
+    def blob(data: bytes) -> str:
+        return subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=mirror.path, input=data,
+                              capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+
+    def tree(entries: list[tuple[bytes, bytes, str]]) -> str:
+        raw = b"".join(mode + b" " + name + b"\0" + bytes.fromhex(oid) for mode, name, oid in entries)
+        return subprocess.run(["git", "hash-object", "-w", "-t", "tree", "--literally", "--stdin"], cwd=mirror.path,
+                              input=raw, capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+
+    inner = tree([(b"100644", b"f", blob(b"f"))])
+    top = tree([(b"100664", b"grp", blob(b"g")), (b"100775", b"odd-exe", blob(b"x")), (b"160000", b"sub", "ab" * 20),
+                (b"040000", b"zdir", inner)])  # fmt: skip
+    commit = git(mirror.path, "commit-tree", top, "-m", "odd modes", env=SIGN)
+    roots = ["grp", "odd-exe", "sub/", "sub", "zdir", "zdir/", "missing/", "zdir/f"]
+    for root in roots:
+        assert mirror.entries_under(commit, [root]) == repo.tree_entries(mirror, commit, [root]), root
+    assert mirror.entries_under(commit, roots) == repo.tree_entries(mirror, commit, roots)
+    assert mirror.entries_under(commit, ["odd-exe"])["odd-exe"][0] == repo.MODE_EXEC, "exported executable"
+    assert set(mirror.folder(commit, "")[1]) == {"grp", "odd-exe"}, "files only, as ls-tree lists them"
+    with pytest.raises(GitError):
+        mirror.entries_under("0" * 40, ["checks/"])
+
+
 def test_the_backlog_is_parsed_once_per_content_and_never_stale(
     project: Project, mirror: Mirror, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -753,3 +762,24 @@ def test_the_backlog_is_parsed_once_per_content_and_never_stale(
     mirror.fetch()
     assert state.read_backlog(src, edited, None).tasks[name].title == "Renamed"  # type: ignore[arg-type]
     assert parsed == [1, 1], "a changed task file is read again"
+
+
+def test_a_commit_named_by_a_ref_is_read_as_the_ref_is_now(project: Project, mirror: Mirror) -> None:
+    """The batch keeps packed-refs read and may answer a ref's old value when the file was rewritten twice within a
+    second: a name that is not an object id is resolved by a process before the batch reads through it."""
+    ref = f"{repo.LANDED_PREFIX}probe"
+    first = move_main(project, {"src/x.txt": "one"})
+    mirror.fetch()
+    git(mirror.path, "update-ref", ref, first)
+    git(mirror.path, "pack-refs", "--all")
+    assert mirror.read(ref, "src/x.txt") == b"one" and mirror.tree(ref) == mirror.tree(first)
+    second = move_main(project, {"src/x.txt": "two"})
+    mirror.fetch()
+    calls = repo.git_calls()
+    git(mirror.path, "update-ref", ref, second)
+    git(mirror.path, "pack-refs", "--all")
+    assert mirror.read(ref, "src/x.txt") == b"two"
+    assert mirror.folder(ref, "src")[1]["src/x.txt"] == git(mirror.path, "rev-parse", f"{second}:src/x.txt")
+    assert mirror.tree(ref) == mirror.tree(second)
+    assert repo.git_calls() == calls + 3, "one process per name resolved"
+    assert mirror.read("refs/swarm/landed/none", "src/x.txt") is None and mirror.folder("nothing", "src") == ("", {})
