@@ -115,8 +115,7 @@ SAFEGUARDS = [
     Safeguard(
         "mirror packs loose refs",
         "swarm/repo.py",
-        [("            if loose >= LOOSE_REFS_TO_PACK:\n                _run(self._g, \"pack-refs\", \"--all\")\n"
-          "                return", "            if loose < 0:\n                return")],
+        [("            if loose >= LOOSE_REFS_TO_PACK:", "            if loose < 0:")],
         ["tests/test_repo.py -k packs_the_refs"],
     ),
     Safeguard(

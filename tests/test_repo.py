@@ -767,7 +767,7 @@ def test_the_backlog_is_parsed_once_per_content_and_never_stale(
 def test_a_commit_named_by_a_ref_is_read_as_the_ref_is_now(project: Project, mirror: Mirror) -> None:
     """The batch keeps packed-refs read and may answer a ref's old value when the file was rewritten twice within a
     second: a name that is not an object id is resolved by a process before the batch reads through it."""
-    ref = f"{repo.LANDED_PREFIX}probe"
+    ref = f"{repo.KEEP_PREFIX}probe"  # not under refs/swarm/, which a fetch prunes
     first = move_main(project, {"src/x.txt": "one"})
     mirror.fetch()
     git(mirror.path, "update-ref", ref, first)
