@@ -156,6 +156,11 @@ def _tree_path(path: str) -> str | None:
     return None if name == ".." or name.startswith("../") else "" if name == "." else name
 
 
+def _landed(refs: dict[str, str]) -> dict[str, str]:
+    """Task id -> landed commit, from ref name -> id (other refs left out)."""
+    return {ref.removeprefix(LANDED_PREFIX): sha for ref, sha in refs.items() if ref.startswith(LANDED_PREFIX)}
+
+
 def _canon_mode(raw: bytes) -> str:
     """A tree entry's mode as git reads it (its canon_mode): a tree object may spell one oddly ("040000", "100664"),
     and ls-tree, checkout and diff all read it as one of the five modes git knows."""
@@ -295,12 +300,14 @@ class Mirror:
     def _read_refs(self) -> tuple[str, dict[str, str]]:
         """main and the landed refs, read with one process: an attempt asks for them several times per fetch."""
         head = f"refs/remotes/origin/{self.branch}"
-        out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", head, LANDED_PREFIX)
-        pairs = dict(line.split() for line in out.splitlines() if line.strip())
+        pairs = self._ref_values(head, LANDED_PREFIX)
         main = pairs.pop(head, None) or self.rev(head)  # none: rev names what is missing, as it always did
-        return main, {
-            ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs.items() if ref.startswith(LANDED_PREFIX)
-        }
+        return main, _landed(pairs)
+
+    def _ref_values(self, *patterns: str) -> dict[str, str]:
+        """Ref name -> object id of every ref matching `patterns` (for-each-ref's), with one process."""
+        out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", *patterns)
+        return dict(line.split() for line in out.splitlines() if line.strip())
 
     def rev(self, ref: str) -> str:
         return _run(self._g, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
@@ -327,11 +334,7 @@ class Mirror:
         Kept from that fetch, not read again: another process's fetch since may know more, but what each caller
         decides on it is as of a fetch either way, and the atomic landing push refuses a task landed twice."""
         refs = self._refs
-        if refs is not None:
-            return dict(refs[1])
-        out = _run(self._g, "for-each-ref", "--format=%(refname) %(objectname)", LANDED_PREFIX)
-        pairs = (line.split() for line in out.splitlines() if line.strip())
-        return {ref.removeprefix(LANDED_PREFIX): sha for ref, sha in pairs}
+        return dict(refs[1]) if refs is not None else _landed(self._ref_values(LANDED_PREFIX))
 
     def _by_id(self, rev: str) -> str:
         """`rev` as the batch may be asked for it: an object id as it is; any other name (a ref, `main~1`) resolved
