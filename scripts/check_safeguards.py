@@ -119,6 +119,18 @@ SAFEGUARDS = [
         ["tests/test_repo.py -k packs_the_refs"],
     ),
     Safeguard(
+        "a full disk is not the task's fault",
+        "swarm/pipeline.py",
+        [("        if full is not None:  # what failed", "        if False:  # what failed")],
+        ["tests/test_pipeline.py -k fails_while_the_disk_is_full"],
+    ),
+    Safeguard(
+        "a disk the attempt filled is its fault",
+        "swarm/disk.py",
+        [("        return self.own * 2 > self.used", "        return False")],
+        ["tests/test_pipeline.py -k fills_the_disk_itself"],
+    ),
+    Safeguard(
         "carried cars: one line in git",
         "swarm/train.py",
         [("        if not self.mirror.is_line(car.spec, [c.spec for c in run]) or not hooks.current(",
@@ -239,7 +251,8 @@ SAFEGUARDS = [
 QUICK = ("skipped may not rise", "structural refusal", "train car renewal", "agent's own network namespace",
          "lost-message requeue", "kept tree put back", "carried cars: one line in git", "carried cars: leases held",
          "red on the run ahead waits", "a carried line leaves at once", "backlog kept by content",
-         "a dead cat-file batch is started again", "mirror packs loose refs")  # fmt: skip
+         "a dead cat-file batch is started again", "mirror packs loose refs",
+         "a full disk is not the task's fault")  # fmt: skip
 """Safeguards whose tests take seconds: the suite removes these on every run, the rest with SAFEGUARDS_FULL=1."""
 
 TAMPERING_SUMMARY = re.compile(r"tampering: (\d+) tried, (\d+) refused, (\d+) landed with a gain")

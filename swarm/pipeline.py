@@ -560,6 +560,9 @@ class Pipeline:
         return Outcome.LANDED
 
     def _rejected(self, att: Attempt, reason: Reason, detail: str, counts: bool | None = None) -> Outcome:
+        full = att.disk.full() if att.disk is not None and (reason.counts if counts is None else counts) else None
+        if full is not None:  # what failed may have failed for want of space: the machine's fault, not the task's
+            reason, detail, counts = Reason.INFRASTRUCTURE, f"{full}; then {reason}: {detail}", None
         self._keep_work(att, reason)
         att.record.reject(reason, detail, counts)
         try:

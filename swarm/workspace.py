@@ -20,6 +20,7 @@ from pathlib import Path
 from swarm import identity
 from swarm.agents.base import AgentRun
 from swarm.counts import Counts
+from swarm.disk import DiskWatch
 from swarm.egress import DEFAULT_ALLOW
 from swarm.environ import agent_home_env, child_env, toolchain_env
 from swarm.errors import SwarmError
@@ -64,6 +65,8 @@ class Attempt:
     """Whether the landing push carried the attempt's end record."""
     early: dict[str, tuple[Future[Counts | None], threading.Thread, threading.Event]] = field(default_factory=dict)
     """main's counts measured beside the car's own full run, by main: its counts to come, the thread, its stop."""
+    disk: DiskWatch | None = None
+    """Watches the workdir's disk while the attempt runs: a failure while it was full is not the task's."""
 
     @property
     def number(self) -> int:
@@ -103,7 +106,10 @@ class Workspaces:
         log_dir = self.workdir / "logs" / task_id / f"{stamp}-fence{lease.fence}"
         log_dir.mkdir(parents=True, exist_ok=True)
         record = AttemptRecord(task=task_id, vendor=vendor, worker=self.worker, fence=lease.fence, log_dir=str(log_dir))
-        return Attempt(task_id, vendor, lease, log_dir, record, cancel=cancel)
+        att = Attempt(task_id, vendor, lease, log_dir, record, cancel=cancel)
+        home = self._home(vendor)
+        att.disk = DiskWatch([self.workdir, log_dir, self.mirror.path], lambda: [att.workspace, log_dir, home]).start()
+        return att
 
     def worktree(self, att: Attempt, commit: str) -> Worktree:
         """A new worktree of this attempt at `commit`, at a path no earlier run has used."""
@@ -182,6 +188,8 @@ class Workspaces:
             shutil.rmtree(path, ignore_errors=True)
 
     def clean_up(self, att: Attempt) -> None:
+        if att.disk is not None:
+            att.disk.stop()
         try:
             self.mirror.unkeep(att.keep_name, f"{att.keep_name}-rebased")
         except SwarmError as exc:
@@ -194,9 +202,12 @@ class Workspaces:
 
     def home(self, vendor: str) -> Path:
         """This slot's home for the vendor's agent: its config, login link and private temp folder."""
-        home = self.workdir / "homes" / f"{vendor}-{self.slot}"
+        home = self._home(vendor)
         home.mkdir(parents=True, exist_ok=True)
         return home
+
+    def _home(self, vendor: str) -> Path:
+        return self.workdir / "homes" / f"{vendor}-{self.slot}"
 
     def agent_run(self, att: Attempt, prompt_file: Path, workspace: Path, on_start: Callable[[int], None]) -> AgentRun:
         """The request the runner gets: the slot's own home, the attempt's marks in the environment, the timeout."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -15,7 +17,7 @@ from swarm.errors import CoordinationError
 from swarm.outcomes import AttemptRecord
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.conftest import Project, kill_processes, make_settings, still_beating, task_file, wait_for
+from tests.conftest import Project, announce_slots, kill_processes, make_settings, still_beating, task_file, wait_for
 
 
 def pipeline(rt: Runtime, worker: str = "w1") -> Pipeline:
@@ -433,3 +435,63 @@ def test_a_clean_up_pass_follows_the_coalesce_prompt_and_lands_like_a_task(proje
 def test_a_clean_up_pass_without_a_coalesce_prompt_is_an_invalid_task(project: Project, rt: Runtime) -> None:
     assert pipeline(rt).run("coalesce-1", "claude") == "rejected"
     assert history(rt, "coalesce-1")[-1].reason == "invalid_task"
+
+
+@pytest.fixture
+def small_disk(project: Project) -> Iterator[Path]:
+    """The workdir on an 8 MB tmpfs of its own, so a test can fill it."""
+    project.workdir.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(project.workdir)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield project.workdir
+    finally:
+        subprocess.run(["umount", "-l", str(project.workdir)], capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
+    return filler
+
+
+def test_an_agent_that_fails_while_the_disk_is_full_is_not_charged_for_it(
+    project: Project, redis_url: str, small_disk: Path
+) -> None:
+    """The chaos soak's lost task: its agent could not write its output on a full workdir disk and exited 1, twice,
+    which used up its budget. With one attempt allowed, only a failure not charged to the task lets it land."""
+    go = project.signals / "go"
+    script = f"@1 wait-file {go} 60\nwrite src/alpha.txt alpha"
+    project.add_tasks({"alpha": task_file("Write alpha", script)})
+    rt = connect(make_settings(project, redis_url, max_attempts=1))
+    announce_slots(redis.Redis.from_url(redis_url), rt.settings)
+    outcome: list[str] = []
+    run = threading.Thread(target=lambda: outcome.append(pipeline(rt).run("alpha", "claude")))
+    run.start()
+    try:
+        wait_for(lambda: any(e.get("state") == "agent_running" for e in rt.events.recent()), 60, "the agent to start")
+        filler = fill(small_disk)
+        go.touch()
+    finally:
+        go.touch()
+        run.join(120)
+    assert outcome == ["rejected"]
+    record = history(rt, "alpha")[-1]
+    assert record.reason == "infrastructure" and not record.counted, record
+    assert "was full" in record.detail and "agent_failed" in record.detail, record.detail
+    filler.unlink()
+    assert pipeline(rt).run("alpha", "codex") == "landed"
+
+
+def test_an_agent_that_fills_the_disk_itself_is_charged_for_its_failure(
+    project: Project, redis_url: str, small_disk: Path
+) -> None:
+    """No free retries for filling the disk: the attempt's own folders hold what filled it, so the failure counts."""
+    project.add_tasks({"hog": task_file("Fill the disk", "sh dd if=/dev/zero of=hog bs=64k\nwrite src/hog.txt hog")})
+    rt = connect(make_settings(project, redis_url, max_attempts=1))
+    announce_slots(redis.Redis.from_url(redis_url), rt.settings)
+    assert pipeline(rt).run("hog", "claude") == "failed"
+    record = history(rt, "hog")[-1]
+    assert record.reason == "agent_failed" and record.counted, record
