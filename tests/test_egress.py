@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import socket
 import sys
 import threading
@@ -21,7 +20,7 @@ import pytest
 
 from swarm import doctor, egress, sandbox
 from swarm.agents import registry
-from swarm.agents.base import AgentRun
+from swarm.agents.base import AgentResult, AgentRun
 from swarm.agents.process import Launched, egress_log, launch
 from swarm.egress import DEFAULT_ALLOW, Policy, Refused
 from swarm.errors import SettingsError
@@ -29,7 +28,7 @@ from swarm.runtime import connect
 from swarm.sandbox import Network, Sandbox, toolchains
 from swarm.settings import VendorSettings, load_settings
 from swarm.workspace import reach
-from tests.agents.helpers import agent_run
+from tests.agents.helpers import agent_run, real_clis_side_by_side
 from tests.agents.test_adapters_e2e import keys_set, pipeline, vendors
 from tests.conftest import Project, make_settings, task_file
 
@@ -264,35 +263,40 @@ def test_a_bad_allow_list_entry_stops_start_up_naming_it(tmp_path: Path) -> None
 
 VENDOR_HOST = {"claude": "api.anthropic.com:443", "codex": "api.openai.com:443",
                "gemini": "generativelanguage.googleapis.com:443"}  # fmt: skip
-FAKE_KEY = {"claude": ("ANTHROPIC_API_KEY", "sk-fake-0123456789abcdef"),
-            "codex": ("CODEX_API_KEY", "sk-fake-0123456789abcdef"),
-            "gemini": ("GEMINI_API_KEY", "AIzaFakeKeyFakeKeyFakeKeyFakeKey0123456")}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def proxied_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[AgentRun, AgentResult, float]]:
+    """Each real CLI with a fake key in a `proxy` sandbox, all at once (each with its own egress proxy)."""
+    runs: dict[str, AgentRun] = {}
+
+    def run(cli: str) -> AgentResult:
+        runs[cli] = one = agent_run(tmp_path_factory.mktemp(cli), "Say hi.", timeout=300)
+        one.home.mkdir(parents=True, exist_ok=True)
+        one.sandbox = Sandbox(rw=[one.worktree, one.home], ro=[*toolchains(os.environ["PATH"]), one.prompt_file],
+                              network="proxy", allow_hosts=list(DEFAULT_ALLOW[cli]))  # fmt: skip
+        options: dict[str, object] = {"connect_timeout": 20}
+        if cli == "claude" and os.geteuid() == 0:
+            options["env"] = {"IS_SANDBOX": "1"}
+        return registry.make(cli, cli, options).run(one)
+
+    return {cli: (runs[cli], result, seconds) for cli, (result, seconds) in real_clis_side_by_side(run).items()}
 
 
 @needs_sandbox
 @pytest.mark.parametrize("cli", sorted(VENDOR_HOST))
 def test_the_real_cli_sends_its_traffic_through_the_proxy_to_its_vendor(
-    cli: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: str, proxied_runs: dict[str, tuple[AgentRun, AgentResult, float]]
 ) -> None:
     """No internet here: the CLI's CONNECT to its vendor reaches the proxy, which cannot resolve the host; the run
     ends as the vendor's network failure (never the task's), and the egress log shows where the CLI went."""
-    if shutil.which(cli) is None:
+    if cli not in proxied_runs:
         pytest.skip(f"{cli} is not installed")
-    name, value = FAKE_KEY[cli]
-    monkeypatch.setenv(name, value)
-    run = agent_run(tmp_path, "Say hi.", timeout=300)
-    run.home.mkdir(parents=True, exist_ok=True)
-    run.sandbox = Sandbox(rw=[run.worktree, run.home], ro=[*toolchains(os.environ["PATH"]), run.prompt_file],
-                          network="proxy", allow_hosts=list(DEFAULT_ALLOW[cli]))  # fmt: skip
-    options: dict[str, object] = {"connect_timeout": 20}
-    if cli == "claude" and os.geteuid() == 0:
-        options["env"] = {"IS_SANDBOX": "1"}
-    started = time.monotonic()
-    result = registry.make(cli, cli, options).run(run)
+    run, result, seconds = proxied_runs[cli]
     assert result.fault == "vendor" and result.reason in ("network", "auth"), result.message
     assert f"could not reach {VENDOR_HOST[cli]}" in result.message
     assert f"FAILED CONNECT {VENDOR_HOST[cli]}" in egress_log(run.log_path).read_text()
-    assert time.monotonic() - started < 90
+    assert seconds < 90
 
 
 # --- through the pipeline: each vendor CLI adapter, with its default reach, cannot reach the swarm's Redis ---

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from swarm.agents.base import AgentRun
+import pytest
+
+from swarm.agents.base import AgentResult, AgentRun
 
 AGENTS = Path(__file__).resolve().parent
 BIN = AGENTS / "bin"
@@ -40,3 +46,30 @@ def script(*actions: str) -> str:
     """A prompt whose ```agent block drives the fake CLIs (see bin/fake_cli.py)."""
     body = "\n".join(actions)
     return f"Do the task.\n\n```agent\n{body}\n```\n"
+
+
+REAL_CLIS = ("claude", "codex", "gemini")
+FAKE_KEY = {"claude": ("ANTHROPIC_API_KEY", "sk-fake-0123456789abcdef"),
+            "codex": ("CODEX_API_KEY", "sk-fake-0123456789abcdef"),
+            "gemini": ("GEMINI_API_KEY", "AIzaFakeKeyFakeKeyFakeKeyFakeKey0123456")}  # fmt: skip
+"""Each real CLI's own key variable, with a key of the right shape that no API accepts."""
+
+
+def real_clis_side_by_side(run: Callable[[str], AgentResult]) -> dict[str, tuple[AgentResult, float]]:
+    """`run(cli)` for each installed real CLI at once, with its fake key set: result and seconds, by CLI.
+
+    Without a reachable API the CLIs wait out their connect timeout doing nothing; side by side, three of them take
+    one timeout of the suite's time, not three."""
+    installed = [cli for cli in REAL_CLIS if shutil.which(cli) is not None]
+
+    def timed(cli: str) -> tuple[AgentResult, float]:
+        started = time.monotonic()
+        result = run(cli)
+        return result, time.monotonic() - started
+
+    with pytest.MonkeyPatch.context() as patch:
+        for cli in installed:
+            patch.setenv(*FAKE_KEY[cli])
+        with ThreadPoolExecutor(max(1, len(installed))) as pool:
+            futures = {cli: pool.submit(timed, cli) for cli in installed}
+        return {cli: future.result() for cli, future in futures.items()}

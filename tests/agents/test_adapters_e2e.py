@@ -18,7 +18,7 @@ from swarm.agents.base import AgentResult
 from swarm.agents.process import launch
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.agents.helpers import BIN, DATA, KEY_VARS, agent_run
+from tests.agents.helpers import BIN, DATA, KEY_VARS, agent_run, real_clis_side_by_side
 from tests.conftest import Project, make_settings, task_file
 
 CLIS = ["claude", "codex", "gemini"]
@@ -213,24 +213,30 @@ def _result_fields(record: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
+@pytest.fixture(scope="module")
+def no_api_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[AgentResult, float]]:
+    """Each real CLI with a key of its vendor and no reachable API, all at once."""
+
+    def run(cli: str) -> AgentResult:
+        options: dict[str, object] = {"connect_timeout": 20}
+        if cli == "claude" and os.geteuid() == 0:
+            options["env"] = {"IS_SANDBOX": "1"}
+        return registry.make(cli, cli, options).run(agent_run(tmp_path_factory.mktemp(cli), "Say hi.", timeout=300))
+
+    return real_clis_side_by_side(run)
+
+
 @pytest.mark.parametrize("cli", CLIS)
 def test_the_real_cli_with_a_key_and_no_reachable_api_is_the_vendors_fault_well_within_the_timeout(
-    cli: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: str, no_api_runs: dict[str, tuple[AgentResult, float]]
 ) -> None:
     """No network to the vendor here: each real CLI must end as a vendor-level failure, fast (claude after its
     lowered retries, codex and gemini, which retry on and on, at the connect timeout)."""
-    if shutil.which(cli) is None:
+    if cli not in no_api_runs:
         pytest.skip(f"{cli} is not installed")
-    monkeypatch.setenv(
-        OWN_KEY[cli], "AIzaFakeKeyFakeKeyFakeKeyFakeKey0123456" if cli == "gemini" else "sk-fake-0123456789abcdef"
-    )
-    options: dict[str, object] = {"connect_timeout": 20}
-    if cli == "claude" and os.geteuid() == 0:
-        options["env"] = {"IS_SANDBOX": "1"}
-    started = time.monotonic()
-    result = registry.make(cli, cli, options).run(agent_run(tmp_path, "Say hi.", timeout=300))
+    result, seconds = no_api_runs[cli]
     assert result.fault == "vendor" and result.reason in ("network", "auth"), result.message
-    assert time.monotonic() - started < 90, "far below the attempt timeout"
+    assert seconds < 90, "far below the attempt timeout"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="claude refuses bypassPermissions as root only")
