@@ -841,6 +841,28 @@ def test_a_car_red_on_the_run_ahead_waits_for_that_cars_verdict_before_it_is_rej
     specs: dict[str, list[str]] = {"x:1": [], "y:1": []}
     tested: list[tuple[str, str]] = []
     landed: list[str] = []
+    cars = train.Train(r, rt.mirror, 4, 10.0, "speculate")
+    # The car behind must look at the train while the run ahead has counted and is not judged yet: the car ahead's
+    # verdict waits until the car behind has waited twice since that run's counts were out (so one whole look came
+    # in between), or has left the train. Without that hold, a quick verdict ahead could hide the car behind's.
+    waits_after_run_ahead = 0
+    own_wait = cars._wait
+
+    def wait() -> None:
+        nonlocal waits_after_run_ahead
+        if cars._local.member == "y:1" and r.hget(keys.train_car("x:1"), "result"):
+            waits_after_run_ahead += 1
+        own_wait()
+
+    cars._wait = wait  # type: ignore[method-assign]
+
+    def car_behind_looked() -> bool:
+        return waits_after_run_ahead >= 2 or "y:1" not in {keys.text(m) for m in r.lrange(keys.TRAIN, 0, -1)}
+
+    def baseline(member: str) -> Counts:
+        if member == "x:1":
+            wait_for(car_behind_looked, 60, "the car behind to look at the run ahead")
+        return Counts(5)
 
     def hooks(member: str) -> train.Hooks:
         def build(parent: str) -> str:
@@ -865,12 +887,12 @@ def test_a_car_red_on_the_run_ahead_waits_for_that_cars_verdict_before_it_is_rej
             main=lambda: main,
             build=build,
             test=test,
-            baseline=lambda commit: Counts(5),
+            baseline=lambda commit: baseline(member),
             alive=lambda: None,
             land=land,
         )
 
-    outcome = ride_two(train.Train(r, rt.mirror, 4, 10.0, "speculate"), r, hooks)
+    outcome = ride_two(cars, r, hooks)
     assert outcome["x:1"] is Reason.ORACLE_DROPPED
     assert landed == ["y:1"], outcome
     assert ("y:1", "x") in tested and tested[-1] == ("y:1", "main"), "tested on x, then again without it"
