@@ -206,7 +206,7 @@ def test_without_a_window_the_merge_lock_path_lands_as_before(
 
 def test_a_car_stays_in_the_train_while_a_long_step_runs(rt: Runtime, r: redis.Redis) -> None:
     """A full oracle outlasts the car's TTL many times over: the car is renewed meanwhile, not taken for dead."""
-    cars = train.Train(r, rt.mirror, 4, 1.5)
+    cars = train.Train(r, rt.mirror, 4, 3.0)
     entered, release = threading.Event(), threading.Event()
     failures: list[BaseException] = []
 
@@ -242,6 +242,7 @@ def test_a_car_stays_in_the_train_while_a_long_step_runs(rt: Runtime, r: redis.R
         # is only exceeded by a reading within a millisecond or so of a renewal). Without renewals the TTL only
         # falls, then the entry is gone (-2) and nothing brings it back while the step blocks.
         ttls.append(r.pttl(key))
+        assert ttls[-1] != -2, "the car's entry expired while its step ran"  # nothing could bring it back: fail now
         return 0 < ttls[-2] < ttls[-1]
 
     for _ in range(4):  # renewed again and again while the step runs, past one TTL
