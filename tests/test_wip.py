@@ -170,7 +170,10 @@ def test_the_work_a_killed_worker_left_in_its_workspace_is_kept_by_the_sweep_and
     lease = rt.leases.acquire_task("gone", 60, worker=dead, vendor="claude")
     assert lease is not None
     spaces = Workspaces(rt.settings, rt.mirror, dead, "slot-0")
-    folder = spaces.workspace(spaces.new_attempt("gone", "claude", lease, threading.Event()), main)
+    att = spaces.new_attempt("gone", "claude", lease, threading.Event())
+    assert att.disk is not None
+    att.disk.stop()  # the worker is dead: nothing of its attempt runs on
+    folder = spaces.workspace(att, main)
     (folder / "src" / "alpha.txt").write_text("alpha\n")
     reaper.sweep_host(rt.settings, rt.mirror)
     assert not folder.exists()
