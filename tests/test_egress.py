@@ -19,7 +19,6 @@ import psutil
 import pytest
 
 from swarm import doctor, egress, sandbox
-from swarm.agents import registry
 from swarm.agents.base import AgentResult, AgentRun
 from swarm.agents.process import Launched, egress_log, launch
 from swarm.egress import DEFAULT_ALLOW, Policy, Refused
@@ -28,7 +27,7 @@ from swarm.runtime import connect
 from swarm.sandbox import Network, Sandbox, toolchains
 from swarm.settings import VendorSettings, load_settings
 from swarm.workspace import reach
-from tests.agents.helpers import agent_run, real_clis_side_by_side
+from tests.agents.helpers import agent_run, real_cli, real_clis_side_by_side
 from tests.agents.test_adapters_e2e import keys_set, pipeline, vendors
 from tests.conftest import Project, make_settings, task_file
 
@@ -275,10 +274,7 @@ def proxied_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Ag
         one.home.mkdir(parents=True, exist_ok=True)
         one.sandbox = Sandbox(rw=[one.worktree, one.home], ro=[*toolchains(os.environ["PATH"]), one.prompt_file],
                               network="proxy", allow_hosts=list(DEFAULT_ALLOW[cli]))  # fmt: skip
-        options: dict[str, object] = {"connect_timeout": 20}
-        if cli == "claude" and os.geteuid() == 0:
-            options["env"] = {"IS_SANDBOX": "1"}
-        return registry.make(cli, cli, options).run(one)
+        return real_cli(cli, connect_timeout=20).run(one)
 
     return {cli: (runs[cli], result, seconds) for cli, (result, seconds) in real_clis_side_by_side(run).items()}
 

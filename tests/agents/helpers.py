@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from swarm.agents.base import AgentResult, AgentRun
+from swarm.agents import registry
+from swarm.agents.base import Agent, AgentResult, AgentRun
 
 AGENTS = Path(__file__).resolve().parent
 BIN = AGENTS / "bin"
@@ -48,11 +50,23 @@ def script(*actions: str) -> str:
     return f"Do the task.\n\n```agent\n{body}\n```\n"
 
 
-REAL_CLIS = ("claude", "codex", "gemini")
-FAKE_KEY = {"claude": ("ANTHROPIC_API_KEY", "sk-fake-0123456789abcdef"),
-            "codex": ("CODEX_API_KEY", "sk-fake-0123456789abcdef"),
-            "gemini": ("GEMINI_API_KEY", "AIzaFakeKeyFakeKeyFakeKeyFakeKey0123456")}  # fmt: skip
-"""Each real CLI's own key variable, with a key of the right shape that no API accepts."""
+CLIS = ["claude", "codex", "gemini"]
+OWN_KEY = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
+FAKE_KEY = {cli: "AIzaFakeKeyFakeKeyFakeKeyFakeKey0123456" if cli == "gemini" else "sk-fake-0123456789abcdef"
+            for cli in CLIS}  # fmt: skip
+"""Each CLI's key, of the right shape, that no API accepts."""
+
+
+def root_sandbox_env(cli: str) -> dict[str, str]:
+    """claude refuses its bypass mode as root outside a declared sandbox (see ClaudeAgent.check): a test machine
+    running as root declares one."""
+    return {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+
+
+def real_cli(cli: str, **options: object) -> Agent:
+    """The installed real CLI's adapter, with the options given."""
+    env = root_sandbox_env(cli)
+    return registry.make(cli, cli, {**options, "env": env} if env else options)
 
 
 def real_clis_side_by_side(run: Callable[[str], AgentResult]) -> dict[str, tuple[AgentResult, float]]:
@@ -60,7 +74,7 @@ def real_clis_side_by_side(run: Callable[[str], AgentResult]) -> dict[str, tuple
 
     Without a reachable API the CLIs wait out their connect timeout doing nothing; side by side, three of them take
     one timeout of the suite's time, not three."""
-    installed = [cli for cli in REAL_CLIS if shutil.which(cli) is not None]
+    installed = [cli for cli in CLIS if shutil.which(cli) is not None]
 
     def timed(cli: str) -> tuple[AgentResult, float]:
         started = time.monotonic()
@@ -69,7 +83,7 @@ def real_clis_side_by_side(run: Callable[[str], AgentResult]) -> dict[str, tuple
 
     with pytest.MonkeyPatch.context() as patch:
         for cli in installed:
-            patch.setenv(*FAKE_KEY[cli])
+            patch.setenv(OWN_KEY[cli], FAKE_KEY[cli])
         with ThreadPoolExecutor(max(1, len(installed))) as pool:
             futures = {cli: pool.submit(timed, cli) for cli in installed}
         return {cli: future.result() for cli, future in futures.items()}

@@ -14,10 +14,8 @@ import pytest
 from swarm import proc
 from swarm.agents import registry
 from swarm.agents.cli_adapter import CliAgent
-from tests.agents.helpers import BIN, HELP, KEY_VARS, agent_run, script
+from tests.agents.helpers import BIN, CLIS, HELP, KEY_VARS, OWN_KEY, agent_run, root_sandbox_env, script
 
-CLIS = ["claude", "codex", "gemini"]
-OWN_KEY = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
 LOGIN_VARS = ("CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CONFIG_DIR",
               "CODEX_HOME", "GEMINI_CLI_HOME", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA")  # fmt: skip
 HOME_VAR = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME", "gemini": "GEMINI_CLI_HOME"}
@@ -25,8 +23,7 @@ HOME_VAR = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME", "gemini": "GEM
 
 def adapter(cli: str, **options: object) -> CliAgent:
     """The fake CLI's adapter; claude declared sandboxed when the tests run as root (it refuses bypass mode)."""
-    sandbox = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
-    env = {**sandbox, **options.pop("env", {})}  # type: ignore[dict-item]
+    env = {**root_sandbox_env(cli), **options.pop("env", {})}  # type: ignore[dict-item]
     agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
     assert isinstance(agent, CliAgent)
     return agent

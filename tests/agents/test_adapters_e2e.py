@@ -18,11 +18,18 @@ from swarm.agents.base import AgentResult
 from swarm.agents.process import launch
 from swarm.pipeline import Pipeline
 from swarm.runtime import Runtime, connect
-from tests.agents.helpers import BIN, DATA, KEY_VARS, agent_run, real_clis_side_by_side
+from tests.agents.helpers import (
+    BIN,
+    CLIS,
+    DATA,
+    KEY_VARS,
+    OWN_KEY,
+    agent_run,
+    real_cli,
+    real_clis_side_by_side,
+    root_sandbox_env,
+)
 from tests.conftest import Project, make_settings, task_file
-
-CLIS = ["claude", "codex", "gemini"]
-OWN_KEY = {"claude": "ANTHROPIC_API_KEY", "codex": "CODEX_API_KEY", "gemini": "GEMINI_API_KEY"}
 
 
 def vendors(record: Path | None = None, shared: Path | None = None, **timeouts: float) -> dict[str, dict[str, object]]:
@@ -33,7 +40,7 @@ def vendors(record: Path | None = None, shared: Path | None = None, **timeouts: 
     for cli in CLIS:
         table: dict[str, object] = {"adapter": cli, "binary": str(BIN / cli), "sandbox_ro": [str(DATA)],
                                     "sandbox_rw": rw}  # fmt: skip
-        env = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}  # claude's bypass mode as root
+        env = root_sandbox_env(cli)
         if record is not None:
             env["FAKE_CLI_RECORD"] = str(record)
         if env:
@@ -198,11 +205,8 @@ def test_the_real_cli_without_credentials_is_an_auth_error(
     for name in (*KEY_VARS, "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA"):
         monkeypatch.delenv(name, raising=False)
     run = agent_run(tmp_path, "Say hi.", timeout=90)
-    # claude refuses its bypass mode as root outside a declared sandbox (see ClaudeAgent.check); a test machine
-    # running as root is one, and the point here is what the CLI says about credentials.
-    options = {"env": {"IS_SANDBOX": "1"}} if cli == "claude" and os.geteuid() == 0 else {}
     started = time.monotonic()
-    result = registry.make(cli, cli, options).run(run)
+    result = real_cli(cli).run(run)
     assert result.outcome == "auth_error", result.message
     assert time.monotonic() - started < 90
 
@@ -218,10 +222,7 @@ def no_api_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Age
     """Each real CLI with a key of its vendor and no reachable API, all at once."""
 
     def run(cli: str) -> AgentResult:
-        options: dict[str, object] = {"connect_timeout": 20}
-        if cli == "claude" and os.geteuid() == 0:
-            options["env"] = {"IS_SANDBOX": "1"}
-        return registry.make(cli, cli, options).run(agent_run(tmp_path_factory.mktemp(cli), "Say hi.", timeout=300))
+        return real_cli(cli, connect_timeout=20).run(agent_run(tmp_path_factory.mktemp(cli), "Say hi.", timeout=300))
 
     return real_clis_side_by_side(run)
 
@@ -267,7 +268,6 @@ def test_doctor_on_the_real_cli_finds_it_its_flags_and_says_which_login(
     if shutil.which(cli) is None:
         pytest.skip(f"{cli} is not installed")
     monkeypatch.setenv(OWN_KEY[cli], "sk-fake-0123456789abcdef")
-    options = {"env": {"IS_SANDBOX": "1"}} if cli == "claude" and os.geteuid() == 0 else {}
-    checks = registry.make(cli, cli, options).check()  # type: ignore[attr-defined]
+    checks = real_cli(cli).check()
     assert all(ok for _, ok, _ in checks), checks
     assert checks[-1][2] == f"api key: API key from {OWN_KEY[cli]}"

@@ -14,14 +14,11 @@ import pytest
 from swarm.agents import registry
 from swarm.agents.cli_adapter import CliAgent
 from swarm.agents.codex import CodexAgent, CodexOptions
-from tests.agents.helpers import BIN, KEY_VARS, agent_run, script
-
-CLIS = ["claude", "codex", "gemini"]
+from tests.agents.helpers import BIN, CLIS, KEY_VARS, agent_run, root_sandbox_env, script
 
 
 def adapter(cli: str, **options: object) -> CliAgent:
-    sandbox = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}  # claude's bypass mode as root
-    env = {**sandbox, **options.pop("env", {})}  # type: ignore[dict-item]
+    env = {**root_sandbox_env(cli), **options.pop("env", {})}  # type: ignore[dict-item]
     agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
     assert isinstance(agent, CliAgent)
     return agent

@@ -4,14 +4,13 @@ agent's own memory does not carry from one task to the next unless a vendor asks
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from swarm.agents import registry
 from swarm.agents.cli_adapter import CliAgent
-from tests.agents.helpers import BIN, KEY_VARS, agent_run, script
+from tests.agents.helpers import BIN, KEY_VARS, agent_run, root_sandbox_env, script
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def adapter(cli: str, **options: object) -> CliAgent:
-    sandbox = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+    sandbox = root_sandbox_env(cli)
     env = {**sandbox, **options.pop("env", {})}  # type: ignore[dict-item]
     agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
     assert isinstance(agent, CliAgent)

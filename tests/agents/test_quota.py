@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from swarm import keys, quota
 from swarm.agents import Agent, registry, taxonomy
 from swarm.agents.base import AgentResult
 from swarm.quota import VendorLedger
-from tests.agents.helpers import BIN, KEY_VARS
+from tests.agents.helpers import BIN, KEY_VARS, root_sandbox_env
 
 
 def spent(cost: float | None, tokens: int = 1000, outcome: str = "ok") -> AgentResult:
@@ -142,7 +141,7 @@ def test_vendor_states_for_status(r: redis.Redis) -> None:
 
 
 def _fake(cli: str, tmp_path: Path, **env: str) -> Agent:
-    sandbox = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+    sandbox = root_sandbox_env(cli)
     record = {"FAKE_CLI_RECORD": str(tmp_path / "record.jsonl")}
     return registry.make(cli, cli, {"binary": str(BIN / cli), "env": {**sandbox, **record, **env}})
 

@@ -4,14 +4,13 @@ vendor's (it could not run: never charged to the task). Each row runs the adapte
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from swarm.agents import claude, codex, gemini, registry, taxonomy
 from swarm.agents.base import AgentResult
-from tests.agents.helpers import BIN, KEY_VARS, NOWHERE, RECORDED, agent_run, script
+from tests.agents.helpers import BIN, KEY_VARS, NOWHERE, RECORDED, agent_run, root_sandbox_env, script
 
 CASES = [
     ("claude", "success", "ok", None, None),
@@ -55,7 +54,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_each_known_failure_has_its_reason_and_fault_end_to_end(
     cli: str, stream: str, outcome: str, fault: str | None, reason: str | None, tmp_path: Path, keys: None
 ) -> None:
-    env = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+    env = root_sandbox_env(cli)
     agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env})
     result = agent.run(agent_run(tmp_path, script(f"stream {stream}")))
     assert (result.outcome, result.fault, result.reason) == (outcome, fault, reason), result.message

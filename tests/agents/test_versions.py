@@ -15,9 +15,8 @@ from rich.console import Console
 from swarm import doctor
 from swarm.agents import registry, versions
 from swarm.agents.cli_adapter import CliAgent
-from tests.agents.helpers import BIN, KEY_VARS
+from tests.agents.helpers import BIN, CLIS, KEY_VARS, real_cli, root_sandbox_env
 
-CLIS = ["claude", "codex", "gemini"]
 PRINTS = {"claude": "{} (Claude Code)", "codex": "codex-cli {}", "gemini": "{}"}
 """How each CLI prints its version (checked against the real ones below)."""
 
@@ -31,7 +30,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def fake(cli: str, version: str, monkeypatch: pytest.MonkeyPatch) -> CliAgent:
     """The fake CLI's adapter, the CLI printing `version` as the real one would."""
     monkeypatch.setenv("FAKE_CLI_VERSION", PRINTS[cli].format(version))
-    env = {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+    env = root_sandbox_env(cli)
     agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, "pass_env": ["FAKE_CLI_VERSION"]})
     assert isinstance(agent, CliAgent)
     return agent
@@ -118,8 +117,7 @@ def test_doctor_compares_the_real_clis_own_version_with_the_checked_ones(cli: st
                              stdin=subprocess.DEVNULL).stdout.strip().splitlines()[-1]  # fmt: skip
     installed = versions.parse(printed)
     assert installed is not None and printed == PRINTS[cli].format(".".join(map(str, installed))), printed
-    options = {"env": {"IS_SANDBOX": "1"}} if cli == "claude" and os.geteuid() == 0 else {}
-    agent = registry.make(cli, cli, options)
+    agent = real_cli(cli)
     assert isinstance(agent, CliAgent)
     ok, detail = version_check(agent)
     oldest, newest = (versions.parse(v) for v in agent.checked_versions)
