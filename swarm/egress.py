@@ -138,6 +138,8 @@ class Proxy:
     unreachable: list[str] = field(default_factory=list)
     """host:port of every allowed destination that could not be resolved or connected to."""
     _open: set[socket.socket] = field(default_factory=set)
+    _pending: dict[int, tuple[str, float]] = field(default_factory=dict)
+    """The CONNECTs still resolving or connecting upstream (by thread): target and when it was asked."""
     _threads: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _listener: socket.socket | None = None
@@ -152,7 +154,11 @@ class Proxy:
         return self
 
     def stop(self) -> None:
-        """Close the socket and every connection, and wait for every thread of the proxy to end."""
+        """Close the socket and every connection, and wait (5 s at most) for every thread of the proxy to end.
+
+        A CONNECT still waiting on the resolver or the upstream host counts as one that could not be reached: a
+        resolver that never answers must not leave the run's end silent on where the agent was going."""
+        now = time.monotonic()
         with self._lock:
             self._stopping = True
             for s in [*self._open, *([self._listener] if self._listener else [])]:
@@ -160,8 +166,13 @@ class Proxy:
                     s.shutdown(socket.SHUT_RDWR)
                 s.close()
             self._open.clear()
+            pending, self._pending = list(self._pending.values()), {}
+            self.unreachable += [target for target, _ in pending]
+        for target, asked in pending:
+            self._note(f"FAILED CONNECT {target}: no answer {now - asked:.0f}s after it was asked, when the run ended")
+        deadline = now + 5
         for thread in list(self._threads):
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))  # a thread in getaddrinfo cannot be stopped
         self.socket_path.unlink(missing_ok=True)
 
     def _spawn(self, target: object, name: str, *args: object) -> None:
@@ -203,22 +214,29 @@ class Proxy:
 
     def _tunnel(self, client: socket.socket) -> socket.socket | None:
         """The upstream connection of the client's CONNECT, answered; None when it was refused or failed."""
-        target = "?"
+        target, me = "?", threading.get_ident()
         try:
             head, rest = _read_head(client)
             target = _connect_target(head)
+            with self._lock:
+                self._pending[me] = (target, time.monotonic())
             upstream = self._open_upstream(target)
         except Refused as exc:
             self._note(f"REFUSED {exc}")
             _reply(client, "403 Forbidden", f"swarm egress proxy: refused {exc}\n")
             return None
         except OSError as exc:
+            with self._lock:
+                if self._pending.pop(me, None) is None and self._stopping:
+                    return None  # `stop` has said it could not be reached
+                self.unreachable.append(target)
             # No 502: the CLIs read a proxy's 5xx as the vendor's server error; a closed tunnel is what a failed
             # connection looks like to them, and the egress log says why.
             self._note(f"FAILED {exc}")
-            with self._lock:
-                self.unreachable.append(target)
             return None
+        finally:
+            with self._lock:
+                self._pending.pop(me, None)
         try:
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             if rest:

@@ -160,6 +160,48 @@ def test_the_proxy_and_the_forwarder_end_with_the_run(tmp_path: Path, allowed_se
     assert not forwarders, f"forwarders outlived the run: {forwarders}"
 
 
+HANGING = r"""
+import socket, sys
+s = socket.create_connection(("127.0.0.1", 3128), timeout=10)
+s.sendall(f"CONNECT 127.0.0.1:{sys.argv[1]} HTTP/1.1\r\n\r\n".encode())
+s.settimeout(1)
+try:
+    print("answered:", s.recv(4096))
+except TimeoutError:
+    print("pending", flush=True)
+"""
+
+
+@needs_sandbox
+def test_a_connect_still_waiting_when_the_run_ends_counts_as_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resolver or host that never answers: the agent ends with its CONNECT pending, and the run's notes and
+    egress log still say where it was going (once: not again when the upstream attempt gives up later)."""
+    monkeypatch.setattr(egress, "CONNECT_TIMEOUT", 8.0)
+    before = {t.ident for t in threading.enumerate()}
+    with socket.socket() as full:  # a listener whose backlog is full: a connect to it hangs
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)):
+            script = tmp_path / "hang.py"
+            script.write_text(HANGING)
+            run = agent_run(tmp_path, timeout=60)
+            run.home.mkdir(parents=True, exist_ok=True)
+            run.sandbox = Sandbox(rw=[run.worktree, run.home], ro=[script], network="proxy",
+                                  allow_hosts=[f"127.0.0.1:{port}"])  # fmt: skip
+            launched = launch(run, [sys.executable, "-I", str(script), str(port)], {"PATH": os.environ["PATH"]})
+            assert "pending" in run.log_path.read_text(), run.log_path.read_text()
+            assert launched.egress == (f"could not reach 127.0.0.1:{port}",)
+            deadline = time.monotonic() + 30  # the proxy's upstream attempt gives up after CONNECT_TIMEOUT
+            while [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("egress")]:
+                assert time.monotonic() < deadline, "the proxy's upstream attempt never ended"
+                time.sleep(0.1)
+    failed = [line for line in egress_log(run.log_path).read_text().splitlines() if "FAILED" in line]
+    assert len(failed) == 1 and "no answer" in failed[0] and "when the run ended" in failed[0], failed
+
+
 # --- the policy: names and addresses ---
 
 
@@ -269,14 +311,15 @@ def proxied_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Ag
     """Each real CLI with a fake key in a `proxy` sandbox, all at once (each with its own egress proxy)."""
     runs: dict[str, AgentRun] = {}
 
-    def run(cli: str) -> AgentResult:
-        runs[cli] = one = agent_run(tmp_path_factory.mktemp(cli), "Say hi.", timeout=300)
+    def run(cli: str, folder: Path) -> AgentResult:
+        runs[cli] = one = agent_run(folder, "Say hi.", timeout=300)
         one.home.mkdir(parents=True, exist_ok=True)
         one.sandbox = Sandbox(rw=[one.worktree, one.home], ro=[*toolchains(os.environ["PATH"]), one.prompt_file],
                               network="proxy", allow_hosts=list(DEFAULT_ALLOW[cli]))  # fmt: skip
         return real_cli(cli, connect_timeout=20).run(one)
 
-    return {cli: (runs[cli], result, seconds) for cli, (result, seconds) in real_clis_side_by_side(run).items()}
+    ran = real_clis_side_by_side(tmp_path_factory, run)
+    return {cli: (runs[cli], result, seconds) for cli, (result, seconds) in ran.items()}
 
 
 @needs_sandbox
@@ -284,8 +327,9 @@ def proxied_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Ag
 def test_the_real_cli_sends_its_traffic_through_the_proxy_to_its_vendor(
     cli: str, proxied_runs: dict[str, tuple[AgentRun, AgentResult, float]]
 ) -> None:
-    """No internet here: the CLI's CONNECT to its vendor reaches the proxy, which cannot resolve the host; the run
-    ends as the vendor's network failure (never the task's), and the egress log shows where the CLI went."""
+    """No internet here: the CLI's CONNECT to its vendor reaches the proxy, which cannot resolve the host (or is
+    still waiting on a resolver that never answers when the run ends, as on some CI machines); the run ends as the
+    vendor's network failure (never the task's), and the egress log shows where the CLI went."""
     if cli not in proxied_runs:
         pytest.skip(f"{cli} is not installed")
     run, result, seconds = proxied_runs[cli]

@@ -104,10 +104,13 @@ def _egress(run: AgentRun, notes: list[str]) -> Iterator[Sandbox | None]:
         return
     log_path = egress_log(run.log_path)
     log_path.unlink(missing_ok=True)
-    with egress.serving(box.allow_hosts, log_path) as proxy:
-        try:
+    served: list[egress.Proxy] = []
+    try:
+        with egress.serving(box.allow_hosts, log_path) as proxy:
+            served.append(proxy)
             yield replace(box, proxy=proxy.socket_path)
-        finally:
+    finally:  # once the proxy has stopped: what was still connecting then counts as unreachable
+        for proxy in served:
             notes += [f"refused {t}" for t in proxy.refused] + [f"could not reach {t}" for t in proxy.unreachable]
 
 

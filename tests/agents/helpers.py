@@ -69,16 +69,20 @@ def real_cli(cli: str, **options: object) -> Agent:
     return registry.make(cli, cli, {**options, "env": env} if env else options)
 
 
-def real_clis_side_by_side(run: Callable[[str], AgentResult]) -> dict[str, tuple[AgentResult, float]]:
-    """`run(cli)` for each installed real CLI at once, with its fake key set: result and seconds, by CLI.
+def real_clis_side_by_side(
+    folders: pytest.TempPathFactory, run: Callable[[str, Path], AgentResult]
+) -> dict[str, tuple[AgentResult, float]]:
+    """`run(cli, folder)` for each installed real CLI at once, with its fake key set and a folder of its own:
+    result and seconds, by CLI.
 
     Without a reachable API the CLIs wait out their connect timeout doing nothing; side by side, three of them take
     one timeout of the suite's time, not three."""
     installed = [cli for cli in CLIS if shutil.which(cli) is not None]
+    own = {cli: folders.mktemp(cli) for cli in installed}  # before the threads: mktemp is not safe across them
 
     def timed(cli: str) -> tuple[AgentResult, float]:
         started = time.monotonic()
-        result = run(cli)
+        result = run(cli, own[cli])
         return result, time.monotonic() - started
 
     with pytest.MonkeyPatch.context() as patch:

@@ -221,10 +221,10 @@ def _result_fields(record: dict[str, Any]) -> dict[str, Any]:
 def no_api_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[AgentResult, float]]:
     """Each real CLI with a key of its vendor and no reachable API, all at once."""
 
-    def run(cli: str) -> AgentResult:
-        return real_cli(cli, connect_timeout=20).run(agent_run(tmp_path_factory.mktemp(cli), "Say hi.", timeout=300))
+    def run(cli: str, folder: Path) -> AgentResult:
+        return real_cli(cli, connect_timeout=20).run(agent_run(folder, "Say hi.", timeout=300))
 
-    return real_clis_side_by_side(run)
+    return real_clis_side_by_side(tmp_path_factory, run)
 
 
 @pytest.mark.parametrize("cli", CLIS)
