@@ -269,7 +269,7 @@ def run_tampering(copy: Path, strategy: str) -> tuple[bool, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "RUSTUP_HOME", "CARGO_HOME", "LANG")}
     env.update(PYTHONPATH=str(copy), TAMPER_ONLY=strategy)
     argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=900",
-            "tests/tampering/test_tampering.py"]  # fmt: skip
+            f"--basetemp={copy}-tmp", "tests/tampering/test_tampering.py"]  # fmt: skip
     out = subprocess.run(argv, cwd=copy, env=env, capture_output=True, text=True)
     found = TAMPERING_SUMMARY.search(out.stdout)
     if found is None:
@@ -278,7 +278,8 @@ def run_tampering(copy: Path, strategy: str) -> tuple[bool, str]:
 
 
 def run(copy: Path, tests: list[str]) -> tuple[int, str]:
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=300"]
+    # A temp folder of its own: pytest's numbered ones under /tmp would have it delete other sessions' old ones.
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--timeout=300", f"--basetemp={copy}-tmp"]
     for t in tests:
         argv += t.split()
     # The toolchains the judge's tests build with (cargo) stay on PATH; nothing else of this shell leaks in.

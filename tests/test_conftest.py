@@ -35,7 +35,7 @@ def test_a_test_that_times_out_leaves_no_process_behind(tmp_path: Path) -> None:
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER.format(pids=str(pids), escaped=str(escaped))))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-q",
-         str(tmp_path / "test_inner.py"), "--rootdir", str(tmp_path)],
+         str(tmp_path / "test_inner.py"), "--rootdir", str(tmp_path), "--basetemp", str(tmp_path / "inner-tmp")],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 1 and "Timeout" in result.stdout, result.stdout + result.stderr

@@ -232,24 +232,26 @@ def test_a_car_stays_in_the_train_while_a_long_step_runs(rt: Runtime, r: redis.R
 
     rider = threading.Thread(target=ride)
     rider.start()
-    assert entered.wait(30)
     key = keys.train_car("x:1")
-    ttls = [r.pttl(key)]
+    try:
+        assert entered.wait(30)
+        ttls = [r.pttl(key)]
 
-    def renewed() -> bool:
-        # A renewal sets the TTL back to its full value, the value it had on joining: it shows as the TTL rising
-        # between two readings of a live entry, not as rising above the first reading (taken at the full value, it
-        # is only exceeded by a reading within a millisecond or so of a renewal). Without renewals the TTL only
-        # falls, then the entry is gone (-2) and nothing brings it back while the step blocks.
-        ttls.append(r.pttl(key))
-        assert ttls[-1] != -2, "the car's entry expired while its step ran"  # nothing could bring it back: fail now
-        return 0 < ttls[-2] < ttls[-1]
+        def renewed() -> bool:
+            # A renewal sets the TTL back to its full value, the value it had on joining: it shows as the TTL
+            # rising between two readings of a live entry, not as rising above the first reading (taken at the full
+            # value, it is only exceeded by a reading within a millisecond or so of a renewal). Without renewals the
+            # TTL only falls, then the entry is gone (-2) and nothing brings it back while the step blocks.
+            ttls.append(r.pttl(key))
+            assert ttls[-1] != -2, "the car's entry expired while its step ran"  # nothing brings it back: fail now
+            return 0 < ttls[-2] < ttls[-1]
 
-    for _ in range(4):  # renewed again and again while the step runs, past one TTL
-        wait_for(renewed, 60, "the car's entry renewed")
-    assert [keys.text(m) for m in r.lrange(keys.TRAIN, 0, -1)] == ["x:1"]
-    release.set()
-    rider.join(30)
+        for _ in range(4):  # renewed again and again while the step runs, past one TTL
+            wait_for(renewed, 60, "the car's entry renewed")
+        assert [keys.text(m) for m in r.lrange(keys.TRAIN, 0, -1)] == ["x:1"]
+    finally:  # a failed test must not leave its rider blocked, holding the session open for a minute
+        release.set()
+        rider.join(30)
     assert len(failures) == 1 and not r.exists(key) and not r.exists(keys.TRAIN)
 
 
