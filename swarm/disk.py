@@ -1,4 +1,4 @@
-"""Whether the disk under the swarm's workdir filled up while an attempt ran.
+"""Whether the disk under the swarm's workdir filled up (its space or its inodes) while an attempt ran.
 
 An agent that cannot write its files or its output, or a build that cannot write its objects, fails; when the disk
 was full meanwhile, that failure is the machine's, not the task's, and must not use up the task's budget
@@ -22,18 +22,22 @@ SAMPLE_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Full:
-    """One time the disk was seen full, and how much of it the attempt's own folders held then."""
+    """One time the disk was seen full, and how much of it the attempt's own folders held then: in bytes, or in
+    files when it was its inodes that ran out."""
 
     path: Path
     free: int
     used: int
     own: int
+    inodes: bool = False
 
     @property
     def by_the_attempt(self) -> bool:
         return self.own * 2 > self.used
 
     def __str__(self) -> str:
+        if self.inodes:
+            return f"the disk under {self.path} was full (no free inodes, {self.used} files) during the attempt"
         return f"the disk under {self.path} was full ({self.free} bytes free) during the attempt"
 
 
@@ -76,13 +80,18 @@ class DiskWatch:
         except OSError:
             return
         free = st.f_bavail * st.f_frsize
-        if free >= FULL_BELOW:
+        no_inodes = st.f_files > 0 and st.f_favail == 0  # 0 files in all: a file system without a fixed count
+        if free >= FULL_BELOW and not no_inodes:
             self._in_episode.discard(path)
             return
         if path in self._in_episode or self.seen is not None:
             return  # the attempt's folders are read once per time the disk fills
         self._in_episode.add(path)
-        seen = Full(path, free, (st.f_blocks - st.f_bfree) * st.f_frsize, _size(self.own()))
+        own_bytes, own_files = _usage(self.own())
+        if free < FULL_BELOW:
+            seen = Full(path, free, (st.f_blocks - st.f_bfree) * st.f_frsize, own_bytes)
+        else:
+            seen = Full(path, st.f_favail, st.f_files - st.f_ffree, own_files, inodes=True)
         if not seen.by_the_attempt:
             self.seen = seen
 
@@ -101,8 +110,9 @@ def _one_per_device(paths: Iterable[Path]) -> list[Path]:
     return list(seen.values())
 
 
-def _size(folders: Iterable[Path | None]) -> int:
-    """Bytes the folders' files take on disk (links not followed, each file once)."""
+def _usage(folders: Iterable[Path | None]) -> tuple[int, int]:
+    """Bytes the folders' files take on disk, and how many files and folders they hold (links not followed, each
+    file once)."""
     total, files = 0, set()
     for folder in folders:
         if folder is None:
@@ -116,4 +126,4 @@ def _size(folders: Iterable[Path | None]) -> int:
                 if (s.st_dev, s.st_ino) not in files:
                     files.add((s.st_dev, s.st_ino))
                     total += s.st_blocks * 512
-    return total
+    return total, len(files)

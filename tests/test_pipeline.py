@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
+import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -438,28 +442,57 @@ def test_a_clean_up_pass_without_a_coalesce_prompt_is_an_invalid_task(project: P
     assert history(rt, "coalesce-1")[-1].reason == "invalid_task"
 
 
-@pytest.fixture
-def small_disk(project: Project) -> Iterator[Path]:
-    """The workdir on an 8 MB tmpfs of its own, so a test can fill it."""
-    project.workdir.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(project.workdir)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:  # a laptop without root skips; CI (root) must run it
-        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(f"cannot mount a tmpfs: {mounted.stderr}")
-    try:
-        yield project.workdir
-    finally:
-        subprocess.run(["umount", "-l", str(project.workdir)], capture_output=True)
-
-
 def fill(folder: Path) -> Path:
     filler = folder / "filler"
     subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
     return filler
 
 
+def fill_inodes(folder: Path) -> Path:
+    filler = folder / "filler"
+    filler.mkdir()
+    with contextlib.suppress(OSError):  # no space left on device: every inode is taken
+        for n in itertools.count():
+            (filler / str(n)).touch()
+    return filler
+
+
+@dataclass(frozen=True)
+class SmallDisk:
+    """A tmpfs that runs out of space (8 MB) or of inodes (a few thousand files, the workdir about a tenth of it)."""
+
+    options: str
+    fill: Callable[[Path], Path]
+    hog: str
+    """What an agent runs to fill it itself."""
+    said: str
+    """What an infrastructure rejection's detail says of it."""
+
+
+SMALL_DISKS = {
+    "space": SmallDisk("size=8m", fill, "dd if=/dev/zero of=hog bs=64k", "bytes free"),
+    "inodes": SmallDisk("size=64m,nr_inodes=6000", fill_inodes, "i=0; while : > hog$i; do i=$((i+1)); done",
+                        "no free inodes"),
+}  # fmt: skip
+
+
+@pytest.fixture(params=sorted(SMALL_DISKS))
+def small_disk(request: pytest.FixtureRequest, project: Project) -> Iterator[SmallDisk]:
+    """The workdir on a small tmpfs of its own, so a test can fill it."""
+    disk = SMALL_DISKS[request.param]
+    project.workdir.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", disk.options, "tmpfs", str(project.workdir)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:  # a laptop without root skips; CI (root) must run it
+        (pytest.fail if os.environ.get("CI") == "true" else pytest.skip)(f"cannot mount a tmpfs: {mounted.stderr}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(project.workdir)], capture_output=True)
+
+
 def test_an_agent_that_fails_while_the_disk_is_full_is_not_charged_for_it(
-    project: Project, redis_url: str, small_disk: Path
+    project: Project, redis_url: str, small_disk: SmallDisk
 ) -> None:
     """The chaos soak's lost task: its agent could not write its output on a full workdir disk and failed, twice,
     which used up its budget. With one attempt allowed, only a failure not charged to the task lets it land."""
@@ -473,7 +506,7 @@ def test_an_agent_that_fails_while_the_disk_is_full_is_not_charged_for_it(
     run.start()
     try:
         wait_for(lambda: any(e.get("state") == "agent_running" for e in rt.events.recent()), 60, "the agent to start")
-        filler = fill(small_disk)
+        filler = small_disk.fill(project.workdir)
         go.touch()
     finally:
         go.touch()
@@ -481,16 +514,17 @@ def test_an_agent_that_fails_while_the_disk_is_full_is_not_charged_for_it(
     assert outcome == ["rejected"]
     record = history(rt, "alpha")[-1]
     assert record.reason == "infrastructure" and not record.counted, record
-    assert "was full" in record.detail and "agent_failed" in record.detail, record.detail
-    filler.unlink()
+    assert "was full" in record.detail and small_disk.said in record.detail, record.detail
+    assert "agent_failed" in record.detail, record.detail
+    shutil.rmtree(filler) if filler.is_dir() else filler.unlink()
     assert pipeline(rt).run("alpha", "codex") == "landed"
 
 
 def test_an_agent_that_fills_the_disk_itself_is_charged_for_its_failure(
-    project: Project, redis_url: str, small_disk: Path
+    project: Project, redis_url: str, small_disk: SmallDisk
 ) -> None:
     """No free retries for filling the disk: the attempt's own folders hold what filled it, so the failure counts."""
-    project.add_tasks({"hog": task_file("Fill the disk", "sh dd if=/dev/zero of=hog bs=64k\nwrite src/hog.txt hog")})
+    project.add_tasks({"hog": task_file("Fill the disk", f"sh {small_disk.hog}\nwrite src/hog.txt hog")})
     rt = connect(make_settings(project, redis_url, max_attempts=1))
     announce_slots(redis.Redis.from_url(redis_url), rt.settings)
     assert pipeline(rt).run("hog", "claude") == "failed"
