@@ -14,6 +14,7 @@ import pytest
 
 from swarm.agents import registry
 from swarm.agents.base import Agent, AgentResult, AgentRun
+from swarm.agents.cli_adapter import CliAgent
 
 AGENTS = Path(__file__).resolve().parent
 BIN = AGENTS / "bin"
@@ -61,6 +62,14 @@ def root_sandbox_env(cli: str) -> dict[str, str]:
     """claude refuses its bypass mode as root outside a declared sandbox (see ClaudeAgent.check): a test machine
     running as root declares one."""
     return {"IS_SANDBOX": "1"} if cli == "claude" and os.geteuid() == 0 else {}
+
+
+def fake_cli(cli: str, **options: object) -> CliAgent:
+    """The adapter of `cli` running its fake CLI (tests/agents/bin), with the options given."""
+    env = {**root_sandbox_env(cli), **options.pop("env", {})}  # type: ignore[dict-item]
+    agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
+    assert isinstance(agent, CliAgent)
+    return agent
 
 
 def real_cli(cli: str, **options: object) -> Agent:

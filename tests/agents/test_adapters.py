@@ -12,21 +12,11 @@ from pathlib import Path
 import pytest
 
 from swarm import proc
-from swarm.agents import registry
-from swarm.agents.cli_adapter import CliAgent
-from tests.agents.helpers import BIN, CLIS, HELP, KEY_VARS, OWN_KEY, agent_run, root_sandbox_env, script
+from tests.agents.helpers import CLIS, HELP, KEY_VARS, OWN_KEY, agent_run, fake_cli, script
 
 LOGIN_VARS = ("CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CONFIG_DIR",
               "CODEX_HOME", "GEMINI_CLI_HOME", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENAI_USE_GCA")  # fmt: skip
 HOME_VAR = {"claude": "CLAUDE_CONFIG_DIR", "codex": "CODEX_HOME", "gemini": "GEMINI_CLI_HOME"}
-
-
-def adapter(cli: str, **options: object) -> CliAgent:
-    """The fake CLI's adapter; claude declared sandboxed when the tests run as root (it refuses bypass mode)."""
-    env = {**root_sandbox_env(cli), **options.pop("env", {})}  # type: ignore[dict-item]
-    agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
-    assert isinstance(agent, CliAgent)
-    return agent
 
 
 @pytest.fixture
@@ -45,7 +35,7 @@ def test_the_cli_sees_only_its_own_key_base_env_its_config_dir_and_run_env(
 ) -> None:
     record = tmp_path / "record.jsonl"
     run = agent_run(tmp_path, script("write src/alpha.txt alpha"))
-    result = adapter(cli, env={"FAKE_CLI_RECORD": str(record)}).run(run)
+    result = fake_cli(cli, env={"FAKE_CLI_RECORD": str(record)}).run(run)
     assert result.outcome == "ok", result.message
     seen = json.loads(record.read_text())
     env = seen["env"]
@@ -63,7 +53,7 @@ def test_stdout_and_stderr_go_to_separate_logs_with_secrets_redacted(
     cli: str, tmp_path: Path, all_keys: dict[str, str]
 ) -> None:
     run = agent_run(tmp_path, script("print-key"))
-    result = adapter(cli).run(run)
+    result = fake_cli(cli).run(run)
     assert result.outcome == "ok", "a banner line before the JSON does not spoil the stream"
     stdout = run.log_path.read_text()
     stderr = run.log_path.with_name("agent.stderr.log").read_text()
@@ -76,7 +66,7 @@ def test_stdout_and_stderr_go_to_separate_logs_with_secrets_redacted(
 @pytest.mark.parametrize("cli", CLIS)
 def test_a_rate_limit_stream_is_rate_limited(cli: str, tmp_path: Path, all_keys: dict[str, str]) -> None:
     run = agent_run(tmp_path, script("resets-in 120", "stream rate_limit"))
-    result = adapter(cli).run(run)
+    result = fake_cli(cli).run(run)
     assert result.outcome == "rate_limited"
     assert result.exit_code == 1 and result.message
 
@@ -88,7 +78,7 @@ def test_a_hanging_cli_is_killed_at_the_timeout_with_its_process_group(
     pids = tmp_path / "pids"
     run = agent_run(tmp_path, script(f"hang {pids}"), timeout=1.5)
     started = time.monotonic()
-    result = adapter(cli).run(run)
+    result = fake_cli(cli).run(run)
     assert result.outcome == "timeout" and "timed out" in result.message
     assert time.monotonic() - started < 10
     for pid in map(int, pids.read_text().split()):
@@ -98,7 +88,7 @@ def test_a_hanging_cli_is_killed_at_the_timeout_with_its_process_group(
 def test_a_lost_lease_stops_the_cli_at_once(tmp_path: Path, all_keys: dict[str, str]) -> None:
     run = agent_run(tmp_path, script("sleep 30"), timeout=60)
     threading.Timer(0.5, run.cancel.set).start()
-    result = adapter("claude").run(run)
+    result = fake_cli("claude").run(run)
     assert result.outcome == "failed" and result.message.startswith("lease lost")
 
 
@@ -106,11 +96,11 @@ def test_a_cli_killed_by_a_signal_has_crashed(tmp_path: Path, all_keys: dict[str
     pids = tmp_path / "pids"
     run = agent_run(tmp_path, script(f"hang {pids}"), timeout=30)
     run.on_start = lambda pgid: threading.Timer(0.5, lambda: _kill(pgid)).start()
-    assert adapter("gemini").run(run).outcome == "crashed"
+    assert fake_cli("gemini").run(run).outcome == "crashed"
 
 
 def test_a_missing_binary_is_the_vendors_fault_found_before_starting(tmp_path: Path, all_keys: dict[str, str]) -> None:
-    result = adapter("claude", binary=str(tmp_path / "no-such-claude")).run(agent_run(tmp_path))
+    result = fake_cli("claude", binary=str(tmp_path / "no-such-claude")).run(agent_run(tmp_path))
     assert (result.outcome, result.fault, result.reason) == ("vendor_error", "vendor", "cli_missing")
     assert "not found on PATH" in result.message
 
@@ -121,7 +111,7 @@ def test_a_missing_binary_is_the_vendors_fault_found_before_starting(tmp_path: P
 @pytest.mark.parametrize("cli", CLIS)
 def test_doctor_passes_with_the_recorded_help_and_a_key(cli: str, all_keys: dict[str, str]) -> None:
     as_root = cli == "claude" and os.geteuid() == 0  # claude's bypass mode as root needs a declared sandbox
-    checks = (adapter(cli, env={"IS_SANDBOX": "1"}) if as_root else adapter(cli)).check()
+    checks = (fake_cli(cli, env={"IS_SANDBOX": "1"}) if as_root else fake_cli(cli)).check()
     assert all(ok for _, ok, _ in checks), checks
     assert "version" in checks[0][2]
     root = [f"vendor {cli} as root"] if as_root else []
@@ -132,7 +122,7 @@ def test_doctor_passes_with_the_recorded_help_and_a_key(cli: str, all_keys: dict
 
 @pytest.mark.parametrize("cli", CLIS)
 def test_doctor_says_in_plain_words_that_the_cli_is_missing(cli: str, all_keys: dict[str, str]) -> None:
-    (name, ok, detail), *_ = adapter(cli, binary=f"{cli}-not-installed").check()
+    (name, ok, detail), *_ = fake_cli(cli, binary=f"{cli}-not-installed").check()
     assert not ok
     package = {"claude": "@anthropic-ai/claude-code", "codex": "@openai/codex", "gemini": "@google/gemini-cli"}[cli]
     assert detail.startswith(f"{cli}-not-installed not found on PATH: install {package}")
@@ -146,7 +136,7 @@ def test_doctor_says_which_logins_would_do_when_none_is_there(
     for name in (*KEY_VARS, *LOGIN_VARS):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no logged-in credentials file either
-    name, ok, detail = adapter(cli).check()[-1]
+    name, ok, detail = fake_cli(cli).check()[-1]
     assert name == f"vendor {cli} login" and not ok
     assert detail.startswith(f"no login found: export {OWN_KEY[cli]}")
 
@@ -160,16 +150,16 @@ def test_doctor_names_a_flag_the_cli_no_longer_lists(
     old = tmp_path / "help.txt"
     old.write_text("\n".join(line for line in (HELP / f"{name}.txt").read_text().splitlines() if flag not in line))
     monkeypatch.setenv("FAKE_CLI_HELP", str(old))
-    checks = dict((n, (ok, d)) for n, ok, d in adapter(cli, pass_env=["FAKE_CLI_HELP"]).check())
+    checks = dict((n, (ok, d)) for n, ok, d in fake_cli(cli, pass_env=["FAKE_CLI_HELP"]).check())
     ok, detail = checks[f"vendor {cli} flags"]
     assert not ok and flag in detail
 
 
 def test_doctor_checks_only_flags_the_options_use(all_keys: dict[str, str]) -> None:
-    assert "--model" not in adapter("claude").flags()
-    assert "--model" in adapter("claude", model="opus").flags()
-    assert "--max-turns" not in adapter("claude", max_turns=5).flags(), "accepted though hidden from --help"
-    assert "--resume" in adapter("claude").flags() and "--resume" in adapter("gemini").flags(), "doctor checks it"
+    assert "--model" not in fake_cli("claude").flags()
+    assert "--model" in fake_cli("claude", model="opus").flags()
+    assert "--max-turns" not in fake_cli("claude", max_turns=5).flags(), "accepted though hidden from --help"
+    assert "--resume" in fake_cli("claude").flags() and "--resume" in fake_cli("gemini").flags(), "doctor checks it"
 
 
 def _kill(pgid: int) -> None:

@@ -12,16 +12,8 @@ from pathlib import Path
 import pytest
 
 from swarm.agents import registry
-from swarm.agents.cli_adapter import CliAgent
 from swarm.agents.codex import CodexAgent, CodexOptions
-from tests.agents.helpers import BIN, CLIS, KEY_VARS, agent_run, root_sandbox_env, script
-
-
-def adapter(cli: str, **options: object) -> CliAgent:
-    env = {**root_sandbox_env(cli), **options.pop("env", {})}  # type: ignore[dict-item]
-    agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
-    assert isinstance(agent, CliAgent)
-    return agent
+from tests.agents.helpers import BIN, CLIS, KEY_VARS, agent_run, fake_cli, script
 
 
 @pytest.fixture
@@ -44,7 +36,7 @@ def test_a_cli_stuck_before_any_answer_is_stopped_at_the_connect_timeout_as_the_
 ) -> None:
     run = agent_run(tmp_path, script(f"emit {stuck}", "sleep 60"), timeout=60)
     started = time.monotonic()
-    result = adapter(cli, connect_timeout=1.5).run(run)
+    result = fake_cli(cli, connect_timeout=1.5).run(run)
     assert time.monotonic() - started < 30, "stopped long before the attempt's timeout"
     assert (result.fault, result.reason) == ("vendor", "network"), result.message
     assert "connect timeout" in result.message or "stopped after" in result.message
@@ -55,7 +47,7 @@ def test_an_agent_silent_after_it_started_is_stalled_by_the_idle_timeout_the_tas
 ) -> None:
     run = agent_run(tmp_path, script("emit claude_progress.out", "sleep 60"), timeout=60)
     started = time.monotonic()
-    result = adapter("claude", connect_timeout=30, idle_timeout=1.5).run(run)
+    result = fake_cli("claude", connect_timeout=30, idle_timeout=1.5).run(run)
     assert time.monotonic() - started < 30
     assert (result.outcome, result.fault, result.reason) == ("failed", "task", "stalled"), result.message
     assert "idle timeout" in result.message
@@ -63,19 +55,19 @@ def test_an_agent_silent_after_it_started_is_stalled_by_the_idle_timeout_the_tas
 
 def test_without_timeouts_set_only_the_attempt_timeout_stops_a_silent_cli(tmp_path: Path, keys: None) -> None:
     run = agent_run(tmp_path, script("sleep 60"), timeout=2)
-    result = adapter("gemini", connect_timeout=None).run(run)
+    result = fake_cli("gemini", connect_timeout=None).run(run)
     assert (result.outcome, result.reason) == ("timeout", "timeout")
 
 
 def test_retries_are_lowered_in_each_clis_own_terms(tmp_path: Path, keys: None) -> None:
     run = agent_run(tmp_path)
-    claude_env = adapter("claude", max_retries=1).env(run, run.home / "claude")
+    claude_env = fake_cli("claude", max_retries=1).env(run, run.home / "claude")
     assert claude_env["CLAUDE_CODE_MAX_RETRIES"] == "1"
-    gemini = adapter("gemini", max_retries=2)
+    gemini = fake_cli("gemini", max_retries=2)
     gemini.env(run, run.home / "gemini")
     settings = json.loads((run.home / "gemini" / ".gemini" / "settings.json").read_text())
     assert settings["general"]["maxAttempts"] == 3
-    argv = adapter("codex", max_retries=0).argv(run, "P")
+    argv = fake_cli("codex", max_retries=0).argv(run, "P")
     config = [argv[i + 1] for i, a in enumerate(argv) if a == "-c"]
     assert "model_provider=swarm-openai" in config
     provider = next(c for c in config if c.startswith("model_providers.swarm-openai="))
@@ -98,13 +90,13 @@ def test_codex_with_a_chatgpt_login_keeps_the_built_in_provider(
 def test_preflight_finds_a_missing_cli_and_a_missing_login_without_running_anything(
     cli: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    missing = adapter(cli, binary=str(tmp_path / "nope")).preflight(tmp_path / "home")
+    missing = fake_cli(cli, binary=str(tmp_path / "nope")).preflight(tmp_path / "home")
     assert missing is not None and (missing.fault, missing.reason) == ("vendor", "cli_missing")
     for name in (*KEY_VARS, "CLAUDE_CODE_OAUTH_TOKEN", "CLAUDE_CONFIG_DIR", "CODEX_HOME", "GEMINI_CLI_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     record = tmp_path / "record.jsonl"
-    no_login = adapter(cli, env={"FAKE_CLI_RECORD": str(record)}).run(agent_run(tmp_path))
+    no_login = fake_cli(cli, env={"FAKE_CLI_RECORD": str(record)}).run(agent_run(tmp_path))
     assert (no_login.outcome, no_login.fault, no_login.reason) == ("auth_error", "vendor", "auth")
     assert not record.exists(), "the CLI was never started"
 
@@ -123,6 +115,6 @@ def test_a_cli_still_retrying_a_rate_limit_at_the_attempt_timeout_is_the_vendors
     tmp_path: Path, keys: None
 ) -> None:
     run = agent_run(tmp_path, script("emit claude_retrying_429.out", "sleep 60"), timeout=2)
-    result = adapter("claude", connect_timeout=None).run(run)
+    result = fake_cli("claude", connect_timeout=None).run(run)
     assert (result.outcome, result.fault, result.reason) == ("rate_limited", "vendor", "rate_limit"), result.message
     assert "timed out" in result.message

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from swarm.agents import registry
-from swarm.agents.cli_adapter import CliAgent
-from tests.agents.helpers import BIN, KEY_VARS, agent_run, root_sandbox_env, script
+from tests.agents.helpers import KEY_VARS, agent_run, fake_cli, script
 
 
 @pytest.fixture
@@ -19,18 +17,10 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, f"sk-{name.lower().replace('_', '-')}-0123456789abcdef")
 
 
-def adapter(cli: str, **options: object) -> CliAgent:
-    sandbox = root_sandbox_env(cli)
-    env = {**sandbox, **options.pop("env", {})}  # type: ignore[dict-item]
-    agent = registry.make(cli, cli, {"binary": str(BIN / cli), "env": env, **options})
-    assert isinstance(agent, CliAgent)
-    return agent
-
-
 @pytest.mark.parametrize("cli", ["claude", "codex", "gemini"])
 def test_each_run_gets_an_empty_private_temp_folder_of_its_slot(cli: str, tmp_path: Path, keys: None) -> None:
     record = tmp_path / "record.jsonl"
-    agent = adapter(cli, env={"FAKE_CLI_RECORD": str(record)})
+    agent = fake_cli(cli, env={"FAKE_CLI_RECORD": str(record)})
     run = agent_run(tmp_path, script("write src/a.txt a"))
     (run.home / "tmp").mkdir(parents=True)
     (run.home / "tmp" / "left-by-the-last-task.txt").write_text("prompt context")
@@ -48,13 +38,13 @@ def test_claude_auto_memory_is_off_and_forgotten_between_tasks_unless_configured
     memory = run.home / "claude" / "projects" / "-srv-swarm-mirror" / "memory"
     memory.mkdir(parents=True)
     (memory / "MEMORY.md").write_text("what the last task learnt")
-    assert adapter("claude", env={"FAKE_CLI_RECORD": str(record)}).run(run).outcome == "ok"
+    assert fake_cli("claude", env={"FAKE_CLI_RECORD": str(record)}).run(run).outcome == "ok"
     assert not memory.exists()
     assert json.loads(record.read_text())["env"]["CLAUDE_CODE_DISABLE_AUTO_MEMORY"] == "1"
     memory.mkdir(parents=True)
     (memory / "MEMORY.md").write_text("kept")
     record.unlink()
-    assert adapter("claude", memory=True, env={"FAKE_CLI_RECORD": str(record)}).run(run).outcome == "ok"
+    assert fake_cli("claude", memory=True, env={"FAKE_CLI_RECORD": str(record)}).run(run).outcome == "ok"
     assert (memory / "MEMORY.md").read_text() == "kept"
     assert "CLAUDE_CODE_DISABLE_AUTO_MEMORY" not in json.loads(record.read_text())["env"]
 
@@ -64,5 +54,5 @@ def test_gemini_global_memory_file_is_forgotten_between_tasks(tmp_path: Path, ke
     memory = run.home / "gemini" / ".gemini" / "GEMINI.md"
     memory.parent.mkdir(parents=True)
     memory.write_text("## Gemini Added Memories\n- the last task's secret")
-    assert adapter("gemini").run(run).outcome == "ok"
+    assert fake_cli("gemini").run(run).outcome == "ok"
     assert not memory.exists()
